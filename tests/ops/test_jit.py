@@ -1,0 +1,82 @@
+"""NVRTC: the CUDA source compiles for the GPUs tfbench supports, on a machine without a GPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tfbench.ops import jit
+from tfbench.ops.lif import LIFParams
+from tfbench.ops.lif.cuda import _STORAGE, _SURROGATE
+
+
+def _nvrtc_or_skip():
+    try:
+        return jit.nvrtc_version()
+    except jit.KernelBuildError as exc:
+        if os.environ.get("CI") == "true":
+            raise  # CI installs a CUDA build of torch: NVRTC must be there
+        pytest.skip(str(exc))
+
+
+def _defines(dtype, p: LIFParams, vec: int) -> dict[str, int]:
+    return {"LIF_STORAGE": _STORAGE[dtype], "LIF_DECAY_INPUT": int(p.decay_input),
+            "LIF_HARD_RESET": int(p.hard_reset), "LIF_DETACH_RESET": int(p.detach_reset),
+            "LIF_SURROGATE": _SURROGATE[p.surrogate], "LIF_VEC": vec, "LIF_UNROLL": 4}
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_every_configuration_compiles(arch):
+    """Every dtype at every vector width, and every switch combination in fp32."""
+    import torch
+
+    _nvrtc_or_skip()
+    configs = [(dt, LIFParams(), vec) for dt in _STORAGE for vec in (1, 2, 4, 8)
+               if vec * torch.empty((), dtype=dt).element_size() <= 16]
+    configs += [(torch.float32, LIFParams(decay_input=d, v_reset=r, detach_reset=det, surrogate=sg), 1)
+                for d in (True, False) for r in (0.0, None) for det in (False, True) for sg in _SURROGATE]
+    for dtype, p, vec in configs:
+        image, is_cubin = jit.compile_cubin("lif.cu", arch, _defines(dtype, p, vec), use_cache=False)
+        assert is_cubin and image[:4] == b"\x7fELF", (dtype, p, vec)
+
+
+def test_disk_cache_reuses_and_keys_on_options(tmp_path, monkeypatch):
+    import torch
+
+    _nvrtc_or_skip()
+    monkeypatch.setenv("TFBENCH_CACHE_DIR", str(tmp_path))
+    d = _defines(torch.float32, LIFParams(), 1)
+    first, _ = jit.compile_cubin("lif.cu", 90, d)
+    files = list((tmp_path / "kernels").iterdir())
+    assert len(files) == 1
+    files[0].write_bytes(b"\x7fELF-cached")  # the second call must read the cache, not compile
+    assert jit.compile_cubin("lif.cu", 90, d)[0] == b"\x7fELF-cached"
+    jit.compile_cubin("lif.cu", 90, {**d, "LIF_SURROGATE": 1})
+    assert len(list((tmp_path / "kernels").iterdir())) == 2
+
+
+def test_compile_error_is_reported_with_the_log():
+    _nvrtc_or_skip()
+    with pytest.raises(jit.KernelBuildError, match="LIF_STORAGE must be"):
+        jit.compile_cubin("lif.cu", 90, {"LIF_STORAGE": 9}, use_cache=False)
+
+
+def test_gpu_older_than_nvrtc_supports(monkeypatch):
+    monkeypatch.setattr(jit, "supported_archs", lambda: [75, 80, 90])
+    monkeypatch.setattr(jit, "nvrtc_version", lambda: (13, 0))
+    with pytest.raises(jit.KernelBuildError, match="sm_61, older than NVRTC 13.0 supports"):
+        jit._target(61)
+    assert jit._target(90) == ("sm_90", True)
+    assert jit._target(120) == ("compute_90", False)  # newer GPU: PTX that the driver compiles
+
+
+def test_missing_nvrtc_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(jit, "_NVRTC", None)
+    monkeypatch.setattr(jit, "_nvrtc_candidates", lambda: [])
+    with pytest.raises(jit.KernelBuildError, match="pip install nvidia-cuda-nvrtc"):
+        jit.nvrtc_version()
+
+
+def test_sources_are_found():
+    assert (jit.kernels_dir() / "lif.cu").is_file() and (jit.kernels_dir() / "lif.cuh").is_file()

@@ -1,0 +1,148 @@
+"""The fused op on NVIDIA GPUs: kernels/lif.cu, built by NVRTC (tfbench/ops/jit.py) at first use.
+
+One forward and one backward launch per call, whatever T is. Each configuration (storage dtype,
+reset mode, decay_input, detach_reset, surrogate, neurons per thread) is one small compiled module,
+built once per machine and cached on disk.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .. import jit
+from . import alloc
+from .params import LIFParams
+
+# The storage dtype codes of lif.cuh (LIF_STORAGE).
+_STORAGE = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2, torch.float64: 3}
+_SURROGATE = {"sigmoid": 0, "atan": 1, "rect": 2}
+
+
+@dataclass
+class Tuning:
+    """Launch shape. Defaults measured on an H100 (kernels/NOTES.md); the benchmark sweeps them."""
+
+    block: int = 128                 # threads per block: small blocks spread a small layer over more SMs
+    unroll: int = 4                  # time steps loaded ahead of use: 4 keeps 64 B in flight per thread
+    vec_bytes: int = 16              # widest access per thread and step: one 16-byte load
+    min_threads_per_sm: int = 1024   # use wide accesses only while this many threads per SM remain
+    vec: int | None = None           # force a width (tuning sweeps); None picks per call
+
+
+TUNING = Tuning()
+
+
+class _ParamsF(ctypes.Structure):
+    _fields_ = [("inv_tau", ctypes.c_float), ("v_threshold", ctypes.c_float),
+                ("v_reset", ctypes.c_float), ("alpha", ctypes.c_float)]
+
+
+class _ParamsD(ctypes.Structure):
+    _fields_ = [("inv_tau", ctypes.c_double), ("v_threshold", ctypes.c_double),
+                ("v_reset", ctypes.c_double), ("alpha", ctypes.c_double)]
+
+
+def _kernel_args(params: type[ctypes.Structure]) -> jit.KernelArgs:
+    """lif_forward(x, v0, s, h, v_last, n, steps, p) and lif_backward(gs, h, gv_last, gx, gv0, n, steps, p)."""
+    fields = [(name, ctypes.c_void_p) for name in ("a", "b", "c", "d", "e")]
+    fields += [("n", ctypes.c_longlong), ("steps", ctypes.c_int), ("p", params)]
+    return jit.KernelArgs(type("LIFArgs", (ctypes.Structure,), {"_fields_": fields}))
+
+
+_ARGS = {False: _kernel_args(_ParamsF), True: _kernel_args(_ParamsD)}
+
+
+_MODULES: dict[tuple, jit.CudaModule] = {}
+_SM_COUNT: dict[int, int] = {}
+
+
+def _module(dtype: torch.dtype, p: LIFParams, vec: int, device: int) -> jit.CudaModule:
+    key = (dtype, p.decay_input, p.hard_reset, p.detach_reset, p.surrogate, vec, TUNING.unroll, device)
+    module = _MODULES.get(key)
+    if module is None:
+        major, minor = torch.cuda.get_device_capability(device)
+        defines = {
+            "LIF_STORAGE": _STORAGE[dtype], "LIF_DECAY_INPUT": int(p.decay_input),
+            "LIF_HARD_RESET": int(p.hard_reset), "LIF_DETACH_RESET": int(p.detach_reset),
+            "LIF_SURROGATE": _SURROGATE[p.surrogate], "LIF_VEC": vec, "LIF_UNROLL": TUNING.unroll,
+        }
+        image, _ = jit.compile_cubin("lif.cu", major * 10 + minor, defines)
+        module = jit.CudaModule(image, ["lif_forward", "lif_backward"])
+        _MODULES[key] = module
+    return module
+
+
+def _sm_count(device: int) -> int:
+    count = _SM_COUNT.get(device)
+    if count is None:
+        count = _SM_COUNT[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    return count
+
+
+def _vec(n: int, dtype: torch.dtype, device: int, *tensors: Tensor | None) -> int:
+    """Neurons per thread: the widest access that divides n, still fills the GPU, and is aligned."""
+    if TUNING.vec is not None:
+        vec = TUNING.vec
+    else:
+        vec = max(1, TUNING.vec_bytes // dtype.itemsize)
+        enough = _sm_count(device) * TUNING.min_threads_per_sm
+        while vec > 1 and (n % vec or n // vec < enough):
+            vec //= 2
+    if vec > 1 and (n % vec or any(t is not None and t.data_ptr() % (vec * t.element_size()) for t in tensors)):
+        return 1
+    return vec
+
+
+def _launch(kernel: str, module: jit.CudaModule, device: int, vec: int, double: bool,
+            ptrs: tuple[Tensor | None, ...], n: int, steps: int, p: LIFParams) -> None:
+    args, params = _ARGS[double].get()
+    args.a, args.b, args.c, args.d, args.e = [0 if t is None else t.data_ptr() for t in ptrs]
+    args.n, args.steps = n, steps
+    args.p.inv_tau, args.p.v_threshold, args.p.v_reset, args.p.alpha = 1.0 / p.tau, p.v_threshold, p.rest, p.alpha
+    module.launch(kernel, device, _grid(n, vec), TUNING.block, params)
+
+
+def _grid(n: int, vec: int) -> int:
+    threads = (n + vec - 1) // vec
+    return (threads + TUNING.block - 1) // TUNING.block
+
+
+def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
+    """x: [T, N] contiguous on a GPU; v0: [N] float32 (float64 for float64 x) or None.
+
+    Returns s [T, N] and h [T, N] in x's dtype, and v_T [N] in float32 (float64).
+    """
+    steps, n = x.shape
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    s = alloc.empty((steps, n), x.dtype, x.device)
+    h = alloc.empty((steps, n), x.dtype, x.device)
+    v_last = alloc.empty((n,), acc, x.device)
+    if n == 0:
+        return s, h, v_last
+    device = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    vec = _vec(n, x.dtype, device, x, s, h)
+    module = _module(x.dtype, p, vec, device)
+    _launch("lif_forward", module, device, vec, acc == torch.float64, (x, v0, s, h, v_last), n, steps, p)
+    return s, h, v_last
+
+
+def lif_backward_cuda(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
+    """gs, h: [T, N] contiguous, h's dtype; gv_last: [N] float32 (float64) or None.
+
+    Returns gx [T, N] in h's dtype and gv0 [N] in float32 (float64).
+    """
+    steps, n = h.shape
+    acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+    gx = alloc.empty((steps, n), h.dtype, h.device)
+    gv0 = alloc.empty((n,), acc, h.device)
+    if n == 0:
+        return gx, gv0
+    device = h.device.index if h.device.index is not None else torch.cuda.current_device()
+    vec = _vec(n, h.dtype, device, gs, h, gx)
+    module = _module(h.dtype, p, vec, device)
+    _launch("lif_backward", module, device, vec, acc == torch.float64, (gs, h, gv_last, gx, gv0), n, steps, p)
+    return gx, gv0

@@ -1,0 +1,182 @@
+"""The public LIF op: ``lif()`` and the ``torch.ops.tfbench.lif_forward/lif_backward`` PyTorch ops.
+
+The op schema is declared once with ``torch.library.custom_op``; the CPU and CUDA implementations
+are the host functions in cpu.py and cuda.py, the fake (meta) implementation gives shapes for
+``torch.compile``, and autograd is registered on the forward op, so ``lif()`` works in eager mode,
+under ``torch.compile(fullgraph=True)`` and inside CUDA graphs.
+
+In eager mode ``lif()`` calls the same host functions through a ``torch.autograd.Function``
+instead of the dispatcher: identical kernels and maths, about 10 us less Python per call, which is
+most of the cost of a small layer (kernels/NOTES.md has the measurement). Set
+``tfbench.ops.lif.op.EAGER_VIA_DISPATCHER = True`` to route eager calls through the registered op.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .cpu import lif_backward_cpu, lif_forward_cpu
+from .cuda import lif_backward_cuda, lif_forward_cuda
+from .params import LIFParams
+
+EAGER_VIA_DISPATCHER = False
+
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+
+
+def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    v0 = None if v0 is None else v0.to(acc).contiguous()
+    if x.is_cuda:
+        return lif_forward_cuda(x.contiguous(), v0, p)
+    return lif_forward_cpu(x.contiguous(), v0, p)
+
+
+def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
+    acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+    gs = torch.zeros_like(h) if gs is None else gs.to(h.dtype).contiguous()
+    gv_last = None if gv_last is None else gv_last.to(acc).contiguous()
+    if h.is_cuda:
+        return lif_backward_cuda(gs, h, gv_last, p)
+    return lif_backward_cpu(gs, h, gv_last, p)
+
+
+# ------------------------------------------------------------------------------------------------
+# The registered ops
+# ------------------------------------------------------------------------------------------------
+@torch.library.custom_op("tfbench::lif_forward", mutates_args=())
+def lif_forward(x: Tensor, v0: Optional[Tensor], tau: float, decay_input: bool, v_threshold: float,
+                v_reset: Optional[float], detach_reset: bool, surrogate: str,
+                alpha: float) -> tuple[Tensor, Tensor, Tensor]:
+    """x: [T, N]; v0: [N] or None. Returns spikes s [T, N], kept membrane h [T, N], v_T [N]."""
+    p = LIFParams(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha)
+    return _forward_impl(x, v0, p)
+
+
+@lif_forward.register_fake
+def _(x, v0, tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha):
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.empty_like(x), torch.empty_like(x), x.new_empty(x.shape[1:], dtype=acc)
+
+
+@torch.library.custom_op("tfbench::lif_backward", mutates_args=())
+def lif_backward(gs: Tensor, h: Tensor, gv_last: Optional[Tensor], tau: float, decay_input: bool,
+                 v_threshold: float, v_reset: Optional[float], detach_reset: bool, surrogate: str,
+                 alpha: float) -> tuple[Tensor, Tensor]:
+    """gs, h: [T, N]; gv_last: [N] or None. Returns dL/dx [T, N] and dL/dv0 [N]."""
+    p = LIFParams(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha)
+    return _backward_impl(gs, h, gv_last, p)
+
+
+@lif_backward.register_fake
+def _(gs, h, gv_last, tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha):
+    acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+    return torch.empty_like(h), h.new_empty(h.shape[1:], dtype=acc)
+
+
+def _setup_context(ctx, inputs, output):
+    x, v0, *params = inputs
+    ctx.params = params
+    ctx.v0_dtype = None if v0 is None else v0.dtype
+    ctx.save_for_backward(output[1])
+
+
+def _backward(ctx, grad_s, grad_h, grad_v_last):
+    (h,) = ctx.saved_tensors
+    gx, gv0 = torch.ops.tfbench.lif_backward(grad_s, h, grad_v_last, *ctx.params)
+    gv0 = None if ctx.v0_dtype is None else gv0.to(ctx.v0_dtype)
+    return (gx, gv0) + (None,) * len(ctx.params)
+
+
+lif_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ------------------------------------------------------------------------------------------------
+# The eager path: the same host functions without the dispatcher
+# ------------------------------------------------------------------------------------------------
+class _LIFFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, v0: Tensor | None, p: LIFParams):  # type: ignore[override]
+        s, h, v_last = _forward_impl(x, v0, p)
+        ctx.save_for_backward(h)
+        ctx.p = p
+        ctx.v0_dtype = None if v0 is None else v0.dtype
+        ctx.mark_non_differentiable(h)
+        return s, h, v_last
+
+    @staticmethod
+    def backward(ctx, grad_s: Tensor, grad_h: Tensor, grad_v_last: Tensor):  # type: ignore[override]
+        (h,) = ctx.saved_tensors
+        gx, gv0 = _backward_impl(grad_s, h, grad_v_last, ctx.p)
+        return gx, (None if ctx.v0_dtype is None else gv0.to(ctx.v0_dtype)), None
+
+
+# ------------------------------------------------------------------------------------------------
+# The public function
+# ------------------------------------------------------------------------------------------------
+def check_inputs(x: Tensor, v0: Tensor | None) -> None:
+    """Raise TypeError/ValueError naming the argument when x or v0 cannot go into the op."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape [T, *], got {type(x).__name__}")
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"x must be float32, bfloat16 or float16 (float64 for gradcheck), got {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("x must have shape [T, *] (time first), got a 0-dimensional tensor")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must have at least one time step (T >= 1), got shape {tuple(x.shape)}")
+    if x.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"x must be on a CPU or CUDA device, got {x.device}")
+    if v0 is None:
+        return
+    if not isinstance(v0, Tensor):
+        raise TypeError(f"v0 must be a torch.Tensor or None, got {type(v0).__name__}")
+    if not v0.dtype.is_floating_point:
+        raise TypeError(f"v0 must be a floating-point tensor, got {v0.dtype}")
+    if tuple(v0.shape) != tuple(x.shape[1:]):
+        raise ValueError(f"v0 must have x.shape[1:] = {tuple(x.shape[1:])}, got {tuple(v0.shape)}")
+    if v0.device != x.device:
+        raise ValueError(f"v0 must be on x's device ({x.device}), got {v0.device}")
+
+
+def lif(x: Tensor, v0: Tensor | None = None, *, tau: float = 2.0, decay_input: bool = True,
+        v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = False,
+        surrogate: str = "sigmoid", alpha: float = 4.0) -> tuple[Tensor, Tensor]:
+    """All T steps of a LIF layer in one fused forward (and one backward) kernel.
+
+    Args:
+        x: input current, shape ``[T, *]`` (time first, any trailing shape), float32, bfloat16 or
+            float16 (float64 too, computed in float64), on the CPU or a CUDA GPU; any strides.
+        v0: initial membrane, shape ``x.shape[1:]``, on x's device; ``None`` starts at ``v_reset``
+            (hard reset) or 0 (soft reset).
+        tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha: the neuron, exactly
+            as ``../shared/LIF_SPEC.md`` (SpikingJelly's ``LIFNode`` names). ``v_reset=None`` is a
+            soft reset; ``tau=float('inf'), decay_input=False`` is an IF neuron.
+
+    Returns:
+        ``(s, v_T)``: spikes of x's shape and dtype (0/1), and the final membrane of shape
+        ``x.shape[1:]`` in float32 (float64 for float64 input). Gradients flow to x and v0.
+    """
+    return apply(x, v0, _validated(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha))
+
+
+@functools.lru_cache(maxsize=1024)
+def _validated(*args) -> LIFParams:
+    return LIFParams(*args).validate()
+
+
+def apply(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
+    """``lif()`` with parameters already validated (``LIFParams.validate()``): what ``LIF`` calls."""
+    check_inputs(x, v0)
+    steps = x.shape[0]
+    x2 = x.reshape(steps, -1)
+    v02 = None if v0 is None else v0.reshape(-1)
+    if EAGER_VIA_DISPATCHER or torch.compiler.is_compiling():
+        s, _, v_last = torch.ops.tfbench.lif_forward(x2, v02, p.tau, p.decay_input, p.v_threshold, p.v_reset,
+                                                     p.detach_reset, p.surrogate, p.alpha)
+    else:
+        s, _, v_last = _LIFFunction.apply(x2, v02, p)
+    return s.view(x.shape), v_last.view(x.shape[1:])
