@@ -1,0 +1,1 @@
+"""Benchmarks: timing (CUDA events), the LIF-layer sweep, the training loop."""

@@ -1,0 +1,1 @@
+"""Results: one schema, the environment beside each record, an append-only store."""

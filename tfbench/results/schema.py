@@ -1,0 +1,135 @@
+"""The result schema: one frozen dataclass per kind of measurement, written one JSON line each.
+
+Every record carries its full configuration, its environment (results/environment.py), a ``status``
+("ok", "oom", "n/a: <reason>", "error: <message>") and whether its output was checked against the
+reference before it was timed. ``key`` identifies the configuration (not the measurement), so a
+resumed sweep can skip what is already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A stable short hash of a configuration dict."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One LIF layer timed alone (``tfbench layer``; the paper's Fig. 5)."""
+
+    backend: str
+    precision: str              # fp32 | bf16 | fp16
+    T: int
+    N: int
+    direction: str              # forward | backward | both
+    mode: str                   # eager | graph (replayed from a CUDA graph)
+    device: str                 # cuda:0 | cpu
+    neuron: str                 # the LIFParams, as text
+    status: str                 # ok | oom | n/a: <reason> | error: <message>
+    checked: bool               # the backend's spikes matched the reference before timing
+    implementation: str = ""    # e.g. SpikingJelly's selected kernel (triton)
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    repeats: int = 0
+    floor_ms: float | None = None          # bytes moved at least / measured copy bandwidth
+    bytes_per_element: int | None = None
+    copy_bandwidth_gbs: float | None = None
+    peak_mem_bytes: int | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+    kind: str = "layer"
+    schema: int = SCHEMA_VERSION
+
+    def config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("kind", "backend", "precision", "T", "N", "direction", "mode",
+                                              "device", "neuron")}
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LayerRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run (``tfbench run`` / ``compare``; the paper's Table 1): config, per-epoch results.
+
+    Times are wall-clock seconds with the device synchronised at both ends; ``step_*_ms`` are the
+    per-step times (CUDA events on a GPU) of the training steps after the first epoch's warm-up
+    steps; ``samples_per_s`` is ``batch_size`` over the median step. ``peak_mem_bytes`` is the peak
+    device memory allocated during the run (None on the CPU), which includes ``data_mem_bytes`` of
+    dataset held on the device.
+    """
+
+    dataset: str
+    arch: str
+    backend: str                # a tfbench.backends name, or "ann" for the ANN floor (ReLU)
+    neuron: str                 # LIF | IF | ReLU
+    neuron_params: str          # the LIFParams, as text ("" for the ANN)
+    device: str                 # cuda:0 | cpu
+    device_name: str            # the GPU's (or CPU's) name: the same config on another GPU is another run
+    T: int
+    batch_size: int
+    epochs: int
+    max_steps: int | None       # training steps per epoch cap (also caps evaluation batches); None: full
+    lr: float
+    seed: int
+    precision: str              # fp32 | bf16 | fp16
+    synthetic: bool
+    step_mode: str              # multi | single
+    status: str                 # ok | oom | unavailable: <reason> | error: <message>
+    checked: bool = False       # the backend's spikes matched the reference LIF before training
+    implementation: str = ""    # e.g. SpikingJelly's selected kernel (triton)
+    differences: str = ""       # where the backend's neuron differs from LIF_SPEC
+    steps_per_epoch: int = 0
+    test_batches: int = 0
+    train_time_s: list[float] = field(default_factory=list)     # per epoch
+    test_time_s: list[float] = field(default_factory=list)      # per epoch
+    train_loss: list[float] = field(default_factory=list)       # per epoch, mean over its steps
+    test_accuracy: list[float] = field(default_factory=list)    # per epoch, fraction in [0, 1]
+    step_ms: float | None = None          # median training step
+    step_p10_ms: float | None = None
+    step_p90_ms: float | None = None
+    timed_steps: int = 0
+    samples_per_s: float | None = None
+    peak_mem_bytes: int | None = None
+    data_mem_bytes: int | None = None
+    n_params: int = 0
+    env: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+    kind: str = "run"
+    schema: int = SCHEMA_VERSION
+
+    CONFIG_FIELDS = ("kind", "dataset", "arch", "backend", "neuron", "neuron_params", "device", "device_name", "T",
+                     "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode")
+
+    def config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.CONFIG_FIELDS}
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
