@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from tfbench.bench.layer import run_layer_sweep
 from tfbench.ops.lif import PRESETS
 
@@ -22,9 +24,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--backends", default="tfbench,spikingjelly,torch")
     ap.add_argument("--modes", default="eager,graph")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cuda (the full grid) or cpu (a small grid: T in {4, 16}, N = 4096, eager)")
     args = ap.parse_args()
-    records = run_layer_sweep(args.backends.split(","), [4, 16, 64], [65536, 4194304], ["fp32", "bf16"], ["both"],
-                              "cuda", args.modes.split(","), PRESETS["paper"],
+    gpu = args.device.startswith("cuda")
+    Ts, Ns = ([4, 16, 64], [65536, 4194304]) if gpu else ([4, 16], [4096])
+    modes = args.modes.split(",") if gpu else ["eager"]
+    records = run_layer_sweep(args.backends.split(","), Ts, Ns, ["fp32", "bf16"], ["both"],
+                              args.device, modes, PRESETS["paper"], repeats=50 if gpu else 5,
                               progress=lambda r: print(r.backend, r.precision, r.T, r.N, r.mode, r.status,
                                                        r.median_ms, r.floor_ms, r.checked, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +41,7 @@ def main() -> None:
     print("\n| precision | T | N | backend | mode | median ms | p10-p90 | floor ms | x floor | checked |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
-        if r.status != "ok":
+        if r.status != "ok" or r.floor_ms is None:
             print(f"| {r.precision} | {r.T} | {r.N} | {r.backend} | {r.mode} | {r.status} | | | | |")
             continue
         print(f"| {r.precision} | {r.T} | {r.N} | {r.backend} | {r.mode} | {r.median_ms:.4f} | "

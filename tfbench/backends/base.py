@@ -1,0 +1,79 @@
+"""What a neuron backend is: a name, the library behind it, and a factory for a multi-step layer.
+
+A backend's layer takes ``[T, *]`` input current and returns ``[T, *]`` spikes; it keeps no state
+between calls (a new batch starts from the resting membrane). ``unavailable(device)`` gives the
+reason a backend cannot run (library missing, no GPU path), or None when it can: the harness
+shows that reason as "n/a: reason" instead of silently using something else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..ops.lif import LIFParams
+
+LayerFactory = Callable[[LIFParams], nn.Module]
+
+
+def quiet_import(name: str) -> ModuleType:
+    """Import a peer library without its import-time ``torch.jit.script`` deprecation warnings
+    (snnTorch and Norse script helpers when imported; the warning is torch's, not the user's to act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        return importlib.import_module(name)
+
+
+class Unsupported(ValueError):
+    """This backend's library cannot express the requested neuron (the message says what)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One neuron implementation the harness can put into every spiking layer."""
+
+    name: str
+    description: str
+    make_layer: LayerFactory
+    distribution: str | None = None       # the pip distribution whose version is recorded
+    differences: str = ""                 # where this library's neuron differs from LIF_SPEC
+    requires_cuda: bool = False
+    probe: Callable[[], str | None] | None = None  # extra check: None, or why it cannot run
+    # single-step layer ``[*] -> [*]`` that keeps its membrane until ``reset_state()`` (``--step-mode single``)
+    make_step_layer: LayerFactory | None = None
+
+    def version(self) -> str | None:
+        if self.distribution is None:
+            return None
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def unavailable(self, device: torch.device | str | None = None) -> str | None:
+        """None when the backend can run on ``device``, else a short reason."""
+        if self.distribution is not None and self.version() is None:
+            return f"{self.distribution} is not installed (pip install 'tfbench[peers]')"
+        if self.requires_cuda and (device is None or torch.device(device).type != "cuda"):
+            return f"{self.name} runs only on CUDA GPUs"
+        if self.probe is not None:
+            return self.probe()
+        return None
+
+    def layer(self, params: LIFParams) -> nn.Module:
+        """A fresh multi-step layer ``[T, *] -> [T, *]`` of this backend for the neuron ``params``."""
+        return self.make_layer(params.validate())
+
+    def step_layer(self, params: LIFParams) -> nn.Module:
+        """A fresh single-step layer ``[*] -> [*]`` for the neuron ``params``: it keeps its membrane
+        between calls (the network is stepped one time step at a time) until ``reset_state()``."""
+        if self.make_step_layer is None:
+            raise Unsupported(f"{self.name} has no single-step layer")
+        return self.make_step_layer(params.validate())

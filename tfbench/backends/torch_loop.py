@@ -1,0 +1,24 @@
+"""The serial baseline: LIF_SPEC as a plain PyTorch loop over T, autograd through every step."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..ops.lif import LIFParams, lif_reference
+from .base import Backend
+
+
+class TorchLoopLIF(nn.Module):
+    def __init__(self, p: LIFParams):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return lif_reference(x, **self.p.as_kwargs())[0]
+
+
+BACKEND = Backend(
+    name="torch",
+    description="plain PyTorch loop over T (autograd through each step): the serial baseline",
+    make_layer=TorchLoopLIF,
+)
