@@ -1,0 +1,226 @@
+"""What a dataset is to the harness: a spec (shape, classes, real loader, synthetic generator, encoder).
+
+A loader (real or synthetic) returns :class:`Batches`: an iterable of ``(x, y)`` batches already on
+the run's device, ``x`` the raw batch (static images: float ``[B, C, H, W]`` in [0, 1]; event
+frames: ``[B, T, C, H, W]``), ``y`` int64 class labels ``[B]``, and ``len()`` the batches per epoch.
+The spec's ``encode`` turns a raw batch into the network's input ``[T, B, C, H, W]``.
+
+Adding a dataset is one ``DatasetSpec`` in the registry (``tfbench/data/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import DataError
+
+# DataLoader worker processes when feeding a GPU (a sample is decoded or generated per item);
+# on the CPU the workers would compete with the training for the same cores.
+LOADER_WORKERS = 4
+
+
+class DataUnavailable(DataError):
+    """The dataset cannot be read (missing files, failed download, not implemented): one line says why."""
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Everything a loader needs: where the data lives, which split, and the run's shape and device."""
+
+    root: Path
+    train: bool
+    download: bool
+    T: int
+    batch_size: int
+    seed: int
+    device: torch.device
+
+
+class Batches:
+    """An epoch-iterable source of ``(x, y)`` batches on a device; each ``iter()`` is one epoch.
+
+    Subclasses implement ``__len__`` (batches per epoch) and ``_epoch(epoch) -> Iterator``; the epoch
+    counter makes shuffling and synthetic draws deterministic for a given seed.
+    """
+
+    def __init__(self) -> None:
+        self._epochs = 0
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        epoch = self._epochs
+        self._epochs += 1
+        return self._epoch(epoch)
+
+
+class TensorBatches(Batches):
+    """Batches of an in-memory dataset: uint8 ``images [N, C, H, W]`` (to float [0, 1]) and ``labels [N]``.
+
+    The tensors are moved to the device once (so no host copy sits inside a timed step); the train
+    split is reshuffled every epoch from ``seed`` and drops the last partial batch, the test split is
+    read in order and keeps it.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, *, shuffle: bool, seed: int,
+                 device: torch.device):
+        super().__init__()
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        self.images = images.to(device)
+        self.labels = labels.to(device=device, dtype=torch.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+
+    @property
+    def nbytes(self) -> int:
+        """Device bytes the dataset occupies (recorded beside peak memory)."""
+        return self.images.numel() * self.images.element_size() + self.labels.numel() * 8
+
+    def __len__(self) -> int:
+        n = self.images.shape[0]
+        return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.images.shape[0]
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=g).to(self.images.device)
+        else:
+            order = None
+        for i in range(len(self)):
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, n)
+            if order is None:
+                x, y = self.images[lo:hi], self.labels[lo:hi]
+            else:
+                idx = order[lo:hi]
+                x, y = self.images[idx], self.labels[idx]
+            yield x.float().div_(255), y
+
+
+class SyntheticImages(Batches):
+    """Random images of a real dataset's shape and class count, generated on the device, per batch.
+
+    Each class has a fixed random prototype (from ``seed``); an image is half its class's prototype
+    and half uniform noise, in [0, 1], so a network can learn it and accuracy above chance shows the
+    training loop works. Deterministic for a given seed, split, epoch and device type.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], num_classes: int, num_samples: int, batch_size: int, *,
+                 train: bool, seed: int, device: torch.device):
+        super().__init__()
+        self.shape = shape
+        self.num_classes = num_classes
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.train = train
+        self.seed = seed
+        self.device = device
+        g = torch.Generator(device=device).manual_seed(seed)
+        self.prototypes = torch.rand((num_classes, *shape), generator=g, device=device)
+
+    def __len__(self) -> int:
+        return self.num_samples // self.batch_size if self.train else -(-self.num_samples // self.batch_size)
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        # train and test draw from disjoint streams; the test split is the same every epoch
+        stream = (1 + epoch) if self.train else 0
+        g = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + 2 * stream + int(self.train))
+        for i in range(len(self)):
+            b = min(self.batch_size, self.num_samples - i * self.batch_size)
+            y = torch.randint(self.num_classes, (b,), generator=g, device=self.device)
+            noise = torch.rand((b, *self.shape), generator=g, device=self.device)
+            yield self.prototypes[y].mul(0.5).add_(noise, alpha=0.5), y
+
+
+class DatasetBatches(Batches):
+    """Batches of a map-style ``torch.utils.data.Dataset`` of ``(sample, label)`` items, via a DataLoader.
+
+    The train split is shuffled from ``seed`` (a new order each epoch) and drops the last partial
+    batch; the test split is read in order. Batches are moved to ``device`` (pinned, asynchronous on
+    a GPU), samples as float32.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, device: torch.device):
+        super().__init__()
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.device = device
+        self.workers = min(LOADER_WORKERS, max((os.cpu_count() or 1) - 1, 0)) if device.type == "cuda" else 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, generator=g,
+                            drop_last=self.shuffle, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        for x, y in loader:
+            yield (x.to(self.device, dtype=torch.float32, non_blocking=True),
+                   torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True))
+
+
+def rate_encode(x: Tensor, T: int, generator: torch.Generator | None = None, channels: int = 3) -> Tensor:
+    """Bernoulli rate coding, one independent draw per time step (the paper's encoding).
+
+    Args:
+        x: intensities in [0, 1], ``[B, C, H, W]``, float. A 1-channel image is repeated to
+            ``channels`` channels (the paper feeds MNIST to the same 3-channel stem as CIFAR-10).
+        T: time steps.
+        generator: random source on x's device (None: the global one).
+
+    Returns:
+        Spikes ``[T, B, channels, H, W]``, float32 0/1.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"rate_encode expects [B, C, H, W], got shape {tuple(x.shape)}")
+    if x.shape[1] == 1 and channels != 1:
+        x = x.expand(-1, channels, -1, -1)
+    probs = x.float().unsqueeze(0).expand(T, *x.shape)
+    return torch.bernoulli(probs, generator=generator)
+
+
+Loader = Callable[[DataRequest], Batches]
+Encoder = Callable[[Tensor, int, "torch.Generator | None"], Tensor]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its shape and classes, a real loader, a synthetic generator, and the encoder.
+
+    ``in_channels`` and ``image_size`` describe the encoded input the network sees
+    (``[T, B, in_channels, *image_size]``); ``train_size``/``test_size`` are the real split sizes (a
+    synthetic epoch has as many samples). ``files`` says where the real files go under
+    ``--data-root``, for messages.
+    """
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    train_size: int
+    test_size: int
+    load: Loader
+    synthetic: Loader
+    encode: Encoder
+    files: str = ""
+
+    def batches(self, request: DataRequest, synthetic: bool) -> Batches:
+        """The real (or synthetic) split ``request.train`` as batches on ``request.device``."""
+        return (self.synthetic if synthetic else self.load)(request)

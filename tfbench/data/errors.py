@@ -1,0 +1,18 @@
+"""Errors a user can act on: each message says what is wrong, with which path, and what to do.
+
+The CLI prints ``str(error)`` of a ``DataError`` and exits; it never shows a traceback for one.
+"""
+
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """A dataset cannot be used as asked (a missing optional dependency, a missing or damaged dataset)."""
+
+
+class DatasetMissing(DataError):
+    """The dataset's files are not under the data root; the message names them, their source and their place."""
+
+
+class DatasetCorrupted(DataError):
+    """The dataset's files are there but damaged or incomplete; the message names the file and the remedy."""

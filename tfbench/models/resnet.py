@@ -1,0 +1,170 @@
+"""Spiking-ResNet18/34/50 written once, in torchvision's layout, with the neuron injected.
+
+The layout is torchvision's (and SpikingJelly's ``spiking_resnet``, which the paper trained): a 7x7
+stride-2 stem, 3x3 max-pool, four stages of BasicBlock (18/34) or Bottleneck (50) blocks, global
+average pool, one linear classifier. Every ReLU of the ANN is a spiking layer.
+
+Multi-step mode (``step_mode="multi"``, the default): the input ``[T, B, C, H, W]`` is flattened to
+``[T*B, C, H, W]`` once; convs, BN, pooling and the classifier run on ``[T*B, ...]`` as ordinary
+PyTorch ops, and each spiking layer reshapes ``[T*B, ...] -> [T, B, ...]`` around its neuron, which
+sees all T steps at once (the temporal-fusion layout). Single-step mode (``step_mode="single"``) runs
+the whole network once per time step on ``[B, ...]``, the way snnTorch and Norse tutorials train; its
+neurons carry their membrane between the T calls and are reset before each batch.
+
+The output is the class logits averaged over T: ``[B, num_classes]``. With ``neuron=nn.ReLU`` the
+same code is the ANN ResNet at batch T*B: the floor a spiking network is measured against (the
+LIF costs nothing there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+Neuron = Callable[[], nn.Module]
+
+
+class Spiking(nn.Module):
+    """Wraps one neuron. Multi-step: ``[T*B, *] -> [T, B, *] -> neuron -> [T*B, *]``; single-step: as is."""
+
+    def __init__(self, neuron: nn.Module):
+        super().__init__()
+        self.neuron = neuron
+        self.T = 1                # set by the network before each forward (multi-step mode)
+        self.multi_step = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.multi_step:
+            return self.neuron(x)
+        return self.neuron(x.unflatten(0, (self.T, -1))).flatten(0, 1)
+
+    def reset_state(self) -> None:
+        reset = getattr(self.neuron, "reset_state", None)
+        if reset is not None:
+            reset()
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-spike-conv3x3-BN, plus the shortcut, then spike (torchvision's BasicBlock)."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int, neuron: Neuron):
+        super().__init__()
+        self.conv1 = conv3x3(cin, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.sn1 = Spiking(neuron())
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = _downsample(cin, planes * self.expansion, stride)
+        self.sn2 = Spiking(neuron())
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.sn1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.sn2(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """conv1x1-BN-spike-conv3x3-BN-spike-conv1x1-BN, plus the shortcut, then spike (stride on the 3x3)."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int, neuron: Neuron):
+        super().__init__()
+        self.conv1 = conv1x1(cin, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.sn1 = Spiking(neuron())
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.sn2 = Spiking(neuron())
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.downsample = _downsample(cin, planes * self.expansion, stride)
+        self.sn3 = Spiking(neuron())
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.sn1(self.bn1(self.conv1(x)))
+        out = self.sn2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.sn3(out + identity)
+
+
+def _downsample(cin: int, cout: int, stride: int) -> nn.Module | None:
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+
+
+class SpikingResNet(nn.Module):
+    """A ResNet whose every activation is ``neuron()``; input ``[T, B, C, H, W]``, output ``[B, classes]``.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage, e.g. ``[2, 2, 2, 2]`` for ResNet18.
+        neuron: factory of one neuron layer. Multi-step: ``[T, B, *] -> [T, B, *]``; single-step:
+            ``[B, *] -> [B, *]`` keeping its membrane until ``reset_state()``.
+        in_channels, num_classes: input channels (3 for the paper's rate-coded images) and classes.
+        step_mode: ``"multi"`` (all T steps per layer call) or ``"single"`` (the network per step).
+    """
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], neuron: Neuron, *,
+                 in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi"):
+        super().__init__()
+        if step_mode not in ("multi", "single"):
+            raise ValueError(f"unknown step mode {step_mode!r}; choose from: multi, single")
+        self.step_mode = step_mode
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.sn1 = Spiking(neuron())
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        cin = 64
+        stages = []
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            stage = []
+            for j in range(blocks):
+                stage.append(block(cin, planes, 2 if (i > 0 and j == 0) else 1, neuron))
+                cin = planes * block.expansion
+            stages.append(nn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+        self._spiking = [m for m in self.modules() if isinstance(m, Spiking)]
+        for m in self._spiking:
+            m.multi_step = step_mode == "multi"
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _features(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: ``[T, B, C, H, W]`` (any float dtype). Returns logits averaged over T: ``[B, num_classes]``."""
+        if x.dim() != 5:
+            raise ValueError(f"expected input [T, B, C, H, W], got shape {tuple(x.shape)}")
+        steps = x.shape[0]
+        if self.step_mode == "multi":
+            for m in self._spiking:
+                m.T = steps
+            return self._features(x.flatten(0, 1)).unflatten(0, (steps, -1)).mean(0)
+        for m in self._spiking:
+            m.reset_state()
+        out = self._features(x[0])
+        for t in range(1, steps):
+            out = out + self._features(x[t])
+        return out / steps
