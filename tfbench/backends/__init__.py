@@ -7,16 +7,19 @@ ValueError listing the known ones.
 
 from __future__ import annotations
 
-from . import spikingjelly, tfbench_fused, torch_loop
+from . import norse, snntorch, spikingjelly, tfbench_fused, torch_loop
 from .base import Backend, Unsupported
+from .single_step import with_step_layer
 
 BACKENDS: dict[str, Backend] = {
-    b.name: b
+    b.name: with_step_layer(b)
     for b in (
         tfbench_fused.BACKEND,
         torch_loop.BACKEND,
         spikingjelly.BACKEND,
         spikingjelly.BACKEND_TORCH,
+        snntorch.BACKEND,
+        norse.BACKEND,
     )
 }
 
