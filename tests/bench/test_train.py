@@ -1,0 +1,151 @@
+"""The training loop: every backend trains Spiking-ResNet18 on synthetic data; statuses; resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tfbench import data, models
+from tfbench.backends import BACKENDS, get
+from tfbench.bench import train as train_module
+from tfbench.bench.train import NEURONS, RunConfig, pending_record, resolve_device, run_sweep, train
+from tfbench.results.store import Store
+
+TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_steps=2, device="cpu")
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_every_backend_trains_spiking_resnet18(backend: str) -> None:
+    rec = train(RunConfig(backend=backend, **TINY))
+    assert rec.status == "ok", rec.status
+    assert rec.checked, "the backend's spikes must match LIF_SPEC before it is timed"
+    assert rec.backend == backend and rec.arch == "Spiking-ResNet18" and rec.neuron == "LIF"
+    assert rec.steps_per_epoch == 2 and rec.test_batches == 2 and rec.timed_steps == 1
+    assert len(rec.train_time_s) == len(rec.test_time_s) == len(rec.test_accuracy) == len(rec.train_loss) == 1
+    assert all(math.isfinite(v) and v > 0 for v in rec.train_time_s + rec.test_time_s + rec.train_loss)
+    assert 0.0 <= rec.test_accuracy[0] <= 1.0
+    assert rec.step_ms > 0 and rec.samples_per_s == pytest.approx(2 / (rec.step_ms * 1e-3))
+    assert rec.peak_mem_bytes is None                       # no device memory on the CPU
+    assert rec.n_params == 11_181_642 and rec.env["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_gradient_reaches_the_stem_through_every_neuron(backend: str) -> None:
+    """The surrogate gradient flows back through all 17 spiking layers to the first convolution."""
+    p = NEURONS["LIF"]
+    b = get(backend)
+    torch.manual_seed(0)
+    net = models.build("Spiking-ResNet18", lambda: b.layer(p), num_classes=10)
+    x = data.MNIST.encode(torch.rand(2, 1, 28, 28), 3, torch.Generator().manual_seed(0))
+    F.cross_entropy(net(x), torch.tensor([1, 2])).backward()
+    assert net.conv1.weight.grad is not None and net.conv1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("backend", ["tfbench", "snntorch", "norse", "spikingjelly"])
+def test_single_step_mode_trains(backend: str) -> None:
+    rec = train(RunConfig(backend=backend, step_mode="single", **TINY))
+    assert rec.status == "ok" and rec.step_mode == "single"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_runs(precision: str) -> None:
+    rec = train(RunConfig(backend="tfbench", precision=precision, **TINY))
+    assert rec.status == "ok" and rec.precision == precision
+    assert math.isfinite(rec.train_loss[0])
+
+
+def test_ann_floor_is_the_same_network_with_relu() -> None:
+    rec = train(RunConfig(arch="ResNet18", backend="norse", **TINY))   # the backend is ignored for an ANN
+    assert rec.status == "ok" and rec.backend == "ann" and rec.neuron == "ReLU" and rec.neuron_params == ""
+    assert rec.n_params == 11_181_642
+
+
+def test_synthetic_data_is_learnable() -> None:
+    """Loss falls and accuracy rises on the synthetic data (class prototypes + noise): the loop really
+    trains (the ANN twin: the same loop, the cheapest network)."""
+    rec = train(RunConfig(arch="ResNet18", dataset="MNIST", synthetic=True, T=2, batch_size=32, epochs=3,
+                          max_steps=8, device="cpu", lr=1e-3))
+    assert rec.status == "ok"
+    assert rec.train_loss[-1] < 0.7 * rec.train_loss[0]
+    assert rec.test_accuracy[-1] > 0.25                     # chance is 0.10
+
+
+def test_unavailable_is_recorded_not_raised() -> None:
+    rec = train(RunConfig(backend="norse", neuron="IF", **TINY))
+    assert rec.status.startswith("unavailable: ") and "IF neuron" in rec.status
+    assert rec.differences and not rec.checked and rec.step_ms is None
+
+
+def test_missing_library_is_unavailable(monkeypatch) -> None:
+    monkeypatch.setattr(type(BACKENDS["snntorch"]), "version", lambda self: None)
+    rec = train(RunConfig(backend="snntorch", **TINY))
+    assert rec.status == "unavailable: snntorch is not installed (pip install 'tfbench[peers]')"
+
+
+def test_oom_and_errors_are_recorded(monkeypatch) -> None:
+    def oom(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(train_module, "_fit", oom)
+    assert train(RunConfig(backend="torch", **TINY)).status == "oom"
+
+    def boom(*_a, **_k):
+        raise RuntimeError("something broke\nin two lines")
+
+    monkeypatch.setattr(train_module, "_fit", boom)
+    assert train(RunConfig(backend="torch", **TINY)).status == "error: RuntimeError: something broke in two lines"
+
+
+def test_missing_data_is_raised(tmp_path: Path) -> None:
+    with pytest.raises(data.DataError, match="MNIST not found"):
+        train(RunConfig(backend="torch", **{**TINY, "synthetic": False}, data_root=str(tmp_path)))
+
+
+def test_config_validation() -> None:
+    cfg = RunConfig(dataset="cifar-10", arch="spiking-resnet50", backend="SNNTORCH", neuron="if",
+                    precision="BF16", step_mode="Single").normalized()
+    assert (cfg.dataset, cfg.arch, cfg.backend, cfg.neuron, cfg.precision, cfg.step_mode) == (
+        "CIFAR-10", "Spiking-ResNet50", "snntorch", "IF", "bf16", "single")
+    bad = [({"batch_size": 70_000}, "batch size 70000 is larger than the MNIST training set \\(60000 samples\\); "
+                                    "choose 1..60000"),
+           ({"batch_size": 0}, "batch size must be >= 1, got 0"), ({"T": 0}, "T must be >= 1"),
+           ({"precision": "fp8"}, "unknown precision 'fp8'; choose from: fp32, bf16, fp16"),
+           ({"neuron": "Izhikevich"}, "unknown neuron 'Izhikevich'; choose from: LIF, IF"),
+           ({"lr": -1.0}, "lr must be a positive number"), ({"device": "tpu"}, "unknown device 'tpu'")]
+    for change, message in bad:
+        with pytest.raises(ValueError, match=message):
+            RunConfig(**change).normalized()
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("CPU") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available \\(no CUDA GPU here\\); choose from: cpu"):
+            resolve_device("cuda:1")
+
+
+def test_sweep_skips_done_and_force_redoes(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    real = train_module.train
+
+    def counting(cfg, reporter=None):
+        calls.append(cfg.backend)
+        return real(cfg, reporter)
+
+    monkeypatch.setattr(train_module, "train", counting)
+    store = Store(tmp_path)
+    configs = [RunConfig(backend=b, **TINY) for b in ("torch", "norse")]
+    first = run_sweep(configs, store)
+    assert calls == ["torch", "norse"] and [r.status for r in first] == ["ok", "ok"]
+    skipped = []
+    again = run_sweep(configs, store, on_skip=skipped.append)
+    assert calls == ["torch", "norse"] and [r.backend for r in skipped] == ["torch", "norse"]
+    assert [r.key for r in again] == [r.key for r in first]
+    run_sweep(configs[:1], store, force=True)
+    assert calls == ["torch", "norse", "torch"]
+    assert len(store.runs.records(history=True)) == 3 and len(store.runs.records()) == 2
+    assert pending_record(configs[0]).key == first[0].key

@@ -1,0 +1,391 @@
+"""The training loop (``tfbench run`` / ``compare``): one config in, one :class:`RunRecord` out.
+
+Each epoch: ``steps`` training steps (encode the batch to ``[T, B, C, H, W]``, forward, cross-entropy
+on the time-averaged logits, backward, Adam step), then the test split. Train and test time per
+epoch are wall-clock with the device synchronised at both ends; each training step is also timed
+on its own by ``bench.timing.time_fn`` (CUDA events on a GPU), the first epoch's first
+``WARMUP_STEPS`` untimed (kernel compilation, autotuning, cuDNN benchmark). ``--precision`` is
+autocast (fp16 with a gradient scaler).
+
+A backend that cannot run gives a record with status ``unavailable: <reason>``; running out of
+memory ``oom``; any other exception ``error: <message>``. Missing data is the user's to fix and is
+raised (``DataError``), not recorded. ``run_sweep`` runs many configs, skipping the finished ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import backends, data, models
+from ..ops.lif import PRESETS, LIFParams
+from ..results import environment
+from ..results.schema import RunRecord
+from ..results.store import Store
+from . import timing
+from .check import check_layer
+from .progress import Reporter, SilentReporter
+
+# Steps of the first epoch left out of the step timing: they compile kernels (NVRTC, Triton
+# autotuning) and run cuDNN's benchmark; three covers every layer shape of a ResNet.
+WARMUP_STEPS = 3
+# How often (seconds) the live loss is read back from the device: each read is a synchronisation.
+LOSS_READ_EVERY_S = 0.5
+# The neurons ``--neuron`` names: the paper's LIF preset (LIF_SPEC "The paper's preset") and IF.
+NEURONS: dict[str, LIFParams] = {"LIF": PRESETS["paper"], "IF": PRESETS["if"]}
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+STEP_MODES = ("multi", "single")
+ANN_BACKEND = "ann"   # the backend name recorded for an ANN arch (ReLU: no neuron library involved)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Defaults are the paper's (Table 1): T=32, batch 100, 5 epochs, Adam 1e-3."""
+
+    dataset: str = "MNIST"
+    arch: str = "Spiking-ResNet18"
+    backend: str = "tfbench"
+    neuron: str = "LIF"
+    device: str = "cpu"
+    T: int = 32
+    batch_size: int = 100
+    epochs: int = 5
+    max_steps: int | None = None
+    lr: float = 1e-3
+    seed: int = 0
+    precision: str = "fp32"
+    synthetic: bool = False
+    step_mode: str = "multi"
+    data_root: str = "data"
+    download: bool = False
+
+    def normalized(self) -> "RunConfig":
+        """Canonical names (registry spelling) and checked values; ValueError naming any bad one."""
+        arch = models.get(self.arch)
+        spec = data.get(self.dataset)
+        backend = ANN_BACKEND if not arch.spiking else backends.get(self.backend).name
+        neuron = "ReLU" if not arch.spiking else _choice("neuron", self.neuron, NEURONS)
+        precision = _choice("precision", self.precision, PRECISIONS)
+        step_mode = _choice("step mode", self.step_mode, dict.fromkeys(STEP_MODES))
+        for name, value in (("T", self.T), ("batch size", self.batch_size), ("epochs", self.epochs)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max steps must be >= 1, got {self.max_steps}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if spec.train_size and self.batch_size > spec.train_size:
+            raise ValueError(f"batch size {self.batch_size} is larger than the {spec.name} training set "
+                             f"({spec.train_size} samples); choose 1..{spec.train_size}")
+        return dataclasses.replace(self, arch=arch.name, dataset=spec.name, backend=backend, neuron=neuron,
+                                   precision=precision, step_mode=step_mode, device=str(resolve_device(self.device)))
+
+
+def _choice(what: str, value: str, choices: dict) -> str:
+    for key in choices:
+        if key.lower() == str(value).lower():
+            return key
+    raise ValueError(f"unknown {what} {value!r}; choose from: {', '.join(choices)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a torch.device that exists here; ValueError naming the choices."""
+    name = str(name).strip().lower()
+    available = ["cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [])
+    choices = ", ".join(available[:1] + (["cuda"] if len(available) > 1 else []) + available[1:])
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; choose from: {choices}") from None
+    if device.type == "cpu" and name == "cpu":
+        return device
+    if device.type == "cuda" and len(available) > 1:
+        index = 0 if device.index is None else device.index
+        if index < len(available) - 1:
+            return torch.device("cuda", index)
+        raise ValueError(f"device {name!r} does not exist here; choose from: {choices}")
+    if device.type == "cuda":
+        raise ValueError(f"device {name!r} is not available (no CUDA GPU here); choose from: {choices}")
+    raise ValueError(f"unknown device {name!r}; choose from: {choices}")
+
+
+def best_device() -> str:
+    """The best device present: the first CUDA GPU, else the CPU."""
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def neuron_text(p: LIFParams | None) -> str:
+    """The neuron's parameters as one line (recorded beside every run)."""
+    if p is None:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in p.as_kwargs().items())
+
+
+_ENV_CACHE: dict[str, environment.Environment] = {}
+
+
+def capture_env(device: torch.device | str) -> environment.Environment:
+    """``environment.capture(device)``, once per device per process."""
+    key = str(device)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = environment.capture(device)
+    return _ENV_CACHE[key]
+
+
+def pending_record(cfg: RunConfig) -> RunRecord:
+    """The record ``cfg`` will produce, before it runs (status 'pending'): its ``key`` decides resume."""
+    cfg = cfg.normalized()
+    env = capture_env(cfg.device)
+    params = NEURONS.get(cfg.neuron)
+    return RunRecord(dataset=cfg.dataset, arch=cfg.arch, backend=cfg.backend, neuron=cfg.neuron,
+                     neuron_params=neuron_text(params), device=cfg.device, device_name=env.device, T=cfg.T,
+                     batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr,
+                     seed=cfg.seed, precision=cfg.precision, synthetic=cfg.synthetic, step_mode=cfg.step_mode,
+                     status="pending", env=env.as_dict())
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Open ``cfg``'s real training split once (cached for the run): raises ``DataError`` if it is missing."""
+    if cfg.synthetic:
+        return
+    spec = data.get(cfg.dataset)
+    spec.batches(data.DataRequest(root=Path(cfg.data_root).expanduser(), train=True, download=cfg.download, T=cfg.T,
+                                  batch_size=cfg.batch_size, seed=cfg.seed, device=torch.device("cpu")), False)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    return isinstance(e, RuntimeError) and ("out of memory" in str(e).lower()
+                                            or "can't allocate memory" in str(e).lower())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _implementation(backend_name: str, device: torch.device) -> str:
+    if backend_name.startswith("spikingjelly"):
+        from ..backends.spikingjelly import implementation
+
+        return implementation(device)
+    if backend_name == "tfbench":
+        return "cuda kernel" if device.type == "cuda" else "cpu loop"
+    return ""
+
+
+def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
+    """Train ``cfg`` and return its record (any status); raises ``DataError`` when the data is missing.
+
+    The network input is ``[T, B, C, H, W]`` float32 spikes (rate-coded images, or event frames);
+    the loss is cross-entropy on the logits averaged over T (``[B, num_classes]``).
+    """
+    reporter = reporter or SilentReporter()
+    rec = pending_record(cfg)
+    cfg = cfg.normalized()
+    device = torch.device(cfg.device)
+    arch = models.get(cfg.arch)
+    spec = data.get(cfg.dataset)
+    params = NEURONS.get(cfg.neuron)
+
+    def done(**kw) -> RunRecord:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return dataclasses.replace(rec, timestamp=stamp, **kw)
+
+    # 1. the backend: can it run here, and does its neuron match LIF_SPEC?
+    if arch.spiking:
+        backend = backends.get(cfg.backend)
+        reason = backend.unavailable(device)
+        if reason is not None:
+            return done(status=f"unavailable: {reason}", differences=backend.differences)
+        try:
+            layer = backend.layer(params).to(device)
+            checked = check_layer(layer, params, device)
+            make = backend.layer if cfg.step_mode == "multi" else backend.step_layer
+            make(params)   # single-step mode: Unsupported here rather than deep in the model
+        except backends.Unsupported as e:
+            return done(status=f"unavailable: {e}", differences=backend.differences)
+        except Exception as e:  # noqa: BLE001 - a library that fails on this device is one failing cell
+            return done(status="oom" if _is_oom(e) else f"error: {_one_line(e)}", differences=backend.differences)
+        del layer
+
+        def neuron() -> torch.nn.Module:
+            return make(params)
+
+        differences = backend.differences
+    else:
+        neuron, checked, differences = None, False, "ANN: ReLU in every spiking layer's place, at batch T*B"
+
+    # 2. the data (a DataError here is the user's to fix: raised, not recorded)
+    def request(train_split: bool) -> data.DataRequest:
+        return data.DataRequest(root=Path(cfg.data_root).expanduser(), train=train_split, download=cfg.download,
+                                T=cfg.T, batch_size=cfg.batch_size, seed=cfg.seed, device=device)
+
+    train_batches = spec.batches(request(True), cfg.synthetic)
+    test_batches = spec.batches(request(False), cfg.synthetic)
+    steps = len(train_batches) if cfg.max_steps is None else min(cfg.max_steps, len(train_batches))
+    n_test = len(test_batches) if cfg.max_steps is None else min(cfg.max_steps, len(test_batches))
+    if steps < 1:
+        raise data.DataUnavailable(f"{spec.name}'s training split has fewer samples than one batch of "
+                                   f"{cfg.batch_size}")
+    data_mem = sum(getattr(b, "nbytes", 0) for b in (train_batches, test_batches)) if device.type == "cuda" else None
+
+    title = f"{cfg.arch} {cfg.backend} {cfg.dataset} T={cfg.T} B={cfg.batch_size} {cfg.precision}"
+    reporter.start(title, cfg.epochs, steps, n_test)
+    model = optimizer = None
+    try:
+        torch.manual_seed(cfg.seed)     # the same initial weights for every backend
+        model = models.build(cfg.arch, neuron, in_channels=spec.in_channels, num_classes=spec.num_classes,
+                             step_mode=cfg.step_mode).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        result = _fit(model, optimizer, cfg, spec, train_batches, test_batches, steps, n_test, device, reporter)
+        status = "ok"
+        final = done(status=status, checked=checked, differences=differences, steps_per_epoch=steps,
+                     test_batches=n_test, n_params=sum(p.numel() for p in model.parameters()),
+                     data_mem_bytes=data_mem, implementation=_implementation(cfg.backend, device), **result)
+    except KeyboardInterrupt:
+        reporter.finish("interrupted")
+        raise
+    except data.DataError:
+        reporter.finish("data error")
+        raise
+    except backends.Unsupported as e:
+        status = f"unavailable: {e}"
+        final = done(status=status, differences=differences)
+    except Exception as e:  # noqa: BLE001 - one failing cell is recorded and the sweep goes on
+        status = "oom" if _is_oom(e) else f"error: {_one_line(e)}"
+        final = done(status=status, checked=checked, differences=differences)
+    finally:
+        del model, optimizer
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    reporter.finish(status)
+    return final
+
+
+class _EpochState:
+    """What a training step reads and updates within one epoch."""
+
+    def start(self, epoch: int, batches, device: torch.device) -> None:
+        self.epoch = epoch
+        self.batches = batches
+        self.loss_sum = torch.zeros((), device=device)
+        self.done = 0
+        self.t0 = self.read_at = time.perf_counter()
+
+
+def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, steps: int, n_test: int,
+         device: torch.device, reporter: Reporter) -> dict:
+    """The epochs; returns the RunRecord fields they measure."""
+    amp_dtype = PRECISIONS[cfg.precision]
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)        # the rate coding's draws
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    out = {"train_time_s": [], "test_time_s": [], "train_loss": [], "test_accuracy": []}
+    last: timing.Timing | None = None
+    timing.peak_memory_reset(device)
+    ep = _EpochState()
+
+    def step() -> None:
+        x, y = next(ep.batches)
+        inp = spec.encode(x, cfg.T, gen)
+        with autocast():
+            logits = model(inp)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        ep.loss_sum.add_(loss.detach())
+        ep.done += 1
+        now = time.perf_counter()
+        if now - ep.read_at >= LOSS_READ_EVERY_S or ep.done == steps:
+            ep.read_at = now
+            rate = ep.done * cfg.batch_size / max(now - ep.t0, 1e-9)
+            reporter.step(ep.epoch, ep.done, float(loss.item()), rate)
+
+    for epoch in range(cfg.epochs):
+        model.train()
+        ep.start(epoch, iter(train_batches), device)
+        warmup = min(WARMUP_STEPS, steps - 1) if epoch == 0 else 0
+        _sync(device)
+        t0 = ep.t0 = ep.read_at = time.perf_counter()
+        last = timing.time_fn(step, device, warmup=warmup, repeats=steps - warmup, max_time_s=math.inf)
+        _sync(device)
+        train_s = time.perf_counter() - t0
+        train_loss = float(ep.loss_sum.item()) / steps
+
+        reporter.evaluating(epoch)
+        model.eval()
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for i, (x, y) in enumerate(test_batches):
+                if i >= n_test:
+                    break
+                with autocast():
+                    logits = model(spec.encode(x, cfg.T, gen))
+                correct += (logits.argmax(1) == y).sum()
+                seen += y.shape[0]
+        _sync(device)
+        test_s = time.perf_counter() - t0
+        accuracy = float(correct.item()) / max(seen, 1)
+        for name, value in (("train_time_s", train_s), ("test_time_s", test_s), ("train_loss", train_loss),
+                            ("test_accuracy", accuracy)):
+            out[name].append(value)
+        reporter.epoch(epoch, train_s, test_s, train_loss, accuracy)
+    assert last is not None
+    out.update(step_ms=last.median_ms, step_p10_ms=last.p10_ms, step_p90_ms=last.p90_ms, timed_steps=last.repeats,
+               samples_per_s=cfg.batch_size / (last.median_ms * 1e-3) if last.median_ms > 0 else None,
+               peak_mem_bytes=timing.peak_memory(device))
+    return out
+
+
+def run_sweep(configs: Iterable[RunConfig], store: Store | None, *, force: bool = False,
+              reporter: Reporter | None = None, on_skip=None) -> list[RunRecord]:
+    """Train each config in turn, appending each record to ``store`` as soon as it is finished.
+
+    A config whose key already has a finished record in ``store`` is skipped (``on_skip(record)`` is
+    called with its pending record) unless ``force``. Returns the records of the configs, run or
+    skipped (skipped ones as their pending record); the store holds their results.
+    """
+    out = []
+    for cfg in configs:
+        pending = pending_record(cfg)
+        if store is not None and not force and store.has(pending.key, "run"):
+            if on_skip is not None:
+                on_skip(pending)
+            out.append(pending)
+            continue
+        rec = train(cfg, reporter)
+        if store is not None:
+            store.append(rec)
+        out.append(rec)
+    return out

@@ -1,0 +1,266 @@
+"""Tables from the store: training runs (time, speed-up, accuracy, memory) and LIF-layer timings.
+
+Each builder takes the DataFrame ``tfbench.results.store.load`` gives and returns a plain table
+(a DataFrame of display strings and numbers); ``render`` prints it with rich, ``write`` saves it as
+CSV and markdown. Nothing here runs a benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+MIB = 1 << 20
+ANN_BACKEND = "ann"
+# Columns that, with the arch family, make rows comparable: a speed-up is only taken within a group.
+RUN_GROUP = ("dataset", "family", "T", "batch_size", "precision", "step_mode", "device_name", "synthetic",
+             "epochs", "max_steps", "lr", "seed", "neuron")
+LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _last(v):
+    if isinstance(v, (list, tuple)) and v:
+        return v[-1]
+    return None
+
+
+def _status(s: str) -> str:
+    """Status as shown: 'unavailable: why' reads 'n/a: why', as everywhere in tfbench."""
+    s = str(s)
+    return "n/a: " + s.removeprefix("unavailable: ") if s.startswith("unavailable: ") else s
+
+
+def _family(arch: str) -> str:
+    return str(arch).removeprefix("Spiking-")
+
+
+def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """One row per run: step time, speed-up over ``baseline`` (same config), x the ANN floor, accuracy, memory.
+
+    Speed-up is the baseline's median step time over the row's, within rows that differ only in
+    backend (and the ANN floor row, ``backend == 'ann'``, which joins every neuron's group). ``x floor``
+    is the row's step time over the ANN's. Missing measurements are empty cells.
+    """
+    if df.empty:
+        return pd.DataFrame()
+    d = df.copy()
+    d["family"] = d["arch"].map(_family)
+    rows = []
+    for _, r in d.iterrows():
+        ok = r["status"] == "ok"
+        step = _num(r.get("step_ms")) if ok else None
+        same = d[d["status"] == "ok"]
+        for col in RUN_GROUP:
+            if col != "neuron":
+                same = same[same[col].astype(str) == str(r[col])]
+        base = same[same["backend"] == baseline] if baseline else same.iloc[0:0]
+        if r["backend"] != ANN_BACKEND:       # the ANN row is compared with any neuron's baseline
+            base = base[base["neuron"] == r["neuron"]]
+        ann = same[same["backend"] == ANN_BACKEND]
+        base_ms = _num(base["step_ms"].iloc[-1]) if len(base) else None
+        ann_ms = _num(ann["step_ms"].iloc[-1]) if len(ann) else None
+        peak = _num(r.get("peak_mem_bytes"))
+        acc = _num(_last(r.get("test_accuracy")))
+        epoch_s = _num(_last(r.get("train_time_s")))
+        rows.append({
+            "dataset": r["dataset"], "arch": r["arch"], "backend": r["backend"], "neuron": r["neuron"],
+            "T": int(r["T"]), "batch": int(r["batch_size"]), "precision": r["precision"],
+            "step_mode": r["step_mode"], "device": r.get("device_name", r.get("device")),
+            "status": _status(r["status"]),
+            "step_ms": step,
+            "step_p10_ms": _num(r.get("step_p10_ms")) if ok else None,
+            "step_p90_ms": _num(r.get("step_p90_ms")) if ok else None,
+            "train_s_per_epoch": epoch_s if ok else None,
+            "speedup": (base_ms / step) if (base_ms and step) else None,
+            "x_floor": (step / ann_ms) if (ann_ms and step) else None,
+            "test_accuracy": acc if ok else None,
+            "peak_mem_mib": (peak / MIB) if (peak is not None and ok) else None,
+            "checked": bool(r.get("checked", False)),
+            "differences": r.get("differences", "") or "",
+        })
+    return pd.DataFrame(rows)
+
+
+def layer_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """One row per LIF-layer record: median time, spread, floor, x floor, speed-up over ``baseline``."""
+    if df.empty:
+        return pd.DataFrame()
+    rows = []
+    ok_rows = df[df["status"] == "ok"]
+    for _, r in df.iterrows():
+        ok = r["status"] == "ok"
+        med = _num(r.get("median_ms")) if ok else None
+        floor = _num(r.get("floor_ms"))
+        base_ms = None
+        if baseline:
+            same = ok_rows[ok_rows["backend"] == baseline]
+            for col in LAYER_GROUP:
+                if col in df.columns:
+                    same = same[same[col].astype(str) == str(r[col])]
+            base_ms = _num(same["median_ms"].iloc[-1]) if len(same) else None
+        rows.append({
+            "backend": r["backend"], "implementation": r.get("implementation", "") or "",
+            "precision": r["precision"], "T": int(r["T"]), "N": int(r["N"]), "direction": r["direction"],
+            "mode": r["mode"], "device": r.get("device"),
+            "status": _status(r["status"]),
+            "median_ms": med, "p10_ms": _num(r.get("p10_ms")) if ok else None,
+            "p90_ms": _num(r.get("p90_ms")) if ok else None,
+            "floor_ms": floor, "x_floor": (med / floor) if (med and floor) else None,
+            "speedup": (base_ms / med) if (base_ms and med) else None,
+            "checked": bool(r.get("checked", False)),
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------------
+_FORMATS = {
+    "step_ms": "{:.2f}", "step_p10_ms": "{:.2f}", "step_p90_ms": "{:.2f}", "train_s_per_epoch": "{:.2f}",
+    "speedup": "{:.2f}x", "x_floor": "{:.2f}x", "test_accuracy": "{:.2%}", "peak_mem_mib": "{:,.0f}",
+    "median_ms": "{:.4g}", "p10_ms": "{:.4g}", "p90_ms": "{:.4g}", "floor_ms": "{:.4g}",
+}
+_HEADERS = {
+    "step_ms": "step ms", "step_p10_ms": "p10", "step_p90_ms": "p90", "train_s_per_epoch": "train s/epoch",
+    "speedup": "speed-up", "x_floor": "x floor", "test_accuracy": "test acc", "peak_mem_mib": "peak MiB",
+    "median_ms": "median ms", "p10_ms": "p10", "p90_ms": "p90", "floor_ms": "floor ms", "batch": "B",
+    "step_mode": "steps",
+}
+# Shown on the terminal and in markdown; the CSV keeps every column.
+_HIDDEN = ("differences", "step_p10_ms", "step_p90_ms", "device", "implementation")
+
+
+def format_cell(column: str, value) -> str:
+    """One cell as text: empty for a missing number, the column's format otherwise; a status without
+    its reason (the reasons are listed under the table)."""
+    if column == "status" and isinstance(value, str):
+        return value.split(":", 1)[0]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    fmt = _FORMATS.get(column)
+    if fmt is not None:
+        try:
+            return fmt.format(value)
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+def _shown(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in _HIDDEN]
+
+
+# Columns that describe the config; when every row has the same value they move to the caption.
+_CONFIG_COLUMNS = ("dataset", "arch", "neuron", "T", "batch", "precision", "step_mode", "device", "N", "direction",
+                   "mode")
+
+
+def split_constant(table: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """The columns to show, and the config columns equal in every row (shown once, as a caption)."""
+    cols = _shown(table)
+    constant = {}
+    if len(table) > 1:
+        for c in cols:
+            if c in _CONFIG_COLUMNS and table[c].astype(str).nunique() == 1:
+                constant[c] = format_cell(c, table[c].iloc[0])
+    empty = [c for c in cols if all(format_cell(c, v) == "" for v in table[c])]
+    return [c for c in cols if c not in constant and c not in empty], constant
+
+
+def _caption(constant: dict[str, str]) -> str:
+    return ", ".join(f"{_HEADERS.get(k, k)} {v}" for k, v in constant.items())
+
+
+def render(table: pd.DataFrame, title: str = "", console: Console | None = None) -> None:
+    """Print ``table`` with rich: config columns equal in every row go to the caption; one row prints
+    as a two-column (field, value) table; missing values are empty cells."""
+    console = console or Console()
+    if table.empty:
+        console.print(f"{title}: no records" if title else "no records", markup=False)
+        return
+    if len(table) == 1:
+        t = Table(title=title or None, show_header=False)
+        t.add_column("field", style="bold")
+        t.add_column("value", overflow="fold")
+        row = table.iloc[0]
+        for c in _shown(table):
+            text = format_cell(c, row[c])
+            if text:
+                t.add_row(_HEADERS.get(c, c), Text(text))
+    else:
+        cols, constant = split_constant(table)
+        t = Table(title=title or None, caption=_caption(constant) or None, box=box.SIMPLE_HEAD, padding=(0, 1))
+        for c in cols:
+            numeric = c in _FORMATS or c in ("T", "N", "batch")
+            t.add_column(_HEADERS.get(c, c), justify="right" if numeric else "left",
+                         overflow="fold", no_wrap=c != "status")
+        for _, row in table.iterrows():
+            t.add_row(*(Text(format_cell(c, row[c])) for c in cols))
+    console.print(t)
+    for line in differences_notes(table):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def differences_notes(table: pd.DataFrame) -> list[str]:
+    """Lines for under the table: each status's reason (n/a, error), then each backend whose neuron
+    differs from LIF_SPEC and how."""
+    notes: dict[str, None] = {}
+    for _, row in table.iterrows():
+        status = str(row.get("status") or "")
+        if ":" in status:
+            notes[f"{row['backend']}: {status}"] = None
+    seen: dict[str, str] = {}
+    if "differences" in table.columns:
+        for _, row in table.iterrows():
+            diff = str(row.get("differences") or "")
+            if diff and diff.lower() != "none" and row["backend"] not in seen:
+                seen[row["backend"]] = diff
+    return list(notes) + [f"{backend} differs from LIF_SPEC: {diff}" for backend, diff in seen.items()]
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """``table`` as a GitHub markdown table, with the backends' differences as notes below it."""
+    if table.empty:
+        return "_no records_\n"
+    cols, constant = split_constant(table)
+    numeric = [c in _FORMATS or c in ("T", "N", "batch") for c in cols]
+    lines = [_caption(constant), ""] if constant else []
+    lines += ["| " + " | ".join(_HEADERS.get(c, c) for c in cols) + " |",
+              "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    for _, row in table.iterrows():
+        cells = [format_cell(c, row[c]).replace("|", "\\|") for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = differences_notes(table)
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines) + "\n"
+
+
+def write(table: pd.DataFrame, stem: Path | str) -> list[Path]:
+    """Save ``table`` as ``<stem>.csv`` (every column, raw numbers) and ``<stem>.md``; returns the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    table.to_csv(csv, index=False)
+    md.write_text(to_markdown(table))
+    return [csv, md]
