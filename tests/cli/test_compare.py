@@ -1,0 +1,119 @@
+"""``tfbench compare``: several backends on one config, the ANN floor, resume, --force, sweep files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tfbench.cli import compare as compare_module
+
+from .conftest import assert_one_line_error
+
+TINY = ("--synthetic", "-T", "2", "--batch-size", "2", "--epochs", "1", "--max-steps", "2", "--device", "cpu")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+
+
+def test_compare_resume_and_force(cli, tmp_path: Path) -> None:
+    result = cli("compare", *TINY, "--backends", "torch,Norse", "--ann-floor", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [(r["backend"], r["status"]) for r in _records(tmp_path)] == [("torch", "ok"), ("norse", "ok"),
+                                                                         ("ann", "ok")]
+    table = pd.read_csv(tmp_path / "compare.csv")
+    assert list(table["backend"]) == ["torch", "norse", "ann"]
+    assert table.set_index("backend").loc["torch", "speedup"] == pytest.approx(1.0)
+    assert table.set_index("backend").loc["ann", "x_floor"] == pytest.approx(1.0)
+    md = (tmp_path / "compare.md").read_text()
+    assert "speed-up" in md and "| norse |" in md and "norse differs from LIF_SPEC" in md
+    assert "speed-up over torch" in result.output
+
+    again = cli("compare", *TINY, "--backends", "torch,norse", "--ann-floor", "--out", tmp_path)
+    assert again.exit_code == 0
+    assert again.output.count("skip (done)") == 3
+    assert len(_records(tmp_path)) == 3
+    assert len(pd.read_csv(tmp_path / "compare.csv")) == 3     # the table still shows the done configs
+
+    forced = cli("compare", *TINY, "--backends", "norse", "--out", tmp_path, "--force")
+    assert forced.exit_code == 0 and "skip" not in forced.output
+    assert [r["backend"] for r in _records(tmp_path)] == ["torch", "norse", "ann", "norse"]
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(cli, tmp_path: Path) -> None:
+    result = cli("compare", *TINY, "--backends", "norse,torch", "--neuron", "IF", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    statuses = {r["backend"]: r["status"] for r in _records(tmp_path)}
+    assert statuses["norse"].startswith("unavailable: ") and statuses["torch"] == "ok"
+    assert "norse: n/a:" in result.output
+
+
+def test_sweep_file_with_grid_and_overrides(cli, tmp_path: Path) -> None:
+    config = tmp_path / "small.toml"
+    config.write_text('kind = "run"\n[defaults]\nbackends = ["torch"]\nbatch_size = 2\nepochs = 3\n'
+                      '[[grid]]\nT = [1, 2]\n')
+    result = cli("compare", "--config", config, "--synthetic", "--epochs", "1", "--max-steps", "1",
+                 "--device", "cpu", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    recs = _records(tmp_path)
+    assert sorted(r["T"] for r in recs) == [1, 2]
+    assert all(r["epochs"] == 1 and r["batch_size"] == 2 for r in recs)   # the command line wins over the file
+    assert (tmp_path / "small.csv").exists() and (tmp_path / "small.md").exists()
+
+
+def test_the_shipped_sweep_files_expand() -> None:
+    """configs/table1.toml is the paper's Table 1 grid; configs/fig5.toml the Fig. 5 layer grid."""
+    sweep = compare_module.read_sweep(ROOT / "configs" / "table1.toml")
+    cli_defaults = {k: None for k in compare_module.RUN_KEYS} | {
+        "dataset": "MNIST", "arch": "Spiking-ResNet18", "neuron": "LIF", "time_steps": "32", "batch_size": "100",
+        "epochs": 5, "lr": 1e-3, "seed": 0, "precision": "fp32", "step_mode": "multi", "data_root": "data",
+        "download": False, "synthetic": True, "ann_floor": False}
+    entries = compare_module.sweep_values(cli_defaults, set(), sweep["defaults"], sweep["grid"],
+                                          compare_module.RUN_KEYS, "table1")
+    configs = []
+    for values in entries:
+        c, names, baseline = compare_module.run_configs(values)
+        configs += c
+        assert baseline == "spikingjelly-torch"
+    configs = compare_module.unique(configs)
+    spiking = [c for c in configs if c.backend != "ann"]
+    assert len(spiking) == 3 * 4 * 6 and len(configs) - len(spiking) == 3 * 4
+    assert {c.T for c in configs} == {32} and {c.epochs for c in configs} == {5}
+    assert {c.batch_size for c in configs if c.dataset == "DvsGesture"} == {10}
+    assert {c.batch_size for c in configs if c.dataset != "DvsGesture"} == {100}
+    fig5 = compare_module.read_sweep(ROOT / "configs" / "fig5.toml")
+    assert fig5["kind"] == "layer"
+    assert fig5["defaults"]["T"] == [8, 16, 32, 64, 128] and fig5["defaults"]["N"] == [1_000_000]
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (("--backends", "tfbench,brian2"), ("unknown backend 'brian2'", "tfbench, torch, spikingjelly")),
+    (("--backends", "tfbench", "--baseline", "norse"), ("unknown baseline 'norse'", "choose from: tfbench")),
+    (("--dataset", "MNIST,ImageNet"), ("unknown dataset 'ImageNet'", "MNIST, CIFAR-10, N-MNIST, DvsGesture")),
+    (("--arch", "VGG"), ("unknown arch 'VGG'", "Spiking-ResNet18")),
+    (("--precision", "fp32,fp8"), ("unknown precision 'fp8'", "fp32, bf16, fp16")),
+    (("--device", "tpu"), ("'tpu'", "choose from: cpu")),
+    (("-T", "4,x"), ("T must be whole numbers", "'x'")),
+    (("--batch-size", "0"), ("batch size must be >= 1", "got 0")),
+    (("--batch-size", "60001", "--synthetic"), ("batch size 60001", "choose 1..60000")),
+    (("--config", "configs/none.toml"), ("config file 'configs/none.toml' not found",)),
+])
+def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
+    assert_one_line_error(cli("compare", *args, "--out", tmp_path), *fragments, codes=(2,))
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_bad_sweep_file_and_missing_data(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[defaults]\nbackend = 'torch'\n")
+    assert_one_line_error(cli("compare", "--config", bad, "--out", tmp_path), "unknown key 'backend'",
+                          "backends", codes=(2,))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[defaults\n")
+    assert_one_line_error(cli("compare", "--config", broken), "is not valid TOML", codes=(2,))
+    assert_one_line_error(cli("compare", "--dataset", "CIFAR-10", "--data-root", tmp_path / "none", "--out",
+                              tmp_path), "CIFAR-10 not found", "cifar-10-batches-py", codes=(1,))

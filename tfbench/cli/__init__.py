@@ -1,0 +1,1 @@
+"""The command line: ``tfbench run | compare | layer | plot``, one module per command."""

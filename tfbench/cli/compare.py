@@ -1,0 +1,203 @@
+"""``tfbench compare``: every backend on the same training config(s); one table of time, speed-up,
+accuracy and memory. A sweep file (``--config configs/table1.toml``) gives a grid of configs."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import data, models
+from ..bench.progress import RichReporter
+from ..bench.train import (
+    ANN_BACKEND,
+    NEURONS,
+    PRECISIONS,
+    STEP_MODES,
+    RunConfig,
+    check_data,
+    run_sweep,
+)
+from ..report import tables
+from ..results.store import Store, load
+from .common import (
+    DEFAULT_BASELINE,
+    backend_list,
+    choose,
+    choose_list,
+    console,
+    device_option,
+    err_console,
+    explicit,
+    fail,
+    guarded,
+    int_list,
+    pick_device,
+    read_sweep,
+)
+
+# Keys a sweep file may set (the options' long names with underscores; "T" for --time-steps).
+RUN_KEYS = ("dataset", "arch", "neuron", "backends", "baseline", "device", "time_steps", "batch_size", "epochs",
+            "max_steps", "lr", "seed", "precision", "step_mode", "data_root", "download", "synthetic", "ann_floor")
+GRID_KEYS = ("dataset", "arch", "neuron", "time_steps", "batch_size", "precision", "step_mode")
+
+
+def _key(name: str) -> str:
+    name = name.replace("-", "_")
+    return "time_steps" if name == "T" else name
+
+
+def sweep_values(cli: dict[str, Any], given: set[str], defaults: dict[str, Any], grid: list[dict[str, Any]],
+                 allowed: tuple[str, ...], source: str) -> list[dict[str, Any]]:
+    """One dict of option values per ``[[grid]]`` entry: CLI defaults < file defaults < entry < CLI given."""
+    out = []
+    for entry in grid or [{}]:
+        merged = dict(cli)
+        for layer in (defaults, entry):
+            for k, v in layer.items():
+                k2 = _key(k)
+                if k2 not in allowed:
+                    fail(f"{source}: unknown key {k!r}; choose from: {', '.join(allowed)}")
+                merged[k2] = v
+        merged.update({k: cli[k] for k in given if k in cli})
+        out.append(merged)
+    return out
+
+
+def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str]:
+    """The RunConfigs of one grid entry (every combination x every backend, + the ANN floor), the
+    backends and the baseline."""
+    names = backend_list(values["backends"])
+    baseline = choose("baseline", values["baseline"] or (DEFAULT_BASELINE if DEFAULT_BASELINE in names else names[0]),
+                      names)
+    datasets = choose_list("dataset", values["dataset"], list(data.DATASETS))
+    archs = choose_list("arch", values["arch"], list(models.ARCHS))
+    neurons = choose_list("neuron", values["neuron"], list(NEURONS))
+    precisions = choose_list("precision", values["precision"], list(PRECISIONS))
+    step_modes = choose_list("step mode", values["step_mode"], list(STEP_MODES))
+    Ts = int_list("T", values["time_steps"])
+    batch_sizes = int_list("batch size", values["batch_size"])
+    epochs = int_list("epochs", values["epochs"])[0]
+    max_steps = None if values["max_steps"] in (None, 0, "") else int_list("max steps", values["max_steps"])[0]
+    device = pick_device(device_option(values["device"]) if values["device"] is not None else None)
+    configs: list[RunConfig] = []
+    for ds, arch, neuron, T, B, prec, mode in itertools.product(datasets, archs, neurons, Ts, batch_sizes,
+                                                                precisions, step_modes):
+        common = dict(dataset=ds, neuron=neuron, device=device, T=T, batch_size=B, epochs=epochs,
+                      max_steps=max_steps, lr=float(values["lr"]), seed=int(values["seed"]), precision=prec,
+                      synthetic=bool(values["synthetic"]), step_mode=mode, data_root=str(values["data_root"]),
+                      download=bool(values["download"]))
+        if models.get(arch).spiking:
+            configs += [RunConfig(arch=arch, backend=b, **common) for b in names]
+        if values["ann_floor"] or not models.get(arch).spiking:
+            configs.append(RunConfig(arch=models.ann_twin(arch), backend=ANN_BACKEND, **common))
+    for cfg in configs:
+        try:
+            cfg.normalized()
+        except ValueError as e:
+            fail(str(e))
+    return configs, names, baseline
+
+
+def unique(configs: list[RunConfig]) -> list[RunConfig]:
+    """Configs without repeats (the ANN floor is the same run for every neuron), first seen first."""
+    seen: dict[tuple, RunConfig] = {}
+    for cfg in configs:
+        n = cfg.normalized()
+        seen.setdefault((n.dataset, n.arch, n.backend, n.neuron, n.T, n.batch_size, n.precision, n.step_mode), cfg)
+    return list(seen.values())
+
+
+def _preflight(configs: list[RunConfig]) -> None:
+    """Open each real dataset once before anything runs, so missing files stop the sweep at once."""
+    seen = set()
+    for cfg in configs:
+        key = (cfg.dataset, cfg.data_root, cfg.T, cfg.synthetic)
+        if key not in seen:
+            seen.add(key)
+            check_data(cfg)
+
+
+def compare(
+    ctx: typer.Context,
+    backends: Annotated[str | None, typer.Option(show_default="every installed backend", help=(
+        "Backends to compare, comma-separated: tfbench, torch, spikingjelly, spikingjelly-torch, snntorch, "
+        "norse."))] = None,
+    baseline: Annotated[str | None, typer.Option(show_default=f"{DEFAULT_BASELINE} if compared, else the first",
+                                                 help="Backend the speed-ups are taken against.")] = None,
+    config: Annotated[Path | None, typer.Option(help=(
+        "A sweep file (TOML, e.g. configs/table1.toml): \\[defaults] and \\[\\[grid]] tables of these options "
+        "(lists make a grid); options given on the command line override it."))] = None,
+    ann_floor: Annotated[bool, typer.Option("--ann-floor", help=(
+        "Also train the ANN twin (ResNet with ReLU) at batch T*B: the floor row, where the neuron costs "
+        "nothing."))] = False,
+    dataset: Annotated[str, typer.Option(help="Datasets, comma-separated: MNIST, CIFAR-10, N-MNIST, DvsGesture.")]
+    = "MNIST",
+    arch: Annotated[str, typer.Option(help=(
+        "Networks, comma-separated: Spiking-ResNet18/34/50 (or ResNet18/34/50: the ANN only)."))]
+    = "Spiking-ResNet18",
+    neuron: Annotated[str, typer.Option(help="Neurons, comma-separated: LIF (the paper's preset), IF.")] = "LIF",
+    device: Annotated[str | None, typer.Option(show_default="the best device present",
+                                               help="cpu, cuda or cuda:N.")] = None,
+    time_steps: Annotated[str, typer.Option("-T", "--time-steps", help="Time steps, comma-separated (e.g. 4,32).")]
+    = "32",
+    batch_size: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "100",
+    epochs: Annotated[int, typer.Option(help="Epochs per run (>= 1).")] = 5,
+    max_steps: Annotated[int | None, typer.Option(show_default="the whole split", help=(
+        "Cap on training steps per epoch (>= 1); also caps the test batches."))] = None,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (> 0).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed (the same initial weights for every backend).")] = 0,
+    precision: Annotated[str, typer.Option(help="Precisions, comma-separated: fp32, bf16, fp16 (autocast).")]
+    = "fp32",
+    step_mode: Annotated[str, typer.Option(help=(
+        "Step modes, comma-separated: multi (all T steps per neuron call), single (network stepped per "
+        "time step)."))] = "multi",
+    data_root: Annotated[Path, typer.Option(help="Root folder of the datasets.")] = Path("data"),
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing datasets into --data-root.")] = False,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help=(
+        "Random data of the real shapes and class counts, generated on the fly."))] = False,
+    out: Annotated[Path, typer.Option(help=(
+        "Results folder: records go to OUT/runs.jsonl, the table to OUT/<config or 'compare'>.csv and .md."))]
+    = Path("results"),
+    force: Annotated[bool, typer.Option("--force", help="Run configs again even if OUT already has them.")] = False,
+) -> None:
+    """Train the same network with every backend on the same config(s); print and save one table."""
+    cli = {k: v for k, v in ctx.params.items() if k not in ("config", "out", "force")}
+    given = explicit(ctx) - {"config", "out", "force"}
+    if config is not None:
+        sweep = read_sweep(config)
+        if sweep["kind"] == "layer":
+            from .layer import run_layer_grid
+
+            run_layer_grid(sweep, cli_overrides={k: cli[k] for k in given}, out=out, force=force,
+                           stem=config.stem)
+            return
+        entries = sweep_values(cli, given, sweep["defaults"], sweep["grid"], RUN_KEYS, str(config))
+    else:
+        entries = [cli]
+    configs: list[RunConfig] = []
+    baselines = []
+    for values in entries:
+        c, _, b = run_configs(values)
+        configs += c
+        baselines.append(b)
+    configs = unique(configs)
+    baseline_name = baselines[0]
+    guarded(lambda: _preflight(configs))
+    store = Store(out)
+    err = err_console()
+    err.print(f"tfbench compare: {len(configs)} runs on {configs[0].device}; baseline {baseline_name}; "
+              f"results in {store.runs.path}", highlight=False, soft_wrap=True)
+    records = guarded(lambda: run_sweep(configs, store, force=force, reporter=RichReporter(err),
+                                        on_skip=lambda r: err.print(f"skip (done): {r.arch} {r.backend} {r.dataset} "
+                                                                    f"T={r.T} B={r.batch_size} {r.precision}",
+                                                                    highlight=False, soft_wrap=True)))
+    keys = [r.key for r in records]
+    df = load(store.runs.path, kind="run")
+    df = df[df["key"].isin(keys)]
+    table = tables.run_table(df, baseline_name)
+    tables.render(table, title=f"tfbench compare (speed-up over {baseline_name})", console=console())
+    paths = tables.write(table, Path(out) / (config.stem if config is not None else "compare"))
+    err.print("saved " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)

@@ -1,0 +1,32 @@
+"""The ``tfbench`` command: composes the app from one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import OneLineErrors
+from .compare import compare
+from .layer import layer
+from .plot import plot
+from .run import HELP as RUN_HELP
+from .run import run
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="tfbench",
+    help="Train spiking networks and compare SNN libraries honestly: the same network, data and timing for "
+         "every neuron backend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("run", help=RUN_HELP)(run)
+app.command("compare")(compare)
+app.command("layer")(layer)
+app.command("plot")(plot)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
