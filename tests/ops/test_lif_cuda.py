@@ -60,6 +60,30 @@ def test_runs_on_the_current_stream_and_other_devices_index():
     assert torch.equal(s, expected)
 
 
+def test_fresh_threads_launch_forward_and_backward():
+    """A thread that never touched CUDA (no current context) launches, forward and backward."""
+    import threading
+
+    p = PRESETS["paper"]
+    x = make_input((6, 4096), p, device="cuda").requires_grad_(True)
+    gs = torch.randn_like(x)
+    expected = torch.autograd.grad(lif(x, **p.as_kwargs())[0], x, gs)[0]
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(torch.autograd.grad(lif(x, **p.as_kwargs())[0], x, gs)[0])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for _ in range(2):
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert not errors, errors
+    assert all(torch.equal(r, expected) for r in results) and len(results) == 2
+
+
 def test_cuda_graph_capture_and_replay():
     p = PRESETS["paper"]
     layer = LIF(**p.as_kwargs())

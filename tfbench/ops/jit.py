@@ -266,8 +266,8 @@ class CudaModule:
             if loaded is not None:
                 return loaded
             lib = _driver()
-            with torch.cuda.device(device):
-                torch.cuda.current_stream()  # makes torch's (primary) context current on this thread
+            with torch.cuda.device(device):  # restores the caller's device afterwards
+                _make_primary_context_current(device)  # the context torch uses, also on a fresh thread
                 module = ctypes.c_void_p()
                 _cu_check(lib.cuModuleLoadData(ctypes.byref(module), self._image), "cuModuleLoadData")
                 functions = {}
@@ -292,11 +292,20 @@ class CudaModule:
         stream = _current_stream(device)
         lib = _driver()
         code = lib.cuLaunchKernel(loaded.functions[name], grid, 1, 1, block, 1, 1, 0, stream, params, None)
-        if code == 201:  # CUDA_ERROR_INVALID_CONTEXT: a thread torch has not touched yet
-            with torch.cuda.device(device):
-                torch.cuda.current_stream()
-                code = lib.cuLaunchKernel(loaded.functions[name], grid, 1, 1, block, 1, 1, 0, stream, params, None)
+        if code == 201:  # CUDA_ERROR_INVALID_CONTEXT: this thread has no current context yet
+            _make_primary_context_current(device)
+            code = lib.cuLaunchKernel(loaded.functions[name], grid, 1, 1, block, 1, 1, 0, stream, params, None)
         _cu_check(code, f"launching {name}")
+
+
+def _make_primary_context_current(device: int) -> None:
+    """Make ``device``'s primary context (the one PyTorch uses) current on this thread."""
+    lib = _driver()
+    dev, ctx = ctypes.c_int(), ctypes.c_void_p()
+    _cu_check(lib.cuDeviceGet(ctypes.byref(dev), device), "cuDeviceGet")
+    _cu_check(lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
+    _cu_check(lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    lib.cuDevicePrimaryCtxRelease(dev)  # torch holds its own reference; this one was only to find it
 
 
 class KernelArgs:

@@ -40,7 +40,15 @@ def _store_h(h: Tensor, spike: Tensor, dtype: torch.dtype, thr: float) -> Tensor
 
 
 def lif_forward_cpu(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
-    """x: [T, N] contiguous; v0: [N] or None. Returns s [T, N] (x.dtype), h [T, N] (x.dtype), v_T [N]."""
+    """x: [T, *] contiguous; v0: [*] or None. Returns s, h (x's shape and dtype) and v_T [*]."""
+    shape = x.shape
+    x = x.reshape(shape[0], -1)
+    v0 = None if v0 is None else v0.reshape(-1)
+    s, h, v = _forward_flat(x, v0, p)
+    return s.view(shape), h.view(shape), v.view(shape[1:])
+
+
+def _forward_flat(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
     acc = _acc_dtype(x.dtype)
     steps = x.shape[0]
     s = alloc.empty(tuple(x.shape), x.dtype, x.device)
@@ -61,7 +69,14 @@ def lif_forward_cpu(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor,
 
 
 def lif_backward_cpu(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """gs, h: [T, N]; gv_last: [N] or None. Returns gx [T, N] (h.dtype) and gv0 [N] (float32/64)."""
+    """gs, h: [T, *]; gv_last: [*] or None. Returns gx (h's shape and dtype) and gv0 [*] (float32/64)."""
+    shape = h.shape
+    gv_last = None if gv_last is None else gv_last.reshape(-1)
+    gx, gv0 = _backward_flat(gs.reshape(shape[0], -1), h.reshape(shape[0], -1), gv_last, p)
+    return gx.view(shape), gv0.view(shape[1:])
+
+
+def _backward_flat(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
     acc = _acc_dtype(h.dtype)
     steps, n = h.shape
     gx = alloc.empty(tuple(h.shape), h.dtype, h.device)

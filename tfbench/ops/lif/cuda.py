@@ -112,15 +112,17 @@ def _grid(n: int, vec: int) -> int:
 
 
 def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
-    """x: [T, N] contiguous on a GPU; v0: [N] float32 (float64 for float64 x) or None.
+    """x: [T, *] contiguous on a GPU; v0: [*] contiguous float32 (float64 for float64 x) or None.
 
-    Returns s [T, N] and h [T, N] in x's dtype, and v_T [N] in float32 (float64).
+    Returns s and h of x's shape and dtype, and v_T [*] in float32 (float64). Shapes are kept as
+    given (the kernel sees [T, N], N = prod(*)): no reshapes, which cost Python time per call.
     """
-    steps, n = x.shape
+    steps = x.shape[0]
+    n = x.numel() // steps
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    s = alloc.empty((steps, n), x.dtype, x.device)
-    h = alloc.empty((steps, n), x.dtype, x.device)
-    v_last = alloc.empty((n,), acc, x.device)
+    s = alloc.empty(x.shape, x.dtype, x.device)
+    h = alloc.empty(x.shape, x.dtype, x.device)
+    v_last = alloc.empty(x.shape[1:], acc, x.device)
     if n == 0:
         return s, h, v_last
     device = x.device.index if x.device.index is not None else torch.cuda.current_device()
@@ -131,14 +133,15 @@ def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor
 
 
 def lif_backward_cuda(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """gs, h: [T, N] contiguous, h's dtype; gv_last: [N] float32 (float64) or None.
+    """gs, h: [T, *] contiguous, h's dtype; gv_last: [*] float32 (float64) or None.
 
-    Returns gx [T, N] in h's dtype and gv0 [N] in float32 (float64).
+    Returns gx of h's shape and dtype and gv0 [*] in float32 (float64).
     """
-    steps, n = h.shape
+    steps = h.shape[0]
+    n = h.numel() // steps
     acc = torch.float64 if h.dtype == torch.float64 else torch.float32
-    gx = alloc.empty((steps, n), h.dtype, h.device)
-    gv0 = alloc.empty((n,), acc, h.device)
+    gx = alloc.empty(h.shape, h.dtype, h.device)
+    gv0 = alloc.empty(h.shape[1:], acc, h.device)
     if n == 0:
         return gx, gv0
     device = h.device.index if h.device.index is not None else torch.cuda.current_device()

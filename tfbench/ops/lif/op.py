@@ -30,16 +30,23 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    v0 = None if v0 is None else v0.to(acc).contiguous()
+    if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
+        v0 = v0.to(acc).contiguous()
+    if not x.is_contiguous():
+        x = x.contiguous()
     if x.is_cuda:
-        return lif_forward_cuda(x.contiguous(), v0, p)
-    return lif_forward_cpu(x.contiguous(), v0, p)
+        return lif_forward_cuda(x, v0, p)
+    return lif_forward_cpu(x, v0, p)
 
 
 def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
     acc = torch.float64 if h.dtype == torch.float64 else torch.float32
-    gs = torch.zeros_like(h) if gs is None else gs.to(h.dtype).contiguous()
-    gv_last = None if gv_last is None else gv_last.to(acc).contiguous()
+    if gs is None:  # the spikes were not used: only the final membrane carries a gradient
+        gs = torch.zeros_like(h)
+    elif gs.dtype != h.dtype or not gs.is_contiguous():
+        gs = gs.to(h.dtype).contiguous()
+    if gv_last is not None and (gv_last.dtype != acc or not gv_last.is_contiguous()):
+        gv_last = gv_last.to(acc).contiguous()
     if h.is_cuda:
         return lif_backward_cuda(gs, h, gv_last, p)
     return lif_backward_cpu(gs, h, gv_last, p)
@@ -52,7 +59,7 @@ def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFP
 def lif_forward(x: Tensor, v0: Optional[Tensor], tau: float, decay_input: bool, v_threshold: float,
                 v_reset: Optional[float], detach_reset: bool, surrogate: str,
                 alpha: float) -> tuple[Tensor, Tensor, Tensor]:
-    """x: [T, N]; v0: [N] or None. Returns spikes s [T, N], kept membrane h [T, N], v_T [N]."""
+    """x: [T, *]; v0: [*] or None. Returns spikes s and kept membrane h ([T, *]), and v_T [*]."""
     p = LIFParams(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha)
     return _forward_impl(x, v0, p)
 
@@ -64,10 +71,10 @@ def _(x, v0, tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, al
 
 
 @torch.library.custom_op("tfbench::lif_backward", mutates_args=())
-def lif_backward(gs: Tensor, h: Tensor, gv_last: Optional[Tensor], tau: float, decay_input: bool,
+def lif_backward(gs: Optional[Tensor], h: Tensor, gv_last: Optional[Tensor], tau: float, decay_input: bool,
                  v_threshold: float, v_reset: Optional[float], detach_reset: bool, surrogate: str,
                  alpha: float) -> tuple[Tensor, Tensor]:
-    """gs, h: [T, N]; gv_last: [N] or None. Returns dL/dx [T, N] and dL/dv0 [N]."""
+    """gs, h: [T, *]; gv_last: [*] or None. Returns dL/dx [T, *] and dL/dv0 [*]."""
     p = LIFParams(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha)
     return _backward_impl(gs, h, gv_last, p)
 
@@ -102,6 +109,7 @@ class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, v0: Tensor | None, p: LIFParams):  # type: ignore[override]
         s, h, v_last = _forward_impl(x, v0, p)
+        ctx.set_materialize_grads(False)  # an unused v_T gets no zero-filled gradient (one launch less)
         ctx.save_for_backward(h)
         ctx.p = p
         ctx.v0_dtype = None if v0 is None else v0.dtype
@@ -171,12 +179,9 @@ def _validated(*args) -> LIFParams:
 def apply(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
     """``lif()`` with parameters already validated (``LIFParams.validate()``): what ``LIF`` calls."""
     check_inputs(x, v0)
-    steps = x.shape[0]
-    x2 = x.reshape(steps, -1)
-    v02 = None if v0 is None else v0.reshape(-1)
     if EAGER_VIA_DISPATCHER or torch.compiler.is_compiling():
-        s, _, v_last = torch.ops.tfbench.lif_forward(x2, v02, p.tau, p.decay_input, p.v_threshold, p.v_reset,
+        s, _, v_last = torch.ops.tfbench.lif_forward(x, v0, p.tau, p.decay_input, p.v_threshold, p.v_reset,
                                                      p.detach_reset, p.surrogate, p.alpha)
     else:
-        s, _, v_last = _LIFFunction.apply(x2, v02, p)
-    return s.view(x.shape), v_last.view(x.shape[1:])
+        s, _, v_last = _LIFFunction.apply(x, v0, p)
+    return s, v_last
