@@ -31,15 +31,36 @@ def _set_implementation(requested: str) -> None:
             selection._compiled_selections.clear()
 
 
+def _forget_fallbacks() -> None:
+    """Drop SpikingJelly's record of earlier torch-reference fallbacks, so that ``implementation()``
+    reports what this layer's runs used, not what an earlier run in the process did."""
+    from spikingjelly._ops import lif as sj_lif
+
+    selection = sj_lif._selection
+    with selection._lock:
+        for key in [k for k in selection._selections if isinstance(k, tuple)]:
+            del selection._selections[key]
+
+
 def implementation(device) -> str:
-    """The implementation SpikingJelly's LIF selected on ``device`` ('triton', 'cuda', 'torch', 'cpu')."""
+    """The implementation SpikingJelly's LIF ran on ``device``: 'triton', 'cuda', 'torch' or 'cpu'.
+
+    Where its automatic choice fell back to its torch reference for some calls (SpikingJelly 2.0.0
+    does so for bf16/fp16 autocast), the fallback and its reason are appended.
+    """
     import torch
     from spikingjelly._ops import lif as sj_lif
 
     device = torch.device(device)
     if device.type != "cuda":
         return "cpu"
-    return str(sj_lif._selection.diagnostics(device)["implementation"])
+    selection = sj_lif._selection
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    name = str(selection.diagnostics(device)["implementation"])
+    fallbacks = [key[1] for key in list(selection._selections) if isinstance(key, tuple) and key[0] == index]
+    if fallbacks:
+        name += "; torch-reference fallback: " + "; ".join(fallbacks)
+    return name
 
 
 class SpikingJellyLIF(nn.Module):
@@ -63,11 +84,20 @@ class SpikingJellyLIF(nn.Module):
                                        v_reset=p.v_reset, surrogate_function=sg,
                                        detach_reset=p.detach_reset, step_mode="m")
         self.requested = requested
+        _forget_fallbacks()
 
     def forward(self, x: Tensor) -> Tensor:
         _set_implementation(self.requested)
         self.node.reset()
-        return self.node(x)
+        try:
+            return self.node(x)
+        except RuntimeError as exc:
+            # SpikingJelly 2.0.0 refuses an explicit implementation for an input it would only run on
+            # its automatic torch-reference fallback (e.g. bf16 autocast with the torch path requested)
+            if "cannot run this execution profile" in str(exc):
+                raise Unsupported(f"SpikingJelly refuses SJ_LIF_CUDA_IMPLEMENTATION={self.requested} here: "
+                                  f"{str(exc).split(': ', 1)[-1]}") from exc
+            raise
 
 
 def _make(requested: str):
