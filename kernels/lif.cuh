@@ -280,7 +280,7 @@ LIF_HD acc_t grad_x(acc_t gh, const Params& p) {
 // ---------------------------------------------------------------------------------------------
 typedef Storage<storage_t> St;
 
-// x: [T, n]; v0: [n] or null (then v0 = v_reset); s, h: [T, n]; v_last: [n].
+// x: [T, n]; v0: [n] or null (then v0 = v_reset); s, h: [T, n]; v_last: [n] or null (not wanted).
 LIF_HD void forward_thread(i64 i0, const storage_t* LIF_RESTRICT x, const acc_t* LIF_RESTRICT v0,
                            storage_t* LIF_RESTRICT s, storage_t* LIF_RESTRICT h,
                            acc_t* LIF_RESTRICT v_last, i64 n, int steps, Params p) {
@@ -323,10 +323,12 @@ LIF_HD void forward_thread(i64 i0, const storage_t* LIF_RESTRICT x, const acc_t*
     *reinterpret_cast<pack_t*>(h + (i64)t * n + i0) = hp;
   }
 #pragma unroll
-  for (int k = 0; k < LIF_VEC; ++k) v_last[i0 + k] = v[k];
+  if (v_last)
+#pragma unroll
+    for (int k = 0; k < LIF_VEC; ++k) v_last[i0 + k] = v[k];
 }
 
-// gs, h: [T, n]; gv_last: [n] or null (the final membrane unused); gx: [T, n]; gv0: [n].
+// gs, h: [T, n]; gv_last: [n] or null (the final membrane unused); gx: [T, n]; gv0: [n] or null.
 LIF_HD void backward_thread(i64 i0, const storage_t* LIF_RESTRICT gs, const storage_t* LIF_RESTRICT h,
                             const acc_t* LIF_RESTRICT gv_last, storage_t* LIF_RESTRICT gx,
                             acc_t* LIF_RESTRICT gv0, i64 n, int steps, Params p) {
@@ -367,7 +369,9 @@ LIF_HD void backward_thread(i64 i0, const storage_t* LIF_RESTRICT gs, const stor
     *reinterpret_cast<pack_t*>(gx + (i64)t * n + i0) = out;
   }
 #pragma unroll
-  for (int k = 0; k < LIF_VEC; ++k) gv0[i0 + k] = gv[k];
+  if (gv0)
+#pragma unroll
+    for (int k = 0; k < LIF_VEC; ++k) gv0[i0 + k] = gv[k];
 }
 
 }  // namespace lif

@@ -80,3 +80,23 @@ def test_missing_nvrtc_says_how_to_install(monkeypatch):
 
 def test_sources_are_found():
     assert (jit.kernels_dir() / "lif.cu").is_file() and (jit.kernels_dir() / "lif.cuh").is_file()
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_kernel_args_pack_matches_the_struct_layout(double):
+    """The packed launch buffer holds each value at its ctypes field's offset (float and double params)."""
+    import ctypes
+
+    from tfbench.ops.lif import cuda as lif_cuda
+
+    args = lif_cuda._ARGS[double]
+    params = args.pack(11, 0, 33, 44, 55, 2 ** 40 + 7, 128, 0.8, 0.3, -0.25, 4.0)
+    struct_type = lif_cuda._kernel_args(lif_cuda._ParamsD if double else lif_cuda._ParamsF)._struct_type
+    view = struct_type.from_address(params[0])  # params[0] points at the buffer's first field
+    assert [view.a or 0, view.b or 0, view.c, view.d, view.e] == [11, 0, 33, 44, 55]
+    assert (view.n, view.steps) == (2 ** 40 + 7, 128)
+    assert view.p.inv_tau == pytest.approx(0.8) and view.p.v_threshold == pytest.approx(0.3)
+    assert view.p.v_reset == pytest.approx(-0.25) and view.p.alpha == 4.0
+    base = params[0]
+    assert [params[i] - base for i in range(len(params))] == [
+        getattr(struct_type, f).offset for f in ("a", "b", "c", "d", "e", "n", "steps", "p")]

@@ -18,6 +18,7 @@ import glob
 import hashlib
 import os
 import site
+import struct as _struct
 import sys
 import tempfile
 import threading
@@ -285,16 +286,16 @@ class CudaModule:
 
         ``params`` is the driver's ``void**`` kernel-parameter array (see :class:`KernelArgs`).
         """
-        if device != torch.cuda.current_device():
-            with torch.cuda.device(device):
-                return self.launch(name, device, grid, block, params)
         loaded = self._per_device.get(device) or self._load(device)
         stream = _current_stream(device)
-        lib = _driver()
-        code = lib.cuLaunchKernel(loaded.functions[name], grid, 1, 1, block, 1, 1, 0, stream, params, None)
-        if code == 201:  # CUDA_ERROR_INVALID_CONTEXT: this thread has no current context yet
-            _make_primary_context_current(device)
-            code = lib.cuLaunchKernel(loaded.functions[name], grid, 1, 1, block, 1, 1, 0, stream, params, None)
+        function = loaded.functions[name]
+        code = _driver().cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, stream, params, None)
+        if code != 0:
+            # The fast path assumes this thread's current context is device's (torch's primary one).
+            # A thread with no context yet, or another device current, lands here: set it, try again.
+            with torch.cuda.device(device):
+                _make_primary_context_current(device)
+                code = _driver().cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, stream, params, None)
         _cu_check(code, f"launching {name}")
 
 
@@ -308,27 +309,52 @@ def _make_primary_context_current(device: int) -> None:
     lib.cuDevicePrimaryCtxRelease(dev)  # torch holds its own reference; this one was only to find it
 
 
-class KernelArgs:
-    """A kernel's parameters as one ctypes Structure, reused per thread to keep launches cheap.
+_CODES = {ctypes.c_void_p: "Q", ctypes.c_longlong: "q", ctypes.c_int: "i", ctypes.c_float: "f",
+          ctypes.c_double: "d"}
 
-    ``get()`` returns this thread's (struct, params) pair: set the struct's fields, then pass
-    ``params`` (pointers to each field, fixed once) to :meth:`CudaModule.launch`. The driver copies
-    the values at launch, so the struct can be refilled for the next call right away.
+
+def _flat_format(struct: type[ctypes.Structure], base: int = 0) -> list[tuple[int, str, int]]:
+    """(offset, struct-module code, size) of every scalar field, nested structures flattened."""
+    out = []
+    for name, ctype, *_ in struct._fields_:
+        offset = base + getattr(struct, name).offset
+        if issubclass(ctype, ctypes.Structure):
+            out += _flat_format(ctype, offset)
+        else:
+            out.append((offset, _CODES[ctype], ctypes.sizeof(ctype)))
+    return out
+
+
+class KernelArgs:
+    """A kernel's parameters packed into one reused buffer per thread, to keep launches cheap.
+
+    ``pack(*values)`` writes the values (pointers as ints, 0 for null) with one ``struct.pack_into``
+    and returns the driver's ``void**`` array pointing at each field, fixed once per thread. The
+    driver copies the values at launch, so the buffer can be refilled for the next call right away.
     """
 
     def __init__(self, struct: type[ctypes.Structure]):
-        self._struct = struct
+        fields = _flat_format(struct)
+        fmt, pos = "<", 0
+        for offset, code, size in fields:
+            fmt += "x" * (offset - pos) + code
+            pos = offset + size
+        self._format = _struct.Struct(fmt)
+        self._struct_type = struct  # the layout it mirrors (tests read the buffer back through it)
+        self._size = ctypes.sizeof(struct)
+        # one void* per kernel parameter (a nested structure is one parameter, passed by value)
+        self._offsets = [getattr(struct, name).offset for name, *_ in struct._fields_]
         self._local = threading.local()
 
-    def get(self) -> tuple[ctypes.Structure, ctypes.Array]:
+    def pack(self, *values) -> ctypes.Array:
         pair = getattr(self._local, "pair", None)
         if pair is None:
-            inst = self._struct()
-            base = ctypes.addressof(inst)
-            offsets = [getattr(self._struct, name).offset for name, *_ in self._struct._fields_]
-            params = (ctypes.c_void_p * len(offsets))(*[base + o for o in offsets])
-            pair = self._local.pair = (inst, params)
-        return pair
+            buffer = ctypes.create_string_buffer(self._size)
+            base = ctypes.addressof(buffer)
+            params = (ctypes.c_void_p * len(self._offsets))(*[base + o for o in self._offsets])
+            pair = self._local.pair = (buffer, params)
+        self._format.pack_into(pair[0], 0, *values)
+        return pair[1]
 
 
 def _current_stream(device: int) -> int:

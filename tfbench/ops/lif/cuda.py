@@ -99,10 +99,8 @@ def _vec(n: int, dtype: torch.dtype, device: int, *tensors: Tensor | None) -> in
 
 def _launch(kernel: str, module: jit.CudaModule, device: int, vec: int, double: bool,
             ptrs: tuple[Tensor | None, ...], n: int, steps: int, p: LIFParams) -> None:
-    args, params = _ARGS[double].get()
-    args.a, args.b, args.c, args.d, args.e = [0 if t is None else t.data_ptr() for t in ptrs]
-    args.n, args.steps = n, steps
-    args.p.inv_tau, args.p.v_threshold, args.p.v_reset, args.p.alpha = 1.0 / p.tau, p.v_threshold, p.rest, p.alpha
+    params = _ARGS[double].pack(*[0 if t is None else t.data_ptr() for t in ptrs], n, steps,
+                                1.0 / p.tau, p.v_threshold, p.rest, p.alpha)
     module.launch(kernel, device, _grid(n, vec), TUNING.block, params)
 
 
@@ -111,18 +109,20 @@ def _grid(n: int, vec: int) -> int:
     return (threads + TUNING.block - 1) // TUNING.block
 
 
-def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
+def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams,
+                     want_v_last: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """x: [T, *] contiguous on a GPU; v0: [*] contiguous float32 (float64 for float64 x) or None.
 
     Returns s and h of x's shape and dtype, and v_T [*] in float32 (float64). Shapes are kept as
     given (the kernel sees [T, N], N = prod(*)): no reshapes, which cost Python time per call.
+    ``want_v_last=False`` returns None for v_T and spares its allocation.
     """
     steps = x.shape[0]
     n = x.numel() // steps
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     s = alloc.empty(x.shape, x.dtype, x.device)
     h = alloc.empty(x.shape, x.dtype, x.device)
-    v_last = alloc.empty(x.shape[1:], acc, x.device)
+    v_last = alloc.empty(x.shape[1:], acc, x.device) if want_v_last else None
     if n == 0:
         return s, h, v_last
     device = x.device.index if x.device.index is not None else torch.cuda.current_device()
@@ -132,16 +132,18 @@ def lif_forward_cuda(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor
     return s, h, v_last
 
 
-def lif_backward_cuda(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
+def lif_backward_cuda(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParams,
+                      want_gv0: bool = True) -> tuple[Tensor, Tensor | None]:
     """gs, h: [T, *] contiguous, h's dtype; gv_last: [*] float32 (float64) or None.
 
-    Returns gx of h's shape and dtype and gv0 [*] in float32 (float64).
+    Returns gx of h's shape and dtype and gv0 [*] in float32 (float64); gv0 is None (and not
+    allocated) with ``want_gv0=False``.
     """
     steps = h.shape[0]
     n = h.numel() // steps
     acc = torch.float64 if h.dtype == torch.float64 else torch.float32
     gx = alloc.empty(h.shape, h.dtype, h.device)
-    gv0 = alloc.empty(h.shape[1:], acc, h.device)
+    gv0 = alloc.empty(h.shape[1:], acc, h.device) if want_gv0 else None
     if n == 0:
         return gx, gv0
     device = h.device.index if h.device.index is not None else torch.cuda.current_device()

@@ -29,7 +29,7 @@ class LIF(nn.Module):
         return cls(**{**preset(name).as_kwargs(), **overrides})
 
     def forward(self, x: Tensor, v0: Tensor | None = None, return_state: bool = False):
-        s, v_last = apply(x, v0, self.params)
+        s, v_last = apply(x, v0, self.params, want_v_last=return_state)
         return (s, v_last) if return_state else s
 
     def extra_repr(self) -> str:

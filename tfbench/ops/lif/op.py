@@ -28,18 +28,20 @@ EAGER_VIA_DISPATCHER = False
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
-def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor, Tensor]:
+def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams,
+                  want_v_last: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
         v0 = v0.to(acc).contiguous()
     if not x.is_contiguous():
         x = x.contiguous()
     if x.is_cuda:
-        return lif_forward_cuda(x, v0, p)
+        return lif_forward_cuda(x, v0, p, want_v_last)
     return lif_forward_cpu(x, v0, p)
 
 
-def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
+def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFParams,
+                   want_gv0: bool = True) -> tuple[Tensor, Tensor | None]:
     acc = torch.float64 if h.dtype == torch.float64 else torch.float32
     if gs is None:  # the spikes were not used: only the final membrane carries a gradient
         gs = torch.zeros_like(h)
@@ -48,7 +50,7 @@ def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFP
     if gv_last is not None and (gv_last.dtype != acc or not gv_last.is_contiguous()):
         gv_last = gv_last.to(acc).contiguous()
     if h.is_cuda:
-        return lif_backward_cuda(gs, h, gv_last, p)
+        return lif_backward_cuda(gs, h, gv_last, p, want_gv0)
     return lif_backward_cpu(gs, h, gv_last, p)
 
 
@@ -107,8 +109,8 @@ lif_forward.register_autograd(_backward, setup_context=_setup_context)
 # ------------------------------------------------------------------------------------------------
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, v0: Tensor | None, p: LIFParams):  # type: ignore[override]
-        s, h, v_last = _forward_impl(x, v0, p)
+    def forward(ctx, x: Tensor, v0: Tensor | None, p: LIFParams, want_v_last: bool):  # type: ignore[override]
+        s, h, v_last = _forward_impl(x, v0, p, want_v_last)
         ctx.set_materialize_grads(False)  # an unused v_T gets no zero-filled gradient (one launch less)
         ctx.save_for_backward(h)
         ctx.p = p
@@ -119,8 +121,8 @@ class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s: Tensor, grad_h: Tensor, grad_v_last: Tensor):  # type: ignore[override]
         (h,) = ctx.saved_tensors
-        gx, gv0 = _backward_impl(grad_s, h, grad_v_last, ctx.p)
-        return gx, (None if ctx.v0_dtype is None else gv0.to(ctx.v0_dtype)), None
+        gx, gv0 = _backward_impl(grad_s, h, grad_v_last, ctx.p, want_gv0=ctx.v0_dtype is not None)
+        return gx, (None if ctx.v0_dtype is None else gv0.to(ctx.v0_dtype)), None, None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,12 +178,15 @@ def _validated(*args) -> LIFParams:
     return LIFParams(*args).validate()
 
 
-def apply(x: Tensor, v0: Tensor | None, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """``lif()`` with parameters already validated (``LIFParams.validate()``): what ``LIF`` calls."""
+def apply(x: Tensor, v0: Tensor | None, p: LIFParams, want_v_last: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``lif()`` with parameters already validated (``LIFParams.validate()``): what ``LIF`` calls.
+
+    ``want_v_last=False`` may return None for v_T (eager GPU path: one allocation less per call).
+    """
     check_inputs(x, v0)
     if EAGER_VIA_DISPATCHER or torch.compiler.is_compiling():
         s, _, v_last = torch.ops.tfbench.lif_forward(x, v0, p.tau, p.decay_input, p.v_threshold, p.v_reset,
                                                      p.detach_reset, p.surrogate, p.alpha)
     else:
-        s, _, v_last = _LIFFunction.apply(x, v0, p)
+        s, _, v_last = _LIFFunction.apply(x, v0, p, want_v_last)
     return s, v_last
