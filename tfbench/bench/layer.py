@@ -124,7 +124,7 @@ def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, m
              seed: int = 0) -> LayerRecord:
     """Check, then time one (backend, precision, T, N, direction, mode) cell."""
     base = dict(backend=backend, precision=precision, T=steps, N=n, direction=direction, mode=mode,
-                device=str(device), neuron=repr(p), env=env,
+                device=str(device), device_name=env.get("device", ""), neuron=repr(p), env=env,
                 timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     nbytes = bytes_per_element(precision, direction)
     floor = None if bandwidth is None else nbytes * steps * n / bandwidth * 1e3
@@ -197,7 +197,8 @@ def run_layer_sweep(backends: list[str], Ts: list[int], Ns: list[int], precision
                         for backend in backends:
                             probe = LayerRecord(backend=backend, precision=precision, T=steps, N=n,
                                                 direction=direction, mode=mode, device=str(dev),
-                                                neuron=repr(params), status="", checked=False)
+                                                device_name=env.get("device", ""), neuron=repr(params),
+                                                status="", checked=False)
                             if store is not None and not force and store.has(store_path, probe.key):
                                 continue
                             record = run_cell(backend, precision, steps, n, direction, mode, dev, params,
