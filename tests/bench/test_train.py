@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from tfbench.backends import BACKENDS, get
 from tfbench.bench import train as train_module
 from tfbench.bench.train import NEURONS, RunConfig, pending_record, resolve_device, run_sweep, train
 from tfbench.results.store import Store
+
+from ..conftest import DEVICES
 
 TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_steps=2, device="cpu")
 
@@ -149,3 +153,74 @@ def test_sweep_skips_done_and_force_redoes(tmp_path: Path, monkeypatch) -> None:
     assert calls == ["torch", "norse", "torch"]
     assert len(store.runs.records(history=True)) == 3 and len(store.runs.records()) == 2
     assert pending_record(configs[0]).key == first[0].key
+
+
+class _SlowToFetch(data.Batches):
+    """Wraps a batch source: each batch takes ``delay_s`` to fetch (as a slow loader or generator would)."""
+
+    def __init__(self, inner: data.Batches, delay_s: float):
+        super().__init__()
+        self.inner, self.delay_s = inner, delay_s
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def _epoch(self, epoch: int):
+        for batch in self.inner:
+            time.sleep(self.delay_s)
+            yield batch
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_step_times_leave_out_fetching_the_batch(device: str, monkeypatch) -> None:
+    """A training batch that takes 0.4 s to fetch shows in the epoch's wall time, not in the step times."""
+    delay, steps = 0.4, 2
+
+    def slow_train_split(req: data.DataRequest) -> data.Batches:
+        batches = data.MNIST.synthetic(req)
+        return _SlowToFetch(batches, delay) if req.train else batches
+
+    slow = dataclasses.replace(data.MNIST, synthetic=slow_train_split)
+    real_get = data.get
+    monkeypatch.setattr(data, "get", lambda name: slow if name.lower() == "mnist" else real_get(name))
+    rec = train(RunConfig(arch="ResNet18", dataset="MNIST", synthetic=True, T=1, batch_size=2, epochs=2,
+                          max_steps=steps, device=device))
+    assert rec.status == "ok", rec.status
+    assert rec.timed_steps == 2 * steps - min(train_module.WARMUP_STEPS, steps - 1)   # every epoch's steps
+    assert all(t >= steps * delay for t in rec.train_time_s)
+    assert rec.step_p90_ms < 1000 * delay, (rec.step_ms, rec.step_p90_ms)
+
+
+def test_event_options_are_normalized_and_in_the_key() -> None:
+    events = dict(TINY, dataset="n-mnist")
+    cfg = RunConfig(**events).normalized()
+    assert (cfg.dataset, cfg.split_by, cfg.in_channels) == ("N-MNIST", "number", 3)
+    image = RunConfig(**TINY).normalized()
+    assert (image.split_by, image.in_channels) == ("", 3)
+    real = dict(events, synthetic=False)
+    keys = {pending_record(RunConfig(**real, split_by=s, in_channels=c)).key
+            for s in ("number", "TIME") for c in (2, 3)}
+    assert len(keys) == 4                                      # each value is another config: never skipped as done
+    assert pending_record(RunConfig(**events)).key == pending_record(
+        RunConfig(**events, split_by="number", in_channels=3)).key   # the defaults are the defaults
+    rec = pending_record(RunConfig(**real, split_by="time", in_channels="2"))
+    assert (rec.split_by, rec.in_channels) == ("time", 2) and {"split_by", "in_channels"} <= set(rec.config())
+    bad = [(dict(TINY, split_by="time"), "split-by 'time' applies only to the event-camera datasets "
+                                         "\\(N-MNIST, DvsGesture\\); MNIST has no events"),
+           (dict(TINY, dataset="CIFAR-10", in_channels=2), "in-channels 2 applies only to the event-camera "
+                                                           "datasets \\(N-MNIST, DvsGesture\\); CIFAR-10 feeds the "
+                                                           "3-channel stem"),
+           (dict(events, split_by="bogus"), "unknown split-by 'bogus'; choose from: number, time"),
+           (dict(events, in_channels=4), "in-channels 4 is not possible for N-MNIST; choose from: 2, 3"),
+           (dict(events, in_channels="two"), "in-channels must be a whole number, got 'two'"),
+           (dict(events, split_by="time"), "split-by 'time' needs the real N-MNIST data")]
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            RunConfig(**kw).normalized()
+
+
+def test_two_channel_stem_trains_on_event_frames() -> None:
+    rec = train(RunConfig(backend="torch", **dict(TINY, dataset="DvsGesture", in_channels=2, max_steps=1)))
+    assert rec.status == "ok" and (rec.split_by, rec.in_channels) == ("number", 2)
+    # ResNet18's stem has 64 * in_channels * 7 * 7 weights; DvsGesture has 11 classes (fc: 512 + 1 more)
+    assert rec.n_params == 11_181_642 - 64 * 7 * 7 + 513

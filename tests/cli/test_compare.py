@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tfbench.bench import train as train_module
+from tfbench.bench.train import pending_record
 from tfbench.cli import compare as compare_module
 
 from .conftest import assert_one_line_error
@@ -101,6 +104,16 @@ def test_the_shipped_sweep_files_expand() -> None:
     (("--batch-size", "0"), ("batch size must be >= 1", "got 0")),
     (("--batch-size", "60001", "--synthetic"), ("batch size 60001", "choose 1..60000")),
     (("--config", "configs/none.toml"), ("config file 'configs/none.toml' not found",)),
+    (("--split-by", "time"), ("--split-by applies only to the event-camera datasets (N-MNIST, DvsGesture)",
+                              "the datasets here: MNIST")),
+    (("--dataset", "MNIST,CIFAR-10", "--in-channels", "2"), ("--in-channels 2 applies only to the event-camera "
+                                                             "datasets", "MNIST, CIFAR-10 feed the 3-channel stem")),
+    (("--dataset", "N-MNIST", "--in-channels", "2,x"), ("in-channels must be whole numbers", "'x'")),
+    (("--dataset", "N-MNIST", "--in-channels", "2,5"), ("in-channels 5 is not possible for N-MNIST",
+                                                        "choose from: 2, 3")),
+    (("--dataset", "MNIST,DvsGesture", "--split-by", "number,frames"), ("unknown split-by 'frames'",
+                                                                        "choose from: number, time")),
+    (("--dataset", "N-MNIST", "--synthetic", "--split-by", "number,time"), ("split-by 'time' needs the real",)),
 ])
 def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
     assert_one_line_error(cli("compare", *args, "--out", tmp_path), *fragments, codes=(2,))
@@ -117,3 +130,47 @@ def test_bad_sweep_file_and_missing_data(cli, tmp_path: Path) -> None:
     assert_one_line_error(cli("compare", "--config", broken), "is not valid TOML", codes=(2,))
     assert_one_line_error(cli("compare", "--dataset", "CIFAR-10", "--data-root", tmp_path / "none", "--out",
                               tmp_path), "CIFAR-10 not found", "cifar-10-batches-py", codes=(1,))
+
+
+def _fake_sweep(monkeypatch) -> list:
+    """Runs record at once (no training) and real data counts as present: what the options reach is checked."""
+    ran: list = []
+
+    def fake_train(cfg, reporter=None):
+        ran.append(cfg.normalized())
+        return dataclasses.replace(pending_record(cfg), status="ok", step_ms=1.0, train_time_s=[1.0])
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    monkeypatch.setattr(compare_module, "check_data", lambda cfg: None)
+    return ran
+
+
+def test_event_options_make_a_grid_and_each_value_is_its_own_config(cli, tmp_path: Path, monkeypatch) -> None:
+    ran = _fake_sweep(monkeypatch)
+    base = ("--backends", "torch", "--out", tmp_path)
+    assert cli("compare", "--dataset", "N-MNIST", *base).exit_code == 0
+    assert [(c.split_by, c.in_channels) for c in ran] == [("number", 3)]
+    again = cli("compare", "--dataset", "N-MNIST", "--in-channels", "2", *base)   # not the same config: it runs
+    assert again.exit_code == 0 and "skip" not in again.output
+    assert cli("compare", "--dataset", "N-MNIST", "--split-by", "time", *base).exit_code == 0
+    assert [(c.split_by, c.in_channels) for c in ran] == [("number", 3), ("number", 2), ("time", 3)]
+
+    grid = cli("compare", "--dataset", "MNIST,N-MNIST", "--split-by", "number,TIME", "--in-channels", "2,3", *base)
+    assert grid.exit_code == 0, grid.output
+    assert grid.output.count("skip (done)") == 3 and "split-by time in-ch 3" in grid.output
+    assert [(c.dataset, c.split_by, c.in_channels) for c in ran[3:]] == [("MNIST", "", 3), ("N-MNIST", "time", 2)]
+    records = {(r["dataset"], r["split_by"], r["in_channels"]) for r in _records(tmp_path)}
+    assert records == {("N-MNIST", s, c) for s in ("number", "time") for c in (2, 3)} | {("MNIST", "", 3)}
+    table = pd.read_csv(tmp_path / "compare.csv")
+    assert len(table) == 5 and set(table["split_by"].dropna()) == {"number", "time"}
+    assert "split by" in grid.output and "in ch" in grid.output
+
+
+def test_sweep_file_takes_the_event_options(cli, tmp_path: Path, monkeypatch) -> None:
+    ran = _fake_sweep(monkeypatch)
+    config = tmp_path / "events.toml"
+    config.write_text('kind = "run"\n[defaults]\nbackends = ["torch"]\n'
+                      '[[grid]]\ndataset = ["CIFAR-10", "DvsGesture"]\nsplit_by = "time"\nin_channels = [2]\n')
+    result = cli("compare", "--config", config, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [(c.dataset, c.split_by, c.in_channels) for c in ran] == [("CIFAR-10", "", 3), ("DvsGesture", "time", 2)]

@@ -86,6 +86,14 @@ def test_a_run_that_cannot_happen_exits_1(cli, tmp_path: Path) -> None:
     (("--batch-size", "70000", "--synthetic"), ("batch size 70000", "60000 samples", "choose 1..60000")),
     (("-T", "0"), ("T must be >= 1", "got 0")),
     (("--lr", "-1"), ("lr must be a positive number", "-1")),
+    (("--split-by", "time"), ("split-by 'time' applies only to the event-camera datasets (N-MNIST, DvsGesture)",
+                              "MNIST has no events")),
+    (("--dataset", "CIFAR-10", "--split-by", "number"), ("split-by 'number' applies only to", "CIFAR-10")),
+    (("--in-channels", "2"), ("in-channels 2 applies only to the event-camera datasets (N-MNIST, DvsGesture)",
+                              "MNIST feeds the 3-channel stem")),
+    (("--dataset", "N-MNIST", "--split-by", "frames"), ("'frames'", "number", "time")),
+    (("--dataset", "DvsGesture", "--in-channels", "1"), ("'1'", "'2', '3'")),
+    (("--dataset", "N-MNIST", "--synthetic", "--split-by", "time"), ("split-by 'time' needs the real N-MNIST data",)),
 ])
 def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
     if args[:2] == ("--device", "cuda:7"):
@@ -95,6 +103,34 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
             pytest.skip("this machine has a cuda:7")
     assert_one_line_error(cli("run", *args, "--out", tmp_path), *fragments, codes=(2,))
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--dataset", "N-MNIST"), ("N-MNIST", "number", 3)),
+    (("--dataset", "dvsgesture", "--split-by", "NUMBER", "--in-channels", "2"), ("DvsGesture", "number", 2)),
+    (("--dataset", "N-MNIST", "--in-channels", "3"), ("N-MNIST", "number", 3)),
+    (("--dataset", "CIFAR-10", "--in-channels", "3"), ("CIFAR-10", "", 3)),
+    (("--dataset", "MNIST",), ("MNIST", "", 3)),
+])
+def test_event_options_reach_the_record(cli, tmp_path: Path, monkeypatch, args, expected) -> None:
+    seen: list = []
+    monkeypatch.setattr(run_module, "train", _fake_train(seen))
+    result = cli("run", "--synthetic", *args, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (seen[0].dataset, seen[0].split_by, seen[0].in_channels) == expected
+    rec = json.loads((tmp_path / "runs.jsonl").read_text())
+    assert (rec["dataset"], rec["split_by"], rec["in_channels"]) == expected
+    if expected[1]:
+        assert f"frames split by {expected[1]}, {expected[2]} input channels" in result.output
+
+
+def test_real_split_by_time_reaches_the_record(cli, tmp_path: Path, monkeypatch) -> None:
+    seen: list = []
+    monkeypatch.setattr(run_module, "train", _fake_train(seen))
+    monkeypatch.setattr(run_module, "check_data", lambda cfg: seen.append(("checked", cfg.split_by)))
+    assert cli("run", "--dataset", "N-MNIST", "--split-by", "time", "--out", tmp_path).exit_code == 0
+    assert seen[0] == ("checked", "time") and seen[1].split_by == "time"
+    assert json.loads((tmp_path / "runs.jsonl").read_text())["split_by"] == "time"
 
 
 def test_missing_data_root_is_one_line(cli, tmp_path: Path) -> None:
@@ -120,5 +156,5 @@ def test_python_dash_m_and_help() -> None:
     assert out.returncode == 0, out.stderr
     for option in ("--dataset", "--arch", "--neuron", "--backend", "--device", "--time-steps", "--batch-size",
                    "--epochs", "--max-steps", "--lr", "--seed", "--precision", "--data-root", "--download",
-                   "--synthetic", "--out", "quick demo"):
+                   "--synthetic", "--split-by", "--in-channels", "--out", "quick demo"):
         assert option in out.stdout, option

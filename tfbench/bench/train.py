@@ -2,10 +2,13 @@
 
 Each epoch: ``steps`` training steps (encode the batch to ``[T, B, C, H, W]``, forward, cross-entropy
 on the time-averaged logits, backward, Adam step), then the test split. Train and test time per
-epoch are wall-clock with the device synchronised at both ends; each training step is also timed
-on its own by ``bench.timing.time_fn`` (CUDA events on a GPU), the first epoch's first
-``WARMUP_STEPS`` untimed (kernel compilation, autotuning, cuDNN benchmark). ``--precision`` is
-autocast (fp16 with a gradient scaler).
+epoch are wall-clock with the device synchronised at both ends (they include fetching the batches).
+Each training step is also timed on its own (CUDA events on a GPU, no synchronisation inside a step;
+``perf_counter`` on the CPU), from the batch already on the device to the optimizer step: fetching
+the batch (reading, generating, copying it) happens before the step's clock starts, and reading the
+live loss after it stops. The first epoch's first ``WARMUP_STEPS`` are untimed (kernel compilation,
+autotuning, cuDNN benchmark); the steps of every epoch after them are summarised
+(``timing.summarize``). ``--precision`` is autocast (fp16 with a gradient scaler).
 
 A backend that cannot run gives a record with status ``unavailable: <reason>``; running out of
 memory ``oom``; any other exception ``error: <message>``. Missing data is the user's to fix and is
@@ -67,11 +70,18 @@ class RunConfig:
     step_mode: str = "multi"
     data_root: str = "data"
     download: bool = False
+    split_by: str | None = None       # event datasets: number | time (None: number); "" or None otherwise
+    in_channels: int | None = None    # the network's input channels (None: 3); 2 only for event datasets
 
     def normalized(self) -> "RunConfig":
-        """Canonical names (registry spelling) and checked values; ValueError naming any bad one."""
+        """Canonical names (registry spelling) and checked values; ValueError naming any bad one.
+
+        ``split_by`` and ``in_channels`` get the dataset's defaults; for an image dataset ``split_by``
+        becomes "" (not applicable) and giving it, or ``in_channels`` other than 3, is an error.
+        """
         arch = models.get(self.arch)
         spec = data.get(self.dataset)
+        split_by, in_channels = _input_options(spec, self.split_by, self.in_channels, self.synthetic)
         backend = ANN_BACKEND if not arch.spiking else backends.get(self.backend).name
         neuron = "ReLU" if not arch.spiking else _choice("neuron", self.neuron, NEURONS)
         precision = _choice("precision", self.precision, PRECISIONS)
@@ -87,7 +97,43 @@ class RunConfig:
             raise ValueError(f"batch size {self.batch_size} is larger than the {spec.name} training set "
                              f"({spec.train_size} samples); choose 1..{spec.train_size}")
         return dataclasses.replace(self, arch=arch.name, dataset=spec.name, backend=backend, neuron=neuron,
-                                   precision=precision, step_mode=step_mode, device=str(resolve_device(self.device)))
+                                   precision=precision, step_mode=step_mode, device=str(resolve_device(self.device)),
+                                   split_by=split_by, in_channels=in_channels)
+
+
+def event_dataset_names() -> list[str]:
+    """The registered datasets that are event-camera frames (``--split-by`` and ``--in-channels 2`` apply)."""
+    return [name for name, spec in data.DATASETS.items() if spec.events]
+
+
+def _input_options(spec: data.DatasetSpec, split_by: str | None, in_channels: int | str | None,
+                   synthetic: bool) -> tuple[str, int]:
+    """``(split_by, in_channels)`` for ``spec``: defaults filled in, choices checked (ValueError naming them)."""
+    events = ", ".join(event_dataset_names()) or "none registered"
+    given_split = split_by not in (None, "")
+    text = str(in_channels).strip()
+    if in_channels is not None and (isinstance(in_channels, (bool, float)) or not text.lstrip("-").isdigit()):
+        raise ValueError(f"in-channels must be a whole number, got {in_channels!r}; "
+                         f"choose from: {', '.join(map(str, spec.channel_choices))}")
+    channels = spec.in_channels if in_channels is None else int(text)
+    if not spec.events:
+        if given_split:
+            raise ValueError(f"split-by {split_by!r} applies only to the event-camera datasets ({events}); "
+                             f"{spec.name} has no events to cut into frames")
+        if channels not in spec.channel_choices:
+            raise ValueError(f"in-channels {channels} applies only to the event-camera datasets ({events}); "
+                             f"{spec.name} feeds the {spec.in_channels}-channel stem "
+                             f"(in-channels {spec.in_channels})")
+        return "", channels
+    split = _choice("split-by", split_by, dict.fromkeys(spec.split_by_choices)) if given_split \
+        else spec.split_by_choices[0]
+    if synthetic and split != spec.split_by_choices[0]:
+        raise ValueError(f"split-by {split!r} needs the real {spec.name} data: synthetic event frames are cut "
+                         f"one way only (split-by {spec.split_by_choices[0]}, equal event counts per frame)")
+    if channels not in spec.channel_choices:
+        raise ValueError(f"in-channels {channels} is not possible for {spec.name}; "
+                         f"choose from: {', '.join(map(str, spec.channel_choices))}")
+    return split, channels
 
 
 def _choice(what: str, value: str, choices: dict) -> str:
@@ -150,16 +196,18 @@ def pending_record(cfg: RunConfig) -> RunRecord:
                      neuron_params=neuron_text(params), device=cfg.device, device_name=env.device, T=cfg.T,
                      batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr,
                      seed=cfg.seed, precision=cfg.precision, synthetic=cfg.synthetic, step_mode=cfg.step_mode,
-                     status="pending", env=env.as_dict())
+                     split_by=cfg.split_by, in_channels=cfg.in_channels, status="pending", env=env.as_dict())
 
 
 def check_data(cfg: RunConfig) -> None:
     """Open ``cfg``'s real training split once (cached for the run): raises ``DataError`` if it is missing."""
     if cfg.synthetic:
         return
+    cfg = cfg.normalized()
     spec = data.get(cfg.dataset)
     spec.batches(data.DataRequest(root=Path(cfg.data_root).expanduser(), train=True, download=cfg.download, T=cfg.T,
-                                  batch_size=cfg.batch_size, seed=cfg.seed, device=torch.device("cpu")), False)
+                                  batch_size=cfg.batch_size, seed=cfg.seed, device=torch.device("cpu"),
+                                  split_by=cfg.split_by or None), False)
 
 
 def _one_line(e: BaseException) -> str:
@@ -234,7 +282,8 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
     # 2. the data (a DataError here is the user's to fix: raised, not recorded)
     def request(train_split: bool) -> data.DataRequest:
         return data.DataRequest(root=Path(cfg.data_root).expanduser(), train=train_split, download=cfg.download,
-                                T=cfg.T, batch_size=cfg.batch_size, seed=cfg.seed, device=device)
+                                T=cfg.T, batch_size=cfg.batch_size, seed=cfg.seed, device=device,
+                                split_by=cfg.split_by or None)
 
     train_batches = spec.batches(request(True), cfg.synthetic)
     test_batches = spec.batches(request(False), cfg.synthetic)
@@ -250,7 +299,7 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
     model = optimizer = None
     try:
         torch.manual_seed(cfg.seed)     # the same initial weights for every backend
-        model = models.build(cfg.arch, neuron, in_channels=spec.in_channels, num_classes=spec.num_classes,
+        model = models.build(cfg.arch, neuron, in_channels=cfg.in_channels, num_classes=spec.num_classes,
                              step_mode=cfg.step_mode).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         result = _fit(model, optimizer, cfg, spec, train_batches, test_batches, steps, n_test, device, reporter)
@@ -279,15 +328,35 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
     return final
 
 
-class _EpochState:
-    """What a training step reads and updates within one epoch."""
+class _StepClock:
+    """Times training steps alone: CUDA events around each step on a GPU (read once per epoch, after
+    the epoch's closing synchronisation), ``perf_counter`` on the CPU. What happens between two
+    ``run`` calls (fetching the next batch, reading the loss) is outside every timed region."""
 
-    def start(self, epoch: int, batches, device: torch.device) -> None:
-        self.epoch = epoch
-        self.batches = batches
-        self.loss_sum = torch.zeros((), device=device)
-        self.done = 0
-        self.t0 = self.read_at = time.perf_counter()
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.times_ms: list[float] = []
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def run(self, fn, *args, timed: bool = True):
+        if not timed:
+            return fn(*args)
+        if self.device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            out = fn(*args)
+            end.record()
+            self._events.append((begin, end))
+            return out
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.times_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    def collect(self) -> None:
+        """Read the recorded CUDA events; call with the device synchronised."""
+        self.times_ms += [begin.elapsed_time(end) for begin, end in self._events]
+        self._events.clear()
 
 
 def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, steps: int, n_test: int,
@@ -302,14 +371,9 @@ def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, st
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
-    out = {"train_time_s": [], "test_time_s": [], "train_loss": [], "test_accuracy": []}
-    last: timing.Timing | None = None
-    timing.peak_memory_reset(device)
-    ep = _EpochState()
-
-    def step() -> None:
-        x, y = next(ep.batches)
-        inp = spec.encode(x, cfg.T, gen)
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One training step on a batch already on the device; the loss stays there (no sync)."""
+        inp = spec.encode(x, cfg.T, gen, cfg.in_channels)
         with autocast():
             logits = model(inp)
         loss = F.cross_entropy(logits.float(), y)
@@ -321,51 +385,71 @@ def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, st
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-        ep.loss_sum.add_(loss.detach())
-        ep.done += 1
-        now = time.perf_counter()
-        if now - ep.read_at >= LOSS_READ_EVERY_S or ep.done == steps:
-            ep.read_at = now
-            rate = ep.done * cfg.batch_size / max(now - ep.t0, 1e-9)
-            reporter.step(ep.epoch, ep.done, float(loss.item()), rate)
+        return loss.detach()
+
+    out = {"train_time_s": [], "test_time_s": [], "train_loss": [], "test_accuracy": []}
+    clock = _StepClock(device)
 
     for epoch in range(cfg.epochs):
         model.train()
-        ep.start(epoch, iter(train_batches), device)
         warmup = min(WARMUP_STEPS, steps - 1) if epoch == 0 else 0
+        loss_sum = torch.zeros((), device=device)
+        batches = iter(train_batches)
         _sync(device)
-        t0 = ep.t0 = ep.read_at = time.perf_counter()
-        last = timing.time_fn(step, device, warmup=warmup, repeats=steps - warmup, max_time_s=math.inf)
+        t0 = read_at = time.perf_counter()
+        for i in range(steps):
+            x, y = next(batches)                        # fetched before the step's clock starts
+            if epoch == 0 and i == warmup:
+                # peak memory of steady training: cudnn's autotuning workspaces during the warm-up
+                # steps would otherwise count for whichever backend runs first in the process
+                timing.peak_memory_reset(device)
+            loss = clock.run(step, x, y, timed=i >= warmup)
+            loss_sum.add_(loss)
+            now = time.perf_counter()
+            if now - read_at >= LOSS_READ_EVERY_S or i + 1 == steps:
+                read_at = now
+                reporter.step(epoch, i + 1, float(loss.item()), (i + 1) * cfg.batch_size / max(now - t0, 1e-9))
         _sync(device)
         train_s = time.perf_counter() - t0
-        train_loss = float(ep.loss_sum.item()) / steps
+        _close(batches)
+        clock.collect()
+        train_loss = float(loss_sum.item()) / steps
 
         reporter.evaluating(epoch)
         model.eval()
         correct = torch.zeros((), device=device, dtype=torch.int64)
         seen = 0
+        batches = iter(test_batches)
         _sync(device)
         t0 = time.perf_counter()
         with torch.no_grad():
-            for i, (x, y) in enumerate(test_batches):
-                if i >= n_test:
-                    break
+            for _ in range(n_test):
+                x, y = next(batches)
                 with autocast():
-                    logits = model(spec.encode(x, cfg.T, gen))
+                    logits = model(spec.encode(x, cfg.T, gen, cfg.in_channels))
                 correct += (logits.argmax(1) == y).sum()
                 seen += y.shape[0]
         _sync(device)
         test_s = time.perf_counter() - t0
+        _close(batches)
         accuracy = float(correct.item()) / max(seen, 1)
         for name, value in (("train_time_s", train_s), ("test_time_s", test_s), ("train_loss", train_loss),
                             ("test_accuracy", accuracy)):
             out[name].append(value)
         reporter.epoch(epoch, train_s, test_s, train_loss, accuracy)
-    assert last is not None
-    out.update(step_ms=last.median_ms, step_p10_ms=last.p10_ms, step_p90_ms=last.p90_ms, timed_steps=last.repeats,
-               samples_per_s=cfg.batch_size / (last.median_ms * 1e-3) if last.median_ms > 0 else None,
+    steps_timed = timing.summarize(clock.times_ms)
+    out.update(step_ms=steps_timed.median_ms, step_p10_ms=steps_timed.p10_ms, step_p90_ms=steps_timed.p90_ms,
+               timed_steps=steps_timed.repeats,
+               samples_per_s=cfg.batch_size / (steps_timed.median_ms * 1e-3) if steps_timed.median_ms > 0 else None,
                peak_mem_bytes=timing.peak_memory(device))
     return out
+
+
+def _close(batches) -> None:
+    """End an epoch's batch iterator now (a DataLoader's workers stop), even when it was not run to its end."""
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
 
 
 def run_sweep(configs: Iterable[RunConfig], store: Store | None, *, force: bool = False,

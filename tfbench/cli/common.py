@@ -34,6 +34,11 @@ BackendName = Enum("BackendName", {name: name for name in backends.BACKENDS}, ty
 Neuron = Enum("Neuron", {name: name for name in NEURONS}, type=str)
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
 StepMode = Enum("StepMode", {name: name for name in STEP_MODES}, type=str)
+# The event datasets' options: every choice any registered dataset offers (each run checks its own).
+SPLIT_BY_CHOICES = tuple(dict.fromkeys(c for spec in data.DATASETS.values() for c in spec.split_by_choices))
+IN_CHANNELS_CHOICES = tuple(sorted({c for spec in data.DATASETS.values() for c in spec.channel_choices}))
+SplitBy = Enum("SplitBy", {name: name for name in SPLIT_BY_CHOICES}, type=str)
+InChannels = Enum("InChannels", {str(n): str(n) for n in IN_CHANNELS_CHOICES}, type=str)
 
 DIRECTIONS = ("forward", "backward", "both")
 LAYER_MODES = ("eager", "graph")

@@ -18,8 +18,10 @@ from ..bench.train import (
     STEP_MODES,
     RunConfig,
     check_data,
+    event_dataset_names,
     run_sweep,
 )
+from ..data.base import POOL_BATCHES
 from ..report import tables
 from ..results.store import Store, load
 from .common import (
@@ -36,12 +38,15 @@ from .common import (
     int_list,
     pick_device,
     read_sweep,
+    split_list,
 )
 
 # Keys a sweep file may set (the options' long names with underscores; "T" for --time-steps).
 RUN_KEYS = ("dataset", "arch", "neuron", "backends", "baseline", "device", "time_steps", "batch_size", "epochs",
-            "max_steps", "lr", "seed", "precision", "step_mode", "data_root", "download", "synthetic", "ann_floor")
-GRID_KEYS = ("dataset", "arch", "neuron", "time_steps", "batch_size", "precision", "step_mode")
+            "max_steps", "lr", "seed", "precision", "step_mode", "data_root", "download", "synthetic", "ann_floor",
+            "split_by", "in_channels")
+GRID_KEYS = ("dataset", "arch", "neuron", "time_steps", "batch_size", "precision", "step_mode", "split_by",
+             "in_channels")
 
 
 def _key(name: str) -> str:
@@ -82,17 +87,22 @@ def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str
     epochs = int_list("epochs", values["epochs"])[0]
     max_steps = None if values["max_steps"] in (None, 0, "") else int_list("max steps", values["max_steps"])[0]
     device = pick_device(device_option(values["device"]) if values["device"] is not None else None)
+    split_bys, channels = _event_options(values, datasets)
     configs: list[RunConfig] = []
     for ds, arch, neuron, T, B, prec, mode in itertools.product(datasets, archs, neurons, Ts, batch_sizes,
                                                                 precisions, step_modes):
-        common = dict(dataset=ds, neuron=neuron, device=device, T=T, batch_size=B, epochs=epochs,
-                      max_steps=max_steps, lr=float(values["lr"]), seed=int(values["seed"]), precision=prec,
-                      synthetic=bool(values["synthetic"]), step_mode=mode, data_root=str(values["data_root"]),
-                      download=bool(values["download"]))
-        if models.get(arch).spiking:
-            configs += [RunConfig(arch=arch, backend=b, **common) for b in names]
-        if values["ann_floor"] or not models.get(arch).spiking:
-            configs.append(RunConfig(arch=models.ann_twin(arch), backend=ANN_BACKEND, **common))
+        # --split-by and --in-channels apply to the event datasets of the grid; an image dataset keeps its own
+        events = data.get(ds).events
+        for split_by, in_channels in itertools.product(split_bys if events else [None],
+                                                       channels if events else [None]):
+            common = dict(dataset=ds, neuron=neuron, device=device, T=T, batch_size=B, epochs=epochs,
+                          max_steps=max_steps, lr=float(values["lr"]), seed=int(values["seed"]), precision=prec,
+                          synthetic=bool(values["synthetic"]), step_mode=mode, data_root=str(values["data_root"]),
+                          download=bool(values["download"]), split_by=split_by, in_channels=in_channels)
+            if models.get(arch).spiking:
+                configs += [RunConfig(arch=arch, backend=b, **common) for b in names]
+            if values["ann_floor"] or not models.get(arch).spiking:
+                configs.append(RunConfig(arch=models.ann_twin(arch), backend=ANN_BACKEND, **common))
     for cfg in configs:
         try:
             cfg.normalized()
@@ -101,12 +111,30 @@ def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str
     return configs, names, baseline
 
 
+def _event_options(values: dict[str, Any], datasets: list[str]) -> tuple[list[str | None], list[int | None]]:
+    """``--split-by`` and ``--in-channels`` as lists ([None]: the default); an error if given for a grid
+    without an event dataset (``--in-channels 3`` is every dataset's default and always fine)."""
+    split_bys = split_list(values.get("split_by"))
+    channels = [] if values.get("in_channels") in (None, "") else int_list("in-channels", values["in_channels"])
+    events = [d for d in datasets if data.get(d).events]
+    if not events:
+        valid = ", ".join(event_dataset_names())
+        if split_bys:
+            fail(f"--split-by applies only to the event-camera datasets ({valid}); the datasets here: "
+                 f"{', '.join(datasets)}")
+        if set(channels) - {3}:
+            fail(f"--in-channels {','.join(map(str, channels))} applies only to the event-camera datasets ({valid}); "
+                 f"{', '.join(datasets)} feed the 3-channel stem (in-channels 3)")
+    return list(dict.fromkeys(split_bys)) or [None], channels or [None]
+
+
 def unique(configs: list[RunConfig]) -> list[RunConfig]:
     """Configs without repeats (the ANN floor is the same run for every neuron), first seen first."""
     seen: dict[tuple, RunConfig] = {}
     for cfg in configs:
         n = cfg.normalized()
-        seen.setdefault((n.dataset, n.arch, n.backend, n.neuron, n.T, n.batch_size, n.precision, n.step_mode), cfg)
+        seen.setdefault((n.dataset, n.arch, n.backend, n.neuron, n.T, n.batch_size, n.precision, n.step_mode,
+                         n.split_by, n.in_channels), cfg)
     return list(seen.values())
 
 
@@ -114,7 +142,7 @@ def _preflight(configs: list[RunConfig]) -> None:
     """Open each real dataset once before anything runs, so missing files stop the sweep at once."""
     seen = set()
     for cfg in configs:
-        key = (cfg.dataset, cfg.data_root, cfg.T, cfg.synthetic)
+        key = (cfg.dataset, cfg.data_root, cfg.T, cfg.synthetic, cfg.split_by)
         if key not in seen:
             seen.add(key)
             check_data(cfg)
@@ -154,10 +182,21 @@ def compare(
     step_mode: Annotated[str, typer.Option(help=(
         "Step modes, comma-separated: multi (all T steps per neuron call), single (network stepped per "
         "time step)."))] = "multi",
-    data_root: Annotated[Path, typer.Option(help="Root folder of the datasets.")] = Path("data"),
-    download: Annotated[bool, typer.Option("--download", help="Fetch missing datasets into --data-root.")] = False,
+    split_by: Annotated[str | None, typer.Option(show_default="number", help=(
+        "N-MNIST and DvsGesture only: how their events are cut into T frames, comma-separated: number (equal "
+        "event counts, the paper's), time (equal durations). Applies to the event datasets of the grid; an "
+        "error if there are none."))] = None,
+    in_channels: Annotated[str | None, typer.Option(show_default="3", help=(
+        "N-MNIST and DvsGesture only: input channels, comma-separated: 3 (the 2 polarities plus a zero channel, "
+        "for the 3-channel stem, as the paper) or 2 (a 2-channel stem). MNIST and CIFAR-10 keep 3."))] = None,
+    data_root: Annotated[Path, typer.Option(help=(
+        "Root folder of the datasets (see tfbench run --help for the layout)."))] = Path("data"),
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing MNIST/CIFAR-10 into --data-root.")]
+    = False,
     synthetic: Annotated[bool, typer.Option("--synthetic", help=(
-        "Random data of the real shapes and class counts, generated on the fly."))] = False,
+        "Random data of the real shapes and class counts: MNIST/CIFAR-10 made on the device per batch; "
+        f"N-MNIST/DvsGesture a fixed pool of at most {POOL_BATCHES} batches per split, made once on the device "
+        "before each run and cycled through. Step times never include making or loading a batch."))] = False,
     out: Annotated[Path, typer.Option(help=(
         "Results folder: records go to OUT/runs.jsonl, the table to OUT/<config or 'compare'>.csv and .md."))]
     = Path("results"),
@@ -192,7 +231,9 @@ def compare(
               f"results in {store.runs.path}", highlight=False, soft_wrap=True)
     records = guarded(lambda: run_sweep(configs, store, force=force, reporter=RichReporter(err),
                                         on_skip=lambda r: err.print(f"skip (done): {r.arch} {r.backend} {r.dataset} "
-                                                                    f"T={r.T} B={r.batch_size} {r.precision}",
+                                                                    f"T={r.T} B={r.batch_size} {r.precision}"
+                                                                    + (f" split-by {r.split_by} in-ch {r.in_channels}"
+                                                                       if r.split_by else ""),
                                                                     highlight=False, soft_wrap=True)))
     keys = [r.key for r in records]
     df = load(store.runs.path, kind="run")

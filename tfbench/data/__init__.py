@@ -3,7 +3,9 @@
 ``get(name)`` (case-insensitive; a miss lists the known names) returns the spec;
 ``spec.batches(DataRequest(...), synthetic)`` gives device batches and ``spec.encode`` the network
 input ``[T, B, C, H, W]``. N-MNIST and DvsGesture are read by ``tfbench/data/neuromorphic.py`` and
-wrapped as specs in ``events.py``; without that module their entries say so when used.
+wrapped as specs in ``events.py``; without that module their entries say so when used. Only the
+event datasets (``spec.events``) take ``DataRequest.split_by`` and more than one channel count
+(``spec.channel_choices``).
 """
 
 from __future__ import annotations

@@ -5,13 +5,17 @@ the run's device, ``x`` the raw batch (static images: float ``[B, C, H, W]`` in 
 frames: ``[B, T, C, H, W]``), ``y`` int64 class labels ``[B]``, and ``len()`` the batches per epoch.
 The spec's ``encode`` turns a raw batch into the network's input ``[T, B, C, H, W]``.
 
+Fetching a batch (reading, generating, copying to the device) is not part of a timed training step
+(``bench/train.py`` fetches it first); data too slow to make per step anyway (synthetic event
+frames) is made once as a :class:`PooledBatches` before the run starts.
+
 Adding a dataset is one ``DatasetSpec`` in the registry (``tfbench/data/__init__.py``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,12 @@ from .errors import DataError
 # DataLoader worker processes when feeding a GPU (a sample is decoded or generated per item);
 # on the CPU the workers would compete with the training for the same cores.
 LOADER_WORKERS = 4
+# Distinct batches in a pre-made pool (per split): enough that training does not fit a single batch,
+# few enough to make in seconds; a step's time does not depend on the values it is fed.
+POOL_BATCHES = 8
+# Cap on one split's pool in bytes (it sits on the device beside the model, counted in data_mem_bytes):
+# DvsGesture frames are large (T=32, batch 10: 42 MB a batch; batch 100: 420 MB). At least one batch is made.
+POOL_BYTES = 1 << 30
 
 
 class DataUnavailable(DataError):
@@ -41,6 +51,7 @@ class DataRequest:
     batch_size: int
     seed: int
     device: torch.device
+    split_by: str | None = None   # event datasets: how a sample's events are cut into T frames (None: the default)
 
 
 class Batches:
@@ -171,9 +182,81 @@ class DatasetBatches(Batches):
         loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, generator=g,
                             drop_last=self.shuffle, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
-        for x, y in loader:
-            yield (x.to(self.device, dtype=torch.float32, non_blocking=True),
-                   torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True))
+        try:
+            for x, y in loader:
+                yield (x.to(self.device, dtype=torch.float32, non_blocking=True),
+                       torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True))
+        except DataError as e:
+            raise worker_error_message(e) from None
+
+
+def worker_error_message(e: DataError) -> DataError:
+    """A ``DataError`` raised in a DataLoader worker, without the worker's traceback.
+
+    The DataLoader re-raises a worker's exception as the same type with the worker's whole traceback
+    as its message; the user's message is the text after the last ``<TypeName>: ``.
+    """
+    text, marker = str(e), f"{type(e).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        return type(e)(text.rsplit(marker, 1)[1].strip())
+    return e
+
+
+class PooledBatches(Batches):
+    """A fixed pool of batches, made once from ``source`` before anything is timed, cycled through every epoch.
+
+    For data too slow to make per step (synthetic event frames: about 25 ms a DvsGesture sample on a
+    CPU core, so a batch of 100 would take seconds while a GPU step takes milliseconds). The pool is
+    the first batches of ``source``'s first epoch, already on ``source``'s device: at most
+    ``max_batches``, and no more than ``max_bytes`` in all (at least one). An epoch has ``len(source)``
+    batches, as the real split: the pool in a seeded order that changes every epoch when ``shuffle``
+    (the training split), in pool order otherwise. Deterministic for a given source and seed.
+    """
+
+    def __init__(self, source: Iterable[tuple[Tensor, Tensor]], length: int, *, shuffle: bool, seed: int,
+                 max_batches: int = POOL_BATCHES, max_bytes: int = POOL_BYTES):
+        super().__init__()
+        if length < 0 or max_batches < 1:
+            raise ValueError(f"length={length} must be >= 0 and max_batches={max_batches} >= 1")
+        self.length, self.shuffle, self.seed = length, shuffle, seed
+        self.pool: list[tuple[Tensor, Tensor]] = []
+        size = 0
+        batches = iter(source)
+        try:
+            for x, y in batches:
+                self.pool.append((x, y))
+                size += _nbytes(x) + _nbytes(y)
+                per_batch = size / len(self.pool)
+                if len(self.pool) >= min(max_batches, length) or size + per_batch > max_bytes:
+                    break
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:    # a DataLoader's workers stop now, not when garbage-collected
+                close()
+        if length and not self.pool:
+            raise ValueError("the source gave no batch to pool")
+
+    @property
+    def nbytes(self) -> int:
+        """Device bytes the pool occupies (recorded beside peak memory)."""
+        return sum(_nbytes(x) + _nbytes(y) for x, y in self.pool)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.pool)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=g).tolist()
+        else:
+            order = list(range(n))
+        for i in range(self.length):
+            yield self.pool[order[i % n]]
+
+
+def _nbytes(t: Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 def rate_encode(x: Tensor, T: int, generator: torch.Generator | None = None, channels: int = 3) -> Tensor:
@@ -197,7 +280,8 @@ def rate_encode(x: Tensor, T: int, generator: torch.Generator | None = None, cha
 
 
 Loader = Callable[[DataRequest], Batches]
-Encoder = Callable[[Tensor, int, "torch.Generator | None"], Tensor]
+# encode(x, T, generator=None, in_channels=None): None is the dataset's default number of channels
+Encoder = Callable[..., Tensor]
 
 
 @dataclass(frozen=True)
@@ -205,9 +289,11 @@ class DatasetSpec:
     """One dataset: its shape and classes, a real loader, a synthetic generator, and the encoder.
 
     ``in_channels`` and ``image_size`` describe the encoded input the network sees
-    (``[T, B, in_channels, *image_size]``); ``train_size``/``test_size`` are the real split sizes (a
-    synthetic epoch has as many samples). ``files`` says where the real files go under
-    ``--data-root``, for messages.
+    (``[T, B, in_channels, *image_size]``) by default; ``in_channels_choices`` lists every channel count
+    ``encode`` can give (empty: ``in_channels`` only). ``split_by_choices`` is empty for image datasets;
+    for event datasets it lists the ways to cut a sample's events into T frames, the first the default
+    (``DataRequest.split_by``). ``train_size``/``test_size`` are the real split sizes (a synthetic epoch
+    has as many samples). ``files`` says where the real files go under ``--data-root``, for messages.
     """
 
     name: str
@@ -220,6 +306,18 @@ class DatasetSpec:
     synthetic: Loader
     encode: Encoder
     files: str = ""
+    split_by_choices: tuple[str, ...] = ()
+    in_channels_choices: tuple[int, ...] = ()
+
+    @property
+    def events(self) -> bool:
+        """Frames from an event camera: ``split_by`` and a choice of input channels apply."""
+        return bool(self.split_by_choices)
+
+    @property
+    def channel_choices(self) -> tuple[int, ...]:
+        """Every input channel count the encoder can give (``in_channels`` is the default)."""
+        return self.in_channels_choices or (self.in_channels,)
 
     def batches(self, request: DataRequest, synthetic: bool) -> Batches:
         """The real (or synthetic) split ``request.train`` as batches on ``request.device``."""

@@ -79,8 +79,13 @@ def _synthetic(shape: tuple[int, int, int], num_classes: int, train_size: int, t
     return load
 
 
-def encode_rate(x: Tensor, T: int, generator: torch.Generator | None = None) -> Tensor:
-    """``[B, C, H, W]`` in [0, 1] -> Bernoulli spikes ``[T, B, 3, H, W]`` (1 channel repeated to 3)."""
+def encode_rate(x: Tensor, T: int, generator: torch.Generator | None = None, in_channels: int | None = None) -> Tensor:
+    """``[B, C, H, W]`` in [0, 1] -> Bernoulli spikes ``[T, B, 3, H, W]`` (1 channel repeated to 3).
+
+    ``in_channels`` is 3 (or None): the paper feeds both datasets to the 3-channel stem.
+    """
+    if in_channels not in (None, 3):
+        raise ValueError(f"in_channels={in_channels!r}: MNIST and CIFAR-10 are encoded to 3 channels only")
     return rate_encode(x, T, generator, channels=3)
 
 

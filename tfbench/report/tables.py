@@ -21,7 +21,7 @@ MIB = 1 << 20
 ANN_BACKEND = "ann"
 # Columns that, with the arch family, make rows comparable: a speed-up is only taken within a group.
 RUN_GROUP = ("dataset", "family", "T", "batch_size", "precision", "step_mode", "device_name", "synthetic",
-             "epochs", "max_steps", "lr", "seed", "neuron")
+             "epochs", "max_steps", "lr", "seed", "neuron", "split_by", "in_channels")
 LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
 
 
@@ -47,6 +47,11 @@ def _status(s: str) -> str:
     return "n/a: " + s.removeprefix("unavailable: ") if s.startswith("unavailable: ") else s
 
 
+def _text(v) -> str:
+    """A text cell: "" for a missing one (None, NaN)."""
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
 def _family(arch: str) -> str:
     return str(arch).removeprefix("Spiking-")
 
@@ -68,7 +73,7 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         step = _num(r.get("step_ms")) if ok else None
         same = d[d["status"] == "ok"]
         for col in RUN_GROUP:
-            if col != "neuron":
+            if col != "neuron" and col in d.columns:    # records older than a column lack it
                 same = same[same[col].astype(str) == str(r[col])]
         base = same[same["backend"] == baseline] if baseline else same.iloc[0:0]
         if r["backend"] != ANN_BACKEND:       # the ANN row is compared with any neuron's baseline
@@ -82,7 +87,11 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         rows.append({
             "dataset": r["dataset"], "arch": r["arch"], "backend": r["backend"], "neuron": r["neuron"],
             "T": int(r["T"]), "batch": int(r["batch_size"]), "precision": r["precision"],
-            "step_mode": r["step_mode"], "device": r.get("device_name", r.get("device")),
+            "step_mode": r["step_mode"],
+            # event datasets only (empty for images, so an image-only table has no such columns)
+            "split_by": _text(r.get("split_by")) or None,
+            "in_channels": int(_num(r.get("in_channels")) or 3) if _text(r.get("split_by")) else None,
+            "device": r.get("device_name", r.get("device")),
             "status": _status(r["status"]),
             "step_ms": step,
             "step_p10_ms": _num(r.get("step_p10_ms")) if ok else None,
@@ -135,13 +144,13 @@ def layer_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
 _FORMATS = {
     "step_ms": "{:.2f}", "step_p10_ms": "{:.2f}", "step_p90_ms": "{:.2f}", "train_s_per_epoch": "{:.2f}",
     "speedup": "{:.2f}x", "x_floor": "{:.2f}x", "test_accuracy": "{:.2%}", "peak_mem_mib": "{:,.0f}",
-    "median_ms": "{:.4g}", "p10_ms": "{:.4g}", "p90_ms": "{:.4g}", "floor_ms": "{:.4g}",
+    "median_ms": "{:.4g}", "p10_ms": "{:.4g}", "p90_ms": "{:.4g}", "floor_ms": "{:.4g}", "in_channels": "{:.0f}",
 }
 _HEADERS = {
     "step_ms": "step ms", "step_p10_ms": "p10", "step_p90_ms": "p90", "train_s_per_epoch": "train s/epoch",
     "speedup": "speed-up", "x_floor": "x floor", "test_accuracy": "test acc", "peak_mem_mib": "peak MiB",
     "median_ms": "median ms", "p10_ms": "p10", "p90_ms": "p90", "floor_ms": "floor ms", "batch": "B",
-    "step_mode": "steps",
+    "step_mode": "steps", "split_by": "split by", "in_channels": "in ch",
 }
 # Shown on the terminal and in markdown; the CSV keeps every column.
 _HIDDEN = ("differences", "step_p10_ms", "step_p90_ms", "device", "implementation")
@@ -170,8 +179,8 @@ def _shown(table: pd.DataFrame) -> list[str]:
 
 
 # Columns that describe the config; when every row has the same value they move to the caption.
-_CONFIG_COLUMNS = ("dataset", "arch", "neuron", "T", "batch", "precision", "step_mode", "device", "N", "direction",
-                   "mode")
+_CONFIG_COLUMNS = ("dataset", "arch", "neuron", "T", "batch", "precision", "step_mode", "split_by", "in_channels",
+                   "device", "N", "direction", "mode")
 
 
 def split_constant(table: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
@@ -180,8 +189,9 @@ def split_constant(table: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
     constant = {}
     if len(table) > 1:
         for c in cols:
-            if c in _CONFIG_COLUMNS and table[c].astype(str).nunique() == 1:
-                constant[c] = format_cell(c, table[c].iloc[0])
+            shown = {format_cell(c, v) for v in table[c]}   # a missing cell ("") differs from any value
+            if c in _CONFIG_COLUMNS and len(shown) == 1 and "" not in shown:
+                constant[c] = shown.pop()
     empty = [c for c in cols if all(format_cell(c, v) == "" for v in table[c])]
     return [c for c in cols if c not in constant and c not in empty], constant
 

@@ -35,6 +35,7 @@ class LayerRecord:
     neuron: str                 # the LIFParams, as text
     status: str                 # ok | oom | n/a: <reason> | error: <message>
     checked: bool               # the backend's spikes matched the reference before timing
+    device_name: str = ""       # "NVIDIA H100 80GB HBM3": part of the key, so another GPU's sweep is not "done"
     implementation: str = ""    # e.g. SpikingJelly's selected kernel (triton)
     median_ms: float | None = None
     p10_ms: float | None = None
@@ -51,7 +52,7 @@ class LayerRecord:
 
     def config(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("kind", "backend", "precision", "T", "N", "direction", "mode",
-                                              "device", "neuron")}
+                                              "device", "device_name", "neuron")}
 
     @property
     def key(self) -> str:
@@ -72,9 +73,10 @@ class RunRecord:
 
     Times are wall-clock seconds with the device synchronised at both ends; ``step_*_ms`` are the
     per-step times (CUDA events on a GPU) of the training steps after the first epoch's warm-up
-    steps; ``samples_per_s`` is ``batch_size`` over the median step. ``peak_mem_bytes`` is the peak
-    device memory allocated during the run (None on the CPU), which includes ``data_mem_bytes`` of
-    dataset held on the device.
+    steps, each from its batch already on the device to its optimizer step (fetching the batch is
+    not in them; it is in ``train_time_s``); ``samples_per_s`` is ``batch_size`` over the median
+    step. ``peak_mem_bytes`` is the peak device memory allocated during the run (None on the CPU),
+    which includes ``data_mem_bytes`` of dataset held on the device.
     """
 
     dataset: str
@@ -94,6 +96,8 @@ class RunRecord:
     synthetic: bool
     step_mode: str              # multi | single
     status: str                 # ok | oom | unavailable: <reason> | error: <message>
+    split_by: str = ""          # event datasets: number | time (how events are cut into T frames); "" otherwise
+    in_channels: int = 3        # the network's input channels (event datasets: 3 = 2 polarities + a zero one, or 2)
     checked: bool = False       # the backend's spikes matched the reference LIF before training
     implementation: str = ""    # e.g. SpikingJelly's selected kernel (triton)
     differences: str = ""       # where the backend's neuron differs from LIF_SPEC
@@ -117,7 +121,8 @@ class RunRecord:
     schema: int = SCHEMA_VERSION
 
     CONFIG_FIELDS = ("kind", "dataset", "arch", "backend", "neuron", "neuron_params", "device", "device_name", "T",
-                     "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode")
+                     "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode",
+                     "split_by", "in_channels")
 
     def config(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.CONFIG_FIELDS}
