@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -41,6 +42,9 @@ def _driver_version() -> str | None:
 
 
 def _git_commit() -> str | None:
+    """HEAD (+dirty), or $TFBENCH_GIT_COMMIT where the tree has no git metadata (a copied working tree)."""
+    if os.environ.get("TFBENCH_GIT_COMMIT"):
+        return os.environ["TFBENCH_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
