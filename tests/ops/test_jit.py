@@ -100,3 +100,16 @@ def test_kernel_args_pack_matches_the_struct_layout(double):
     base = params[0]
     assert [params[i] - base for i in range(len(params))] == [
         getattr(struct_type, f).offset for f in ("a", "b", "c", "d", "e", "n", "steps", "p")]
+
+
+def test_cpp_autograd_node_builds():
+    """The eager fast path (kernels/lif_autograd.cpp) compiles against this PyTorch with no CUDA toolkit."""
+    import shutil
+
+    from tfbench.ops.lif import fast
+
+    if shutil.which("c++") is None and shutil.which("g++") is None and os.environ.get("CI") != "true":
+        pytest.skip("no C++ compiler")
+    ext = fast.extension()
+    assert ext is not None, fast.reason()
+    assert hasattr(ext, "lif") and hasattr(ext, "make_config")

@@ -60,10 +60,16 @@ def test_runs_on_the_current_stream_and_other_devices_index():
     assert torch.equal(s, expected)
 
 
-def test_fresh_threads_launch_forward_and_backward():
+@pytest.mark.parametrize("cpp", [False, True])
+def test_fresh_threads_launch_forward_and_backward(cpp, monkeypatch):
     """A thread that never touched CUDA (no current context) launches, forward and backward."""
     import threading
 
+    from tfbench.ops.lif import alloc
+    from tfbench.ops.lif import op as lif_op
+
+    monkeypatch.setattr(alloc, "POISON", not cpp)  # poisoned outputs route to the Python path
+    monkeypatch.setattr(lif_op, "USE_CPP", cpp)
     p = PRESETS["paper"]
     x = make_input((6, 4096), p, device="cuda").requires_grad_(True)
     gs = torch.randn_like(x)
@@ -163,3 +169,62 @@ def test_more_than_2_31_elements():
     assert torch.equal(s[:, tail], rs) and torch.equal(v[tail], rv)
     assert torch.equal(x.grad[:, tail], xs.grad)
     assert not torch.isnan(x.grad[-1]).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", [(7, 3, 4099), (16, 8, 32, 32), (1, 65536)])
+@pytest.mark.parametrize("with_v0", [False, True])
+def test_cpp_node_equals_the_python_path(dtype, shape, with_v0, monkeypatch):
+    """The C++ autograd node (fast.py) launches the same kernels: bit-identical outputs and gradients."""
+    from tfbench.ops.lif import alloc, fast
+    from tfbench.ops.lif import op as lif_op
+
+    monkeypatch.setattr(alloc, "POISON", False)  # the C++ node allocates itself
+    assert fast.extension() is not None, fast.reason()
+    p = PRESETS["paper"]
+    x = make_input(shape, p, dtype=dtype, device="cuda")
+    gs = torch.randn_like(x)
+    gv = torch.randn(shape[1:], device="cuda")
+    v0 = torch.rand(shape[1:], device="cuda", dtype=torch.float64) * 0.3 if with_v0 else None
+
+    def run(use_cpp):
+        monkeypatch.setattr(lif_op, "USE_CPP", use_cpp)
+        xr = x.detach().clone().requires_grad_(True)
+        vr = None if v0 is None else v0.detach().clone().requires_grad_(True)
+        s, v = lif(xr, vr, **p.as_kwargs())
+        grads = torch.autograd.grad((s * gs).sum() + (v * gv).sum(), [xr] + ([vr] if vr is not None else []))
+        return (s, v, *grads)
+
+    for a, b in zip(run(True), run(False)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b)
+    # the module path, which asks for no v_T: forward and backward with the final membrane unused
+    if not with_v0:
+        monkeypatch.setattr(lif_op, "USE_CPP", True)
+        xr = x.detach().clone().requires_grad_(True)
+        s = LIF(**p.as_kwargs())(xr)
+        expected = run(False)
+        assert torch.equal(s, expected[0])
+        grad = torch.autograd.grad(s, xr, gs)[0]
+        monkeypatch.setattr(lif_op, "USE_CPP", False)
+        xp = x.detach().clone().requires_grad_(True)
+        assert torch.equal(grad, torch.autograd.grad(LIF(**p.as_kwargs())(xp), xp, gs)[0])
+
+
+def test_first_backward_of_a_process_through_the_cpp_node():
+    """A fresh process whose first CUDA work in the autograd thread is the C++ node's backward
+    (the engine's thread has no current context then): it must launch, not fail or crash."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from tfbench.ops.lif import LIF, fast\n"
+        "assert fast.extension() is not None, fast.reason()\n"
+        "x = torch.randn(16, 1 << 16, device='cuda').requires_grad_(True)\n"
+        "g = torch.autograd.grad(LIF.from_preset('paper')(x), x, torch.ones_like(x))[0]\n"
+        "torch.cuda.synchronize()\n"
+        "assert torch.isfinite(g).all()\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -5,10 +5,11 @@ are the host functions in cpu.py and cuda.py, the fake (meta) implementation giv
 ``torch.compile``, and autograd is registered on the forward op, so ``lif()`` works in eager mode,
 under ``torch.compile(fullgraph=True)`` and inside CUDA graphs.
 
-In eager mode ``lif()`` calls the same host functions through a ``torch.autograd.Function``
-instead of the dispatcher: identical kernels and maths, about 10 us less Python per call, which is
-most of the cost of a small layer (kernels/NOTES.md has the measurement). Set
-``tfbench.ops.lif.op.EAGER_VIA_DISPATCHER = True`` to route eager calls through the registered op.
+In eager mode on a GPU ``lif()`` goes through the C++ autograd node of fast.py (no Python in
+forward or backward: ~0.1 ms per small layer instead of ~0.3); elsewhere, or where that node cannot
+be built, through a ``torch.autograd.Function`` over the same host functions, which skips the
+dispatcher's Python (kernels/NOTES.md has the measurements). ``USE_CPP = False`` turns the C++ node
+off; ``EAGER_VIA_DISPATCHER = True`` routes eager calls through the registered op.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import alloc, fast
+from . import cuda as lif_cuda
 from .cpu import lif_backward_cpu, lif_forward_cpu
 from .cuda import lif_backward_cuda, lif_forward_cuda
 from .params import LIFParams
 
 EAGER_VIA_DISPATCHER = False
+USE_CPP = True  # eager GPU calls through the C++ autograd node (fast.py) when it can be built
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
@@ -187,6 +191,15 @@ def apply(x: Tensor, v0: Tensor | None, p: LIFParams, want_v_last: bool = True) 
     if EAGER_VIA_DISPATCHER or torch.compiler.is_compiling():
         s, _, v_last = torch.ops.tfbench.lif_forward(x, v0, p.tau, p.decay_input, p.v_threshold, p.v_reset,
                                                      p.detach_reset, p.surrogate, p.alpha)
+    elif x.is_cuda and USE_CPP and lif_cuda.TUNING.vec is None and not alloc.POISON and fast.extension():
+        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
+            v0 = v0.to(acc).contiguous()  # differentiable: dL/dv0 comes back in v0's dtype
+        device = x.device.index if x.device.index is not None else torch.cuda.current_device()
+        s, v_last = fast.extension().lif(x if x.is_contiguous() else x.contiguous(), v0,
+                                         fast.config(x.dtype, p, device), want_v_last)
+        if not want_v_last:
+            v_last = None
     else:
         s, _, v_last = _LIFFunction.apply(x, v0, p, want_v_last)
     return s, v_last
