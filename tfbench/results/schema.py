@@ -21,8 +21,30 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class _Record:
+    """What every record kind shares: its configuration (``CONFIG_FIELDS``), the key made from it,
+    and the JSON form."""
+
+    CONFIG_FIELDS: tuple[str, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.CONFIG_FIELDS}
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
 @dataclass(frozen=True)
-class LayerRecord:
+class LayerRecord(_Record):
     """One LIF layer timed alone (``tfbench layer``; the paper's Fig. 5)."""
 
     backend: str
@@ -50,25 +72,12 @@ class LayerRecord:
     kind: str = "layer"
     schema: int = SCHEMA_VERSION
 
-    def config(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kind", "backend", "precision", "T", "N", "direction", "mode",
-                                              "device", "device_name", "neuron")}
-
-    @property
-    def key(self) -> str:
-        return config_key(self.config())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LayerRecord":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    CONFIG_FIELDS = ("kind", "backend", "precision", "T", "N", "direction", "mode", "device", "device_name",
+                     "neuron")
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(_Record):
     """One training run (``tfbench run`` / ``compare``; the paper's Table 1): config, per-epoch results.
 
     Times are wall-clock seconds with the device synchronised at both ends; ``step_*_ms`` are the
@@ -124,17 +133,3 @@ class RunRecord:
                      "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode",
                      "split_by", "in_channels")
 
-    def config(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.CONFIG_FIELDS}
-
-    @property
-    def key(self) -> str:
-        return config_key(self.config())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
