@@ -85,7 +85,6 @@ def test_sources_are_found():
 @pytest.mark.parametrize("double", [False, True])
 def test_kernel_args_pack_matches_the_struct_layout(double):
     """The packed launch buffer holds each value at its ctypes field's offset (float and double params)."""
-    import ctypes
 
     from tfbench.ops.lif import cuda as lif_cuda
 
