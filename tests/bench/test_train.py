@@ -227,3 +227,116 @@ def test_two_channel_stem_trains_on_event_frames() -> None:
     assert rec.status == "ok" and (rec.split_by, rec.in_channels) == ("number", 2)
     # ResNet18's stem has 64 * in_channels * 7 * 7 weights; DvsGesture has 11 classes (fc: 512 + 1 more)
     assert rec.n_params == 11_181_642 - 64 * 7 * 7 + 513
+
+
+# --- the speed options: --channels-last, --compile, --cuda-graphs -----------------------------------
+
+
+# snnTorch's Leaky returns float32 spikes for float64 input, so it cannot run the float64 check
+@pytest.mark.parametrize("backend", ["tfbench", "torch", "spikingjelly", "norse"])
+def test_channels_last_computes_the_same_network(backend: str) -> None:
+    """NHWC convs and BN with the neurons on the same memory: in float64 (where a different summation
+    order cannot flip a spike) the logits and every gradient equal the NCHW network's."""
+    b = get(backend)
+    p = NEURONS["LIF"]
+    x = data.MNIST.encode(torch.rand(2, 1, 28, 28), 3, torch.Generator().manual_seed(0)).double()
+    outs = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        net = models.build("Spiking-ResNet18", lambda: b.layer(p), num_classes=10).double()
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        logits = net(x)
+        F.cross_entropy(logits, torch.tensor([1, 2])).backward()
+        outs.append((logits.detach(), [q.grad.clone() for q in net.parameters()]))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-9, atol=1e-12)
+    for g1, g0 in zip(outs[1][1], outs[0][1]):
+        torch.testing.assert_close(g1, g0, rtol=1e-7, atol=1e-10)
+
+
+def test_channels_last_run_is_recorded() -> None:
+    rec = train(RunConfig(backend="tfbench", channels_last=True, **TINY))
+    assert rec.status == "ok" and rec.channels_last and rec.options == "channels-last"
+    assert rec.key != pending_record(RunConfig(backend="tfbench", **TINY)).key
+
+
+def test_the_neuron_sees_channels_last_memory_without_a_copy() -> None:
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x)
+            return x * 2
+
+    wrap = models.resnet.Spiking(Probe())
+    wrap.T = 2
+    x = torch.randn(6, 5, 4, 3).contiguous(memory_format=torch.channels_last)
+    y = wrap(x)
+    assert seen[0].is_contiguous() and seen[0].data_ptr() == x.data_ptr()   # a view, no copy
+    assert seen[0].shape == (2, 3, 4, 3, 5)                                   # [T, B, H, W, C]
+    assert y.shape == x.shape and y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, x * 2)
+
+
+def test_options_are_in_the_key_only_when_on() -> None:
+    """Records written before the options existed keep their keys; each option on is another config."""
+    base = pending_record(RunConfig(backend="tfbench", **TINY))
+    assert "compile" not in base.config() and "cuda_graphs" not in base.config()
+    keys = {base.key}
+    for flag in ("compile", "channels_last"):
+        rec = pending_record(RunConfig(backend="tfbench", **{flag: True}, **TINY))
+        assert rec.config()[flag] is True
+        keys.add(rec.key)
+    assert len(keys) == 3
+
+
+def test_cuda_graphs_need_a_gpu_and_no_loss_scaler() -> None:
+    with pytest.raises(ValueError, match="cuda-graphs needs a CUDA device"):
+        RunConfig(backend="tfbench", cuda_graphs=True, **TINY).normalized()
+    if torch.cuda.is_available():
+        gpu = dict(TINY, device="cuda")
+        with pytest.raises(ValueError, match="not fp16"):
+            RunConfig(backend="tfbench", cuda_graphs=True, precision="fp16", **gpu).normalized()
+
+
+def test_compile_computes_the_same_network() -> None:
+    """torch.compile of the whole Spiking-ResNet18, the fused op inside as its registered custom op: in
+    float64 the logits and every gradient equal the eager network's."""
+    p = NEURONS["LIF"]
+    x = data.MNIST.encode(torch.rand(2, 1, 28, 28), 2, torch.Generator().manual_seed(0)).double()
+    outs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        net = models.build("Spiking-ResNet18", lambda: get("tfbench").layer(p), num_classes=10).double()
+        run = torch.compile(net, fullgraph=True) if compiled else net
+        logits = run(x)
+        F.cross_entropy(logits, torch.tensor([1, 2])).backward()
+        outs.append((logits.detach(), [q.grad.clone() for q in net.parameters()]))
+    torch._dynamo.reset()
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-9, atol=1e-12)
+    for g1, g0 in zip(outs[1][1], outs[0][1]):
+        torch.testing.assert_close(g1, g0, rtol=1e-7, atol=1e-10)
+
+
+def test_compile_option_compiles_the_trained_model(monkeypatch) -> None:
+    """--compile hands the model to torch.compile (replaced here by a recording pass-through: the real
+    compile is checked above) and is recorded."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: compiled.append(m) or m)
+    rec = train(RunConfig(backend="tfbench", compile=True, **TINY))
+    assert rec.status == "ok" and rec.compile and rec.options == "compile"
+    assert len(compiled) == 1 and isinstance(compiled[0], models.resnet.SpikingResNet)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("backend", ["tfbench", "torch"])
+def test_cuda_graph_step_trains_like_eager(backend: str, precision: str) -> None:
+    """The captured step replays encode, forward, backward and Adam: the losses follow the eager run's."""
+    cfg = dict(TINY, device="cuda", max_steps=8, batch_size=4, precision=precision)
+    eager = train(RunConfig(backend=backend, **cfg))
+    graphed = train(RunConfig(backend=backend, cuda_graphs=True, **cfg))
+    assert eager.status == graphed.status == "ok", (eager.status, graphed.status)
+    assert graphed.cuda_graphs and graphed.timed_steps == eager.timed_steps
+    tol = 1e-3 if precision == "fp32" else 3e-2
+    assert graphed.train_loss == pytest.approx(eager.train_loss, rel=tol)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .. import backends, data, models
 from ..ops.lif import PRESETS, LIFParams
 from ..results import environment
-from ..results.schema import RunRecord
+from ..results.schema import RunRecord, options_text
 from ..results.store import Store
 from . import timing
 from .check import check_layer
@@ -40,6 +40,7 @@ from .progress import Reporter, SilentReporter
 
 # Steps of the first epoch left out of the step timing: they compile kernels (NVRTC, Triton
 # autotuning) and run cuDNN's benchmark; three covers every layer shape of a ResNet.
+# With --cuda-graphs the same three steps are the two eager runs and the capture (_GraphedStep).
 WARMUP_STEPS = 3
 # How often (seconds) the live loss is read back from the device: each read is a synchronisation.
 LOSS_READ_EVERY_S = 0.5
@@ -72,6 +73,14 @@ class RunConfig:
     download: bool = False
     split_by: str | None = None       # event datasets: number | time (None: number); "" or None otherwise
     in_channels: int | None = None    # the network's input channels (None: 3); 2 only for event datasets
+    compile: bool = False             # torch.compile the model (default mode)
+    cuda_graphs: bool = False         # capture the whole training step once, replay it every step (GPU only)
+    channels_last: bool = False       # NHWC convs and BN; the neurons see the same memory, no layout copy
+
+    @property
+    def options(self) -> str:
+        """The speed options that are on, as one word ("eager" when none is)."""
+        return options_text(self.compile, self.cuda_graphs, self.channels_last)
 
     def normalized(self) -> "RunConfig":
         """Canonical names (registry spelling) and checked values; ValueError naming any bad one.
@@ -93,11 +102,17 @@ class RunConfig:
             raise ValueError(f"max steps must be >= 1, got {self.max_steps}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        device = resolve_device(self.device)
+        if self.cuda_graphs and device.type != "cuda":
+            raise ValueError(f"cuda-graphs needs a CUDA device; got device {str(device)!r}")
+        if self.cuda_graphs and precision == "fp16":
+            raise ValueError("cuda-graphs works with precision fp32 or bf16, not fp16: fp16's gradient scaler "
+                             "reads its overflow check on the host every step, which a CUDA graph cannot replay")
         if spec.train_size and self.batch_size > spec.train_size:
             raise ValueError(f"batch size {self.batch_size} is larger than the {spec.name} training set "
                              f"({spec.train_size} samples); choose 1..{spec.train_size}")
         return dataclasses.replace(self, arch=arch.name, dataset=spec.name, backend=backend, neuron=neuron,
-                                   precision=precision, step_mode=step_mode, device=str(resolve_device(self.device)),
+                                   precision=precision, step_mode=step_mode, device=str(device),
                                    split_by=split_by, in_channels=in_channels)
 
 
@@ -196,7 +211,9 @@ def pending_record(cfg: RunConfig) -> RunRecord:
                      neuron_params=neuron_text(params), device=cfg.device, device_name=env.device, T=cfg.T,
                      batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr,
                      seed=cfg.seed, precision=cfg.precision, synthetic=cfg.synthetic, step_mode=cfg.step_mode,
-                     split_by=cfg.split_by, in_channels=cfg.in_channels, status="pending", env=env.as_dict())
+                     split_by=cfg.split_by, in_channels=cfg.in_channels, compile=cfg.compile,
+                     cuda_graphs=cfg.cuda_graphs, channels_last=cfg.channels_last, status="pending",
+                     env=env.as_dict())
 
 
 def check_data(cfg: RunConfig) -> None:
@@ -237,8 +254,11 @@ def _implementation(backend_name: str, device: torch.device) -> str:
     return ""
 
 
-def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
+def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None) -> RunRecord:
     """Train ``cfg`` and return its record (any status); raises ``DataError`` when the data is missing.
+
+    ``on_step(epoch, i)``, if given, is called after each training step, outside its timed region
+    (the profiler's ``step()``: bench/profile.py).
 
     The network input is ``[T, B, C, H, W]`` float32 spikes (rate-coded images, or event frames);
     the loss is cross-entropy on the logits averaged over T (``[B, num_classes]``).
@@ -296,13 +316,18 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
 
     title = f"{cfg.arch} {cfg.backend} {cfg.dataset} T={cfg.T} B={cfg.batch_size} {cfg.precision}"
     reporter.start(title, cfg.epochs, steps, n_test)
-    model = optimizer = None
+    model = optimizer = run_model = None
     try:
         torch.manual_seed(cfg.seed)     # the same initial weights for every backend
         model = models.build(cfg.arch, neuron, in_channels=cfg.in_channels, num_classes=spec.num_classes,
                              step_mode=cfg.step_mode).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        result = _fit(model, optimizer, cfg, spec, train_batches, test_batches, steps, n_test, device, reporter)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        # capturable: Adam keeps its step count on the device, so the step can be replayed from a graph
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graphs)
+        run_model = torch.compile(model) if cfg.compile else model
+        result = _fit(run_model, optimizer, cfg, spec, train_batches, test_batches, steps, n_test, device, reporter,
+                      on_step)
         status = "ok"
         final = done(status=status, checked=checked, differences=differences, steps_per_epoch=steps,
                      test_batches=n_test, n_params=sum(p.numel() for p in model.parameters()),
@@ -320,7 +345,9 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
         status = "oom" if _is_oom(e) else f"error: {_one_line(e)}"
         final = done(status=status, checked=checked, differences=differences)
     finally:
-        del model, optimizer
+        del model, optimizer, run_model
+        if cfg.compile:
+            torch._dynamo.reset()   # the next run of the sweep compiles its own model from scratch
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -359,8 +386,62 @@ class _StepClock:
         self._events.clear()
 
 
+class _GraphedStep:
+    """The whole training step (encode, forward, loss, backward, Adam) captured in one CUDA graph.
+
+    The first ``EAGER_CALLS`` calls run the step eagerly on a side stream (cuDNN's benchmark,
+    Triton's autotuning, NVRTC builds and lazy allocations all happen there, as capture forbids
+    them); the next call captures the step and replays it once (the training run's first warm-up
+    steps cover these calls); every later call only replays it, so
+    a step costs one graph launch on the host. The batch is copied into fixed input buffers by
+    ``load`` (outside the timed step); the returned loss is the graph's own output tensor, valid
+    until the next replay. Requires Adam with ``capturable=True`` and no host synchronisation
+    inside the step (fp16's gradient scaler has one: ``RunConfig.normalized`` refuses it).
+    """
+
+    EAGER_CALLS = 2   # two eager steps: the first tunes and builds, the second runs as captured code will
+
+    def __init__(self, step, device: torch.device, generator: torch.Generator):
+        self.step, self.device, self.generator = step, device, generator
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.loss: torch.Tensor | None = None
+        self.calls = 0
+
+    def load(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.x is None:
+            self.x, self.y = x.clone(), y.clone()
+        elif x.shape != self.x.shape:
+            raise ValueError(f"a CUDA-graph step needs batches of one shape; got {tuple(x.shape)} after "
+                             f"{tuple(self.x.shape)} (the last, smaller batch of an epoch: drop it)")
+        else:
+            self.x.copy_(x, non_blocking=True)
+            self.y.copy_(y, non_blocking=True)
+
+    def run(self) -> torch.Tensor:
+        self.calls += 1
+        if self.graph is not None:
+            self.graph.replay()
+            return self.loss
+        if self.calls <= self.EAGER_CALLS:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                loss = self.step(self.x, self.y)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return loss
+        torch.cuda.synchronize(self.device)
+        self.graph = torch.cuda.CUDAGraph()
+        self.graph.register_generator_state(self.generator)   # the rate coding's draws advance every replay
+        with torch.cuda.graph(self.graph):
+            self.loss = self.step(self.x, self.y)
+        self.graph.replay()
+        return self.loss
+
+
 def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, steps: int, n_test: int,
-         device: torch.device, reporter: Reporter) -> dict:
+         device: torch.device, reporter: Reporter, on_step=None) -> dict:
     """The epochs; returns the RunRecord fields they measure."""
     amp_dtype = PRECISIONS[cfg.precision]
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
@@ -369,7 +450,9 @@ def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, st
         torch.backends.cudnn.benchmark = True
 
     def autocast():
-        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+        # no cast cache in a captured step: cached casts would be tensors of the capture, freed after it
+        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None,
+                              cache_enabled=not cfg.cuda_graphs)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One training step on a batch already on the device; the loss stays there (no sync)."""
@@ -389,6 +472,7 @@ def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, st
 
     out = {"train_time_s": [], "test_time_s": [], "train_loss": [], "test_accuracy": []}
     clock = _StepClock(device)
+    graphed = _GraphedStep(step, device, gen) if cfg.cuda_graphs else None
 
     for epoch in range(cfg.epochs):
         model.train()
@@ -403,8 +487,14 @@ def _fit(model, optimizer, cfg: RunConfig, spec, train_batches, test_batches, st
                 # peak memory of steady training: cudnn's autotuning workspaces during the warm-up
                 # steps would otherwise count for whichever backend runs first in the process
                 timing.peak_memory_reset(device)
-            loss = clock.run(step, x, y, timed=i >= warmup)
+            if graphed is not None:
+                graphed.load(x, y)                      # into the graph's input buffers, before the clock
+                loss = clock.run(graphed.run, timed=i >= warmup)
+            else:
+                loss = clock.run(step, x, y, timed=i >= warmup)
             loss_sum.add_(loss)
+            if on_step is not None:
+                on_step(epoch, i)
             now = time.perf_counter()
             if now - read_at >= LOSS_READ_EVERY_S or i + 1 == steps:
                 read_at = now

@@ -44,9 +44,10 @@ from .common import (
 # Keys a sweep file may set (the options' long names with underscores; "T" for --time-steps).
 RUN_KEYS = ("dataset", "arch", "neuron", "backends", "baseline", "device", "time_steps", "batch_size", "epochs",
             "max_steps", "lr", "seed", "precision", "step_mode", "data_root", "download", "synthetic", "ann_floor",
-            "split_by", "in_channels")
+            "split_by", "in_channels", "compile", "cuda_graphs", "channels_last")
 GRID_KEYS = ("dataset", "arch", "neuron", "time_steps", "batch_size", "precision", "step_mode", "split_by",
-             "in_channels")
+             "in_channels", "compile", "cuda_graphs", "channels_last")
+FLAGS = ("compile", "cuda_graphs", "channels_last")   # on/off options; a sweep file may list both
 
 
 def _key(name: str) -> str:
@@ -88,9 +89,10 @@ def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str
     max_steps = None if values["max_steps"] in (None, 0, "") else int_list("max steps", values["max_steps"])[0]
     device = pick_device(device_option(values["device"]) if values["device"] is not None else None)
     split_bys, channels = _event_options(values, datasets)
+    flags = [dict(zip(FLAGS, combo)) for combo in itertools.product(*(bool_list(f, values.get(f)) for f in FLAGS))]
     configs: list[RunConfig] = []
-    for ds, arch, neuron, T, B, prec, mode in itertools.product(datasets, archs, neurons, Ts, batch_sizes,
-                                                                precisions, step_modes):
+    for ds, arch, neuron, T, B, prec, mode, flag in itertools.product(datasets, archs, neurons, Ts, batch_sizes,
+                                                                      precisions, step_modes, flags):
         # --split-by and --in-channels apply to the event datasets of the grid; an image dataset keeps its own
         events = data.get(ds).events
         for split_by, in_channels in itertools.product(split_bys if events else [None],
@@ -98,7 +100,7 @@ def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str
             common = dict(dataset=ds, neuron=neuron, device=device, T=T, batch_size=B, epochs=epochs,
                           max_steps=max_steps, lr=float(values["lr"]), seed=int(values["seed"]), precision=prec,
                           synthetic=bool(values["synthetic"]), step_mode=mode, data_root=str(values["data_root"]),
-                          download=bool(values["download"]), split_by=split_by, in_channels=in_channels)
+                          download=bool(values["download"]), split_by=split_by, in_channels=in_channels, **flag)
             if models.get(arch).spiking:
                 configs += [RunConfig(arch=arch, backend=b, **common) for b in names]
             if values["ann_floor"] or not models.get(arch).spiking:
@@ -109,6 +111,20 @@ def run_configs(values: dict[str, Any]) -> tuple[list[RunConfig], list[str], str
         except ValueError as e:
             fail(str(e))
     return configs, names, baseline
+
+
+def bool_list(what: str, value: Any) -> list[bool]:
+    """An on/off option as a list: a bool, or a list of them from a sweep file (both: compare on and off)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, bool) or v is None:
+            out.append(bool(v))
+        elif str(v).strip().lower() in ("true", "on", "yes", "1", "false", "off", "no", "0"):
+            out.append(str(v).strip().lower() in ("true", "on", "yes", "1"))
+        else:
+            fail(f"{what.replace('_', '-')} must be true or false (or a list of them), got {v!r}")
+    return list(dict.fromkeys(out)) or [False]
 
 
 def _event_options(values: dict[str, Any], datasets: list[str]) -> tuple[list[str | None], list[int | None]]:
@@ -134,7 +150,7 @@ def unique(configs: list[RunConfig]) -> list[RunConfig]:
     for cfg in configs:
         n = cfg.normalized()
         seen.setdefault((n.dataset, n.arch, n.backend, n.neuron, n.T, n.batch_size, n.precision, n.step_mode,
-                         n.split_by, n.in_channels), cfg)
+                         n.split_by, n.in_channels, n.options), cfg)
     return list(seen.values())
 
 
@@ -197,6 +213,12 @@ def compare(
         "Random data of the real shapes and class counts: MNIST/CIFAR-10 made on the device per batch; "
         f"N-MNIST/DvsGesture a fixed pool of at most {POOL_BATCHES} batches per split, made once on the device "
         "before each run and cycled through. Step times never include making or loading a batch."))] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model (see tfbench run --help).")]
+    = False,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help=(
+        "Replay every training step from a CUDA graph (see tfbench run --help). GPU only; fp32 or bf16."))] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC convs and BN for every model.")]
+    = False,
     out: Annotated[Path, typer.Option(help=(
         "Results folder: records go to OUT/runs.jsonl, the table to OUT/<config or 'compare'>.csv and .md."))]
     = Path("results"),
@@ -231,7 +253,8 @@ def compare(
               f"results in {store.runs.path}", highlight=False, soft_wrap=True)
     records = guarded(lambda: run_sweep(configs, store, force=force, reporter=RichReporter(err),
                                         on_skip=lambda r: err.print(f"skip (done): {r.arch} {r.backend} {r.dataset} "
-                                                                    f"T={r.T} B={r.batch_size} {r.precision}"
+                                                                    f"T={r.T} B={r.batch_size} {r.precision} "
+                                                                    f"{r.options}"
                                                                     + (f" split-by {r.split_by} in-ch {r.in_channels}"
                                                                        if r.split_by else ""),
                                                                     highlight=False, soft_wrap=True)))

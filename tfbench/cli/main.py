@@ -8,6 +8,7 @@ from .common import OneLineErrors
 from .compare import compare
 from .layer import layer
 from .plot import plot
+from .profile import profile
 from .run import HELP as RUN_HELP
 from .run import run
 
@@ -25,6 +26,7 @@ app.command("run", help=RUN_HELP)(run)
 app.command("compare")(compare)
 app.command("layer")(layer)
 app.command("plot")(plot)
+app.command("profile")(profile)
 
 
 def main() -> None:

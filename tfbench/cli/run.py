@@ -95,6 +95,13 @@ def run(
         "split, made once on --device before training starts and cycled through every epoch (synthetic event frames take "
         "about 25 ms a DvsGesture sample on a CPU core: too slow to make per step). Step times never include "
         "making, loading or copying a batch."))] = False,
+    compile: Annotated[bool, typer.Option("--compile", help=(
+        "torch.compile the model (default mode); the first steps compile and are not timed."))] = False,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help=(
+        "Capture the whole training step (encode, forward, backward, Adam) in one CUDA graph after two eager "
+        "warm-up steps and replay it: no per-op launch cost. GPU only; fp32 or bf16."))] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help=(
+        "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))] = False,
     out: Annotated[Path, typer.Option(help="Results folder: the record is appended to OUT/runs.jsonl.")]
     = Path("results"),
 ) -> None:
@@ -104,7 +111,8 @@ def run(
                     max_steps=max_steps, lr=lr, seed=seed, precision=precision.value, synthetic=synthetic,
                     step_mode=step_mode.value, data_root=str(data_root), download=download,
                     split_by=split_by.value if split_by is not None else None,
-                    in_channels=int(in_channels.value) if in_channels is not None else None)
+                    in_channels=int(in_channels.value) if in_channels is not None else None,
+                    compile=compile, cuda_graphs=cuda_graphs, channels_last=channels_last)
     if quick:
         cfg = dataclasses.replace(cfg, **QUICK)
     try:
@@ -117,7 +125,7 @@ def run(
     frames = f", frames split by {cfg.split_by}, {cfg.in_channels} input channels" if cfg.split_by else ""
     err.print(f"tfbench run: {cfg.arch}, {cfg.backend}, {cfg.dataset}{' (synthetic)' if cfg.synthetic else ''} on "
               f"{cfg.device}, T={cfg.T}, batch {cfg.batch_size}, {cfg.epochs} epochs ({steps}), {cfg.precision}"
-              f"{frames}"
+              f"{frames}{'' if cfg.options == 'eager' else ', ' + cfg.options}"
               + (" [quick demo: no workload option given; any gives the paper's defaults]" if quick else ""),
               highlight=False, soft_wrap=True)
     rec = guarded(lambda: train(cfg, RichReporter(err)))

@@ -36,6 +36,13 @@ class Spiking(nn.Module):
         self.multi_step = True
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # channels-last memory: the neuron is elementwise over everything but T, so it gets the
+            # same memory as a contiguous [..., H, W, C] view instead of a copy to NCHW
+            return self._run(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self._run(x)
+
+    def _run(self, x: Tensor) -> Tensor:
         if not self.multi_step:
             return self.neuron(x)
         return self.neuron(x.unflatten(0, (self.T, -1))).flatten(0, 1)

@@ -21,14 +21,26 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def options_text(compile: bool, cuda_graphs: bool, channels_last: bool) -> str:
+    """The training step's speed options as one word ("eager" when none is on)."""
+    on = [name for name, flag in (("compile", compile), ("graphs", cuda_graphs), ("channels-last", channels_last))
+          if flag]
+    return "+".join(on) or "eager"
+
+
 class _Record:
     """What every record kind shares: its configuration (``CONFIG_FIELDS``), the key made from it,
     and the JSON form."""
 
     CONFIG_FIELDS: tuple[str, ...] = ()
+    # Configuration added after records were first committed: part of the key only when it differs
+    # from this default, so every older record keeps its key (and a resumed sweep still skips it).
+    OPTIONAL_CONFIG: dict[str, Any] = {}
 
     def config(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.CONFIG_FIELDS}
+        out = {k: getattr(self, k) for k in self.CONFIG_FIELDS}
+        out.update({k: getattr(self, k) for k, default in self.OPTIONAL_CONFIG.items() if getattr(self, k) != default})
+        return out
 
     @property
     def key(self) -> str:
@@ -107,6 +119,9 @@ class RunRecord(_Record):
     status: str                 # ok | oom | unavailable: <reason> | error: <message>
     split_by: str = ""          # event datasets: number | time (how events are cut into T frames); "" otherwise
     in_channels: int = 3        # the network's input channels (event datasets: 3 = 2 polarities + a zero one, or 2)
+    compile: bool = False       # the model ran through torch.compile (default mode)
+    cuda_graphs: bool = False   # the whole training step (encode, forward, backward, Adam) replayed from a CUDA graph
+    channels_last: bool = False  # convs and BN on NHWC (channels-last) tensors; the neurons see them without a copy
     checked: bool = False       # the backend's spikes matched the reference LIF before training
     implementation: str = ""    # e.g. SpikingJelly's selected kernel (triton)
     differences: str = ""       # where the backend's neuron differs from LIF_SPEC
@@ -132,4 +147,10 @@ class RunRecord(_Record):
     CONFIG_FIELDS = ("kind", "dataset", "arch", "backend", "neuron", "neuron_params", "device", "device_name", "T",
                      "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode",
                      "split_by", "in_channels")
+    OPTIONAL_CONFIG = {"compile": False, "cuda_graphs": False, "channels_last": False}
+
+    @property
+    def options(self) -> str:
+        """The speed options that were on, as one word: "compile+graphs+channels-last", or "eager"."""
+        return options_text(self.compile, self.cuda_graphs, self.channels_last)
 

@@ -1,0 +1,44 @@
+"""``tfbench profile``'s breakdown: names sorted into categories; a real run profiled end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfbench.bench import profile as prof
+from tfbench.bench.train import RunConfig
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("lif_forward", "neuron (fused LIF kernels)"),
+    ("_multistep_lif_backward_kernel_static", "neuron (fused LIF kernels)"),
+    ("void cudnn::bn_fw_tr_1C11_kernel_NCHW<float, float, int, 512, true, 1, true>", "batchnorm"),
+    ("aten::native_batch_norm_backward", "batchnorm"),
+    ("sm90_xmma_fprop_implicit_gemm_f32f32_tf32f32_f32_nhwckrsc_nchw", "convolution"),
+    ("aten::convolution_backward", "convolution"),
+    ("void cudnn::engines_precompiled::nchwToNhwcKernel<float, float, float, false, true>",
+     "layout copies (NCHW<->NHWC, contiguous)"),
+    ("void at::native::elementwise_kernel<128, 2, direct_copy_kernel_cuda>", "layout copies (NCHW<->NHWC, contiguous)"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdam>", "optimizer (Adam)"),
+    ("void at::native::vectorized_elementwise_kernel<4, CUDAFunctor_add<float>>", "elementwise (incl. a neuron written as PyTorch ops)"),
+    ("something unheard of", prof.OTHER),
+])
+def test_names_fall_into_categories(name: str, expected: str) -> None:
+    assert prof.category(name) == expected
+
+
+def test_profile_of_a_real_run() -> None:
+    cfg = RunConfig(dataset="MNIST", backend="torch", synthetic=True, T=2, batch_size=2, epochs=1,
+                    max_steps=prof.WARMUP_STEPS + prof.SETTLE_STEPS + prof.ACTIVE_STEPS, device="cpu")
+    p = prof.profile_step(cfg)
+    assert p.status == "ok" and p.device == "cpu" and p.step_ms > 0
+    assert p.categories["convolution"] > 0 and p.categories["batchnorm"] > 0
+    assert p.busy_ms == pytest.approx(sum(p.categories.values()))
+    assert p.top and all(ms > 0 for _, _, ms, _ in p.top)
+    cats, top = prof.as_table(p)
+    assert cats["category"].iloc[-1].startswith("step") and len(top) == len(p.top)
+
+
+def test_too_few_steps_is_one_clear_error() -> None:
+    cfg = RunConfig(dataset="MNIST", synthetic=True, T=2, batch_size=2, max_steps=3, device="cpu")
+    with pytest.raises(ValueError, match="too few to profile"):
+        prof.profile_step(cfg)
