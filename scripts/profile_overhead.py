@@ -3,8 +3,9 @@
     python scripts/profile_overhead.py
 
 Prints, with CUDA events after warm-up (median of 300): tfbench's op, the same op through the
-dispatcher, a do-nothing autograd.Function with one allocation per direction (PyTorch's own floor
-for an op with a backward on this host), a single elementwise op, and SpikingJelly; then the
+dispatcher, a do-nothing autograd.Function with one allocation per direction, a single elementwise
+op, the same op forward + ``autograd.grad`` (PyTorch's own floor for any op with a backward on this
+host: a native C++ autograd node, no Python), and SpikingJelly; then the
 Python functions that take the time in tfbench's call (cProfile).
 """
 
@@ -37,6 +38,7 @@ def main() -> None:
     layer = LIF.from_preset("paper")
     cases = {
         "single elementwise op (x * 2)": lambda: x.detach() * 2,
+        "x * 2 fwd+bwd (PyTorch's native C++ autograd)": lambda: torch.autograd.grad(x * 2, x, gs),
         "do-nothing autograd.Function fwd+bwd": lambda: torch.autograd.grad(_Nothing.apply(x), x, gs),
         "tfbench forward only": lambda: layer(x),
         "tfbench fwd+bwd": lambda: torch.autograd.grad(layer(x), x, gs),

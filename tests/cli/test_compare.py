@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from tfbench.bench import train as train_module
 from tfbench.bench.train import pending_record
@@ -174,3 +175,29 @@ def test_sweep_file_takes_the_event_options(cli, tmp_path: Path, monkeypatch) ->
     result = cli("compare", "--config", config, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert [(c.dataset, c.split_by, c.in_channels) for c in ran] == [("CIFAR-10", "", 3), ("DvsGesture", "time", 2)]
+
+
+def test_the_step_sweeps_expand(monkeypatch) -> None:
+    """configs/step_targets.toml: eager and graphed rows for tfbench, SpikingJelly and the ANN floor;
+    configs/step_options.toml: channels-last (alone and graphed) and compiled rows for tfbench and the ANN.
+    Each option combination is its own config (and key)."""
+    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda", 0))  # graphs need a GPU
+    cli_defaults = {k: None for k in compare_module.RUN_KEYS} | {
+        "dataset": "MNIST", "arch": "Spiking-ResNet18", "neuron": "LIF", "time_steps": "32", "batch_size": "100",
+        "epochs": 5, "lr": 1e-3, "seed": 0, "precision": "fp32", "step_mode": "multi", "data_root": "data",
+        "download": False, "synthetic": False, "ann_floor": False, "device": "cpu"}
+    by_options: dict[str, list] = {}
+    for stem in ("step_targets", "step_options"):
+        sweep = compare_module.read_sweep(ROOT / "configs" / f"{stem}.toml")
+        entries = compare_module.sweep_values(cli_defaults, set(), sweep["defaults"], sweep["grid"],
+                                              compare_module.RUN_KEYS, stem)
+        configs = compare_module.unique([c for values in entries for c in compare_module.run_configs(values)[0]])
+        assert {c.dataset for c in configs} == {"CIFAR-10"} and all(c.synthetic for c in configs)
+        assert {c.batch_size for c in configs} == {100} and {c.max_steps for c in configs} == {25}
+        for c in configs:
+            by_options.setdefault(c.options, []).append(c)
+    # (tfbench, spikingjelly, ann) x T {4, 32} x {fp32, bf16}
+    assert len(by_options["eager"]) == len(by_options["graphs"]) == 3 * 2 * 2
+    # (tfbench, ann) x T x precision
+    assert len(by_options["channels-last"]) == len(by_options["graphs+channels-last"]) == 2 * 2 * 2
+    assert len(by_options["compile"]) == 2 * 2 and {c.T for c in by_options["compile"]} == {4}
