@@ -20,3 +20,22 @@ extern "C" __global__ void lif_backward(const storage_t* __restrict__ gs, const 
   if (i0 >= n) return;
   backward_thread(i0, gs, h, gv_last, gx, gv0, n, steps, p);
 }
+
+// Keep x instead of h: the forward writes s and a membrane checkpoint every LIF_CKPT steps; the
+// backward recomputes h from x segment by segment (lif.cuh, forward_ckpt_thread).
+extern "C" __global__ void lif_forward_ckpt(const storage_t* __restrict__ x, const acc_t* __restrict__ v0,
+                                            storage_t* __restrict__ s, acc_t* __restrict__ ckpt,
+                                            acc_t* __restrict__ v_last, i64 n, int steps, Params p) {
+  i64 i0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * LIF_VEC;
+  if (i0 >= n) return;
+  forward_ckpt_thread(i0, x, v0, s, ckpt, v_last, n, steps, p);
+}
+
+extern "C" __global__ void lif_backward_recompute(const storage_t* __restrict__ gs, const storage_t* __restrict__ x,
+                                                  const acc_t* __restrict__ v0, const acc_t* __restrict__ ckpt,
+                                                  const acc_t* __restrict__ gv_last, storage_t* __restrict__ gx,
+                                                  acc_t* __restrict__ gv0, i64 n, int steps, Params p) {
+  i64 i0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * LIF_VEC;
+  if (i0 >= n) return;
+  backward_recompute_thread(i0, gs, x, v0, ckpt, gv_last, gx, gv0, n, steps, p);
+}

@@ -13,7 +13,8 @@
 //   LIF_DETACH_RESET 1: no gradient through the spike in the reset
 //   LIF_SURROGATE    0 sigmoid, 1 atan, 2 rect
 //   LIF_VEC          neurons per thread (1, 2, 4 or 8); the host side picks it per call
-//   LIF_UNROLL       time steps loaded ahead of use
+//   LIF_UNROLL       time steps loaded ahead of use (the kernels that keep h)
+//   LIF_CKPT         steps per checkpoint segment of the kernels that keep x instead of h (below)
 #pragma once
 
 #if defined(__CUDACC__)
@@ -46,6 +47,12 @@
 #endif
 #ifndef LIF_UNROLL
 #define LIF_UNROLL 4
+#endif
+// 8: the checkpoints then add 8/8 = 1 B/element (5% of the 20 the variant moves in fp32), and the
+// backward holds 8 * LIF_VEC recomputed membranes in registers (32 fp32 at 4 neurons/thread, 64 at
+// bf16's 8), which still fits without spills; 16 would halve the 1 B but double the registers.
+#ifndef LIF_CKPT
+#define LIF_CKPT 8
 #endif
 
 namespace lif {
@@ -197,11 +204,28 @@ struct Params {
 // ---------------------------------------------------------------------------------------------
 // One step of the neuron (LIF_SPEC.md, "Forward") and of its backward ("Backward").
 // ---------------------------------------------------------------------------------------------
+// a * b + c rounded once, spelled out: the forward and the backward's recomputation (another
+// kernel) must round h identically, so the compiler is given no product to contract as it likes.
+LIF_HD float fma_(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+LIF_HD double fma_(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
 LIF_HD acc_t charge(acc_t v, acc_t x, const Params& p) {
 #if LIF_DECAY_INPUT
-  return v + (x - (v - p.v_reset)) * p.inv_tau;
+  return fma_(x - (v - p.v_reset), p.inv_tau, v);           // v + (x - (v - vr)) / tau
 #else
-  return v - (v - p.v_reset) * p.inv_tau + x;
+  return fma_(-(v - p.v_reset), p.inv_tau, v) + x;          // v - (v - vr) / tau + x
 #endif
 }
 
@@ -369,6 +393,116 @@ LIF_HD void backward_thread(i64 i0, const storage_t* LIF_RESTRICT gs, const stor
     *reinterpret_cast<pack_t*>(gx + (i64)t * n + i0) = out;
   }
 #pragma unroll
+  if (gv0)
+#pragma unroll
+    for (int k = 0; k < LIF_VEC; ++k) gv0[i0 + k] = gv[k];
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Keep x instead of h (lif(..., save="input")). The forward writes only s, and the membrane v at
+// every LIF_CKPT-th step boundary: ckpt[c - 1] = v before step c * LIF_CKPT, c = 1..C-1, C =
+// ceil(T / LIF_CKPT) segments (the first segment starts from v0, which needs no copy). The backward
+// takes the segments from last to first: from the segment's starting membrane it recomputes the
+// segment's h from x into registers, with charge() and reset() exactly as the forward ran them
+// (fp32 h, so its spike h >= v_threshold is the forward's spike bit for bit, in every storage
+// dtype: no rounded h is involved, hence no store_h nudge), then runs the backward over those steps
+// in reverse. Per element: forward reads x, writes s; backward reads x and gs, writes gx; plus
+// 2 x 4 B per neuron per checkpoint.
+// ---------------------------------------------------------------------------------------------
+LIF_HD int segment_steps(int t0, int steps) { return steps - t0 < LIF_CKPT ? steps - t0 : LIF_CKPT; }
+
+// x: [T, n]; v0: [n] or null (v_reset); s: [T, n]; ckpt: [C - 1, n]; v_last: [n] or null.
+LIF_HD void forward_ckpt_thread(i64 i0, const storage_t* LIF_RESTRICT x, const acc_t* LIF_RESTRICT v0,
+                                storage_t* LIF_RESTRICT s, acc_t* LIF_RESTRICT ckpt,
+                                acc_t* LIF_RESTRICT v_last, i64 n, int steps, Params p) {
+  acc_t v[LIF_VEC];
+#pragma unroll
+  for (int k = 0; k < LIF_VEC; ++k) v[k] = v0 ? v0[i0 + k] : p.v_reset;
+
+  for (int t0 = 0; t0 < steps; t0 += LIF_CKPT) {
+    const int len = segment_steps(t0, steps);
+    if (t0 > 0)
+#pragma unroll
+      for (int k = 0; k < LIF_VEC; ++k) ckpt[(i64)(t0 / LIF_CKPT - 1) * n + i0 + k] = v[k];
+    pack_t xs[LIF_CKPT];
+#pragma unroll
+    for (int u = 0; u < LIF_CKPT; ++u)
+      if (u < len) xs[u] = *reinterpret_cast<const pack_t*>(x + (i64)(t0 + u) * n + i0);
+#pragma unroll
+    for (int u = 0; u < LIF_CKPT; ++u) {
+      if (u < len) {
+        pack_t sp;
+#pragma unroll
+        for (int k = 0; k < LIF_VEC; ++k) {
+          acc_t hk = charge(v[k], St::load(xs[u].v[k]), p);
+          bool spike = hk >= p.v_threshold;
+          sp.v[k] = St::store(spike ? acc_t(1) : acc_t(0));
+          v[k] = reset(hk, spike, p);
+        }
+        *reinterpret_cast<pack_t*>(s + (i64)(t0 + u) * n + i0) = sp;
+      }
+    }
+  }
+  if (v_last)
+#pragma unroll
+    for (int k = 0; k < LIF_VEC; ++k) v_last[i0 + k] = v[k];
+}
+
+// gs, x: [T, n]; v0: [n] or null; ckpt: [C - 1, n] (forward_ckpt_thread's); gv_last: [n] or null;
+// gx: [T, n]; gv0: [n] or null.
+LIF_HD void backward_recompute_thread(i64 i0, const storage_t* LIF_RESTRICT gs, const storage_t* LIF_RESTRICT x,
+                                      const acc_t* LIF_RESTRICT v0, const acc_t* LIF_RESTRICT ckpt,
+                                      const acc_t* LIF_RESTRICT gv_last, storage_t* LIF_RESTRICT gx,
+                                      acc_t* LIF_RESTRICT gv0, i64 n, int steps, Params p) {
+  const acc_t keep = acc_t(1) - p.inv_tau;  // dh[t]/dv[t-1]
+  acc_t gv[LIF_VEC];
+#pragma unroll
+  for (int k = 0; k < LIF_VEC; ++k) gv[k] = gv_last ? gv_last[i0 + k] : acc_t(0);
+
+  for (int c = (steps - 1) / LIF_CKPT; c >= 0; --c) {
+    const int t0 = c * LIF_CKPT, len = segment_steps(t0, steps);
+    acc_t v[LIF_VEC];
+#pragma unroll
+    for (int k = 0; k < LIF_VEC; ++k)
+      v[k] = c > 0 ? ckpt[(i64)(c - 1) * n + i0 + k] : (v0 ? v0[i0 + k] : p.v_reset);
+    // the segment's h, recomputed as forward_ckpt_thread computed it
+    pack_t xs[LIF_CKPT];
+#pragma unroll
+    for (int u = 0; u < LIF_CKPT; ++u)
+      if (u < len) xs[u] = *reinterpret_cast<const pack_t*>(x + (i64)(t0 + u) * n + i0);
+    acc_t hs[LIF_CKPT][LIF_VEC];
+#pragma unroll
+    for (int u = 0; u < LIF_CKPT; ++u) {
+      if (u < len) {
+#pragma unroll
+        for (int k = 0; k < LIF_VEC; ++k) {
+          acc_t hk = charge(v[k], St::load(xs[u].v[k]), p);
+          bool spike = hk >= p.v_threshold;
+          hs[u][k] = hk;
+          v[k] = reset(hk, spike, p);
+        }
+      }
+    }
+    // the backward over the segment, last step first
+    pack_t gp[LIF_CKPT];
+#pragma unroll
+    for (int u = 0; u < LIF_CKPT; ++u)
+      if (u < len) gp[u] = *reinterpret_cast<const pack_t*>(gs + (i64)(t0 + u) * n + i0);
+#pragma unroll
+    for (int u = LIF_CKPT - 1; u >= 0; --u) {
+      if (u < len) {
+        pack_t out;
+#pragma unroll
+        for (int k = 0; k < LIF_VEC; ++k) {
+          acc_t gh = grad_h(St::load(gp[u].v[k]), gv[k], hs[u][k], p);
+          out.v[k] = St::store(grad_x(gh, p));
+          gv[k] = gh * keep;
+        }
+        *reinterpret_cast<pack_t*>(gx + (i64)(t0 + u) * n + i0) = out;
+      }
+    }
+  }
   if (gv0)
 #pragma unroll
     for (int k = 0; k < LIF_VEC; ++k) gv0[i0 + k] = gv[k];

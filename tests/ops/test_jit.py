@@ -8,6 +8,7 @@ import pytest
 
 from tfbench.ops import jit
 from tfbench.ops.lif import LIFParams
+from tfbench.ops.lif.alloc import CKPT
 from tfbench.ops.lif.cuda import _STORAGE, _SURROGATE
 
 
@@ -23,13 +24,15 @@ def _nvrtc_or_skip():
 def _defines(dtype, p: LIFParams, vec: int) -> dict[str, int]:
     return {"LIF_STORAGE": _STORAGE[dtype], "LIF_DECAY_INPUT": int(p.decay_input),
             "LIF_HARD_RESET": int(p.hard_reset), "LIF_DETACH_RESET": int(p.detach_reset),
-            "LIF_SURROGATE": _SURROGATE[p.surrogate], "LIF_VEC": vec, "LIF_UNROLL": 4}
+            "LIF_SURROGATE": _SURROGATE[p.surrogate], "LIF_VEC": vec, "LIF_UNROLL": 4, "LIF_CKPT": CKPT}
 
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_every_configuration_compiles(arch):
     """Every dtype at every vector width, and every switch combination in fp32."""
     import torch
+
+    from tfbench.ops.lif import cuda as lif_cuda
 
     _nvrtc_or_skip()
     configs = [(dt, LIFParams(), vec) for dt in _STORAGE for vec in (1, 2, 4, 8)
@@ -39,6 +42,32 @@ def test_every_configuration_compiles(arch):
     for dtype, p, vec in configs:
         image, is_cubin = jit.compile_cubin("lif.cu", arch, _defines(dtype, p, vec), use_cache=False)
         assert is_cubin and image[:4] == b"\x7fELF", (dtype, p, vec)
+        for name in lif_cuda.KERNELS:  # both pairs: keeping h, and keeping x (recomputing h)
+            assert name.encode() + b"\x00" in image, (name, dtype, p, vec)
+
+
+@pytest.mark.parametrize("storage, vec", [(0, 4), (1, 8), (2, 8), (3, 2), (0, 1)])
+def test_recompute_kernels_do_not_spill(storage, vec):
+    """The recompute backward holds LIF_CKPT x LIF_VEC membranes in registers: at the widths the
+    host side picks (16-byte accesses) nothing may spill to local memory (ptxas's own report)."""
+    import re
+    import shutil
+    import subprocess
+
+    nvcc = shutil.which("nvcc") or (os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc")
+                                    if os.environ.get("CUDA_HOME") else None)
+    if nvcc is None or not os.path.exists(nvcc):
+        pytest.skip("no nvcc to report register use")
+    defines = [f"-DLIF_STORAGE={storage}", f"-DLIF_VEC={vec}", f"-DLIF_CKPT={CKPT}"]
+    out = subprocess.run([nvcc, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", *defines,
+                          f"-I{jit.kernels_dir()}", str(jit.kernels_dir() / "lif.cu"), "-o", os.devnull],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = out.stderr
+    for name in ("lif_forward_ckpt", "lif_backward_recompute"):
+        section = report[report.index(f"'{name}'"):]
+        spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", section)
+        assert spills and spills.groups() == ("0", "0"), section[:400]
 
 
 def test_disk_cache_reuses_and_keys_on_options(tmp_path, monkeypatch):
@@ -80,6 +109,20 @@ def test_missing_nvrtc_says_how_to_install(monkeypatch):
 
 def test_sources_are_found():
     assert (jit.kernels_dir() / "lif.cu").is_file() and (jit.kernels_dir() / "lif.cuh").is_file()
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_recompute_kernel_args_pack_seven_pointers(double):
+    """lif_backward_recompute(gs, x, v0, ckpt, gv_last, gx, gv0, n, steps, p): seven pointers first."""
+    from tfbench.ops.lif import cuda as lif_cuda
+
+    params = lif_cuda._ARGS7[double].pack(1, 2, 0, 4, 0, 6, 7, 2 ** 33 + 1, 9, 0.5, 0.3, 0.0, 4.0)
+    struct_type = lif_cuda._kernel_args(lif_cuda._ParamsD if double else lif_cuda._ParamsF, 7)._struct_type
+    view = struct_type.from_address(params[0])
+    assert [getattr(view, f) or 0 for f in "abcdefg"] == [1, 2, 0, 4, 0, 6, 7]
+    assert (view.n, view.steps, view.p.inv_tau, view.p.alpha) == (2 ** 33 + 1, 9, 0.5, 4.0)
+    assert [params[i] - params[0] for i in range(len(params))] == [
+        getattr(struct_type, f).offset for f in (*"abcdefg", "n", "steps", "p")]
 
 
 @pytest.mark.parametrize("double", [False, True])

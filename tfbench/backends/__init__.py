@@ -7,7 +7,7 @@ ValueError listing the known ones.
 
 from __future__ import annotations
 
-from . import norse, snntorch, spikingjelly, tfbench_fused, torch_loop
+from . import norse, snntorch, spikingjelly, tfbench_fused, tfbench_recompute, torch_loop
 from .base import Backend, Unsupported
 from .single_step import with_step_layer
 
@@ -20,6 +20,7 @@ BACKENDS: dict[str, Backend] = {
         spikingjelly.BACKEND_TORCH,
         snntorch.BACKEND,
         norse.BACKEND,
+        tfbench_recompute.BACKEND,   # the fused op keeping x instead of h (lif(..., save="input"))
     )
 }
 

@@ -21,6 +21,8 @@ from torch import nn
 from ..ops.lif import LIFParams
 
 LayerFactory = Callable[[LIFParams], nn.Module]
+# Bytes each element of [T, N] must cross device memory, from (storage dtype, T, direction)
+BytesRule = Callable[[torch.dtype, int, str], float]
 
 
 def quiet_import(name: str) -> ModuleType:
@@ -48,6 +50,9 @@ class Backend:
     probe: Callable[[], str | None] | None = None  # extra check: None, or why it cannot run
     # single-step layer ``[*] -> [*]`` that keeps its membrane until ``reset_state()`` (``--step-mode single``)
     make_step_layer: LayerFactory | None = None
+    # the bytes its layer must move per element, for its memory floor (bench/layer.py); None: LIF_SPEC's
+    # rule for an op keeping h (x, s, h forward; gs, h, gx backward: 24 B fp32, 12 B bf16/fp16)
+    bytes_per_element: BytesRule | None = None
 
     def version(self) -> str | None:
         if self.distribution is None:

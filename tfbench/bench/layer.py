@@ -3,8 +3,9 @@
 For each cell: the backend's spikes are checked against the float64 reference first (``checked``),
 then forward, backward or both are timed with CUDA events after warm-up (bench/timing.py), in eager
 mode or replayed from a CUDA graph. The floor beside each time is the bytes the op must move
-(LIF_SPEC.md: 12 B/element per direction in fp32, 6 in bf16/fp16) over the copy bandwidth measured
-in the same process. A cell that cannot run is recorded as "n/a: reason", "oom" or "error: ...",
+(LIF_SPEC.md: 12 B/element per direction in fp32, 6 in bf16/fp16; a backend that keeps less for
+backward gives its own count, ``Backend.bytes_per_element``) over the copy bandwidth measured in
+the same process. A cell that cannot run is recorded as "n/a: reason", "oom" or "error: ...",
 and the sweep goes on.
 """
 
@@ -31,9 +32,19 @@ CHECK_NEURONS = 1 << 16   # spikes checked against the float64 reference on this
 TIE_EPS = 1e-4            # membranes this close to threshold may round either way: excluded from the check
 
 
-def bytes_per_element(precision: str, direction: str) -> int:
-    """Bytes each element must cross device memory (LIF_SPEC "Floors"): x, s, h forward; gs, h, gx backward."""
-    size = torch.empty((), dtype=PRECISIONS[precision]).element_size()
+def bytes_per_element(precision: str, direction: str, steps: int = 1, backend: str | None = None) -> float:
+    """Bytes each element must cross device memory: the backend's own count where it gives one
+    (``Backend.bytes_per_element``), else LIF_SPEC "Floors": x, s, h forward; gs, h, gx backward."""
+    dtype = PRECISIONS[precision]
+    rule = None
+    if backend is not None:
+        try:
+            rule = backend_registry.get(backend).bytes_per_element
+        except ValueError:
+            rule = None  # an unknown backend is recorded as n/a below; its floor is the default one
+    if rule is not None:
+        return rule(dtype, steps, direction)
+    size = torch.empty((), dtype=dtype).element_size()
     return (6 if direction == "both" else 3) * size
 
 
@@ -126,7 +137,7 @@ def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, m
     base = dict(backend=backend, precision=precision, T=steps, N=n, direction=direction, mode=mode,
                 device=str(device), device_name=env.get("device", ""), neuron=repr(p), env=env,
                 timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    nbytes = bytes_per_element(precision, direction)
+    nbytes = bytes_per_element(precision, direction, steps, backend)
     floor = None if bandwidth is None else nbytes * steps * n / bandwidth * 1e3
     base.update(bytes_per_element=nbytes, floor_ms=floor,
                 copy_bandwidth_gbs=None if bandwidth is None else bandwidth / 1e9)
@@ -139,7 +150,7 @@ def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, m
         return LayerRecord(**base, status=f"n/a: {reason}", checked=False)
     implementation = ""
     try:
-        layer = b.layer(p)
+        layer = b.layer(p).to(device)   # a library's buffers (snnTorch's threshold, beta) live on the device
         x = _input(steps, n, PRECISIONS[precision], device, p, seed).requires_grad_(True)
         gs = torch.randn(steps, n, device=device, dtype=PRECISIONS[precision])
         checked = check_spikes(layer, x.detach(), p)

@@ -50,8 +50,9 @@ class LayerProgress:
                            highlight=False, soft_wrap=True)
 
 
-def sweep_layers(values: dict[str, Any], out: Path, force: bool, stem: str) -> None:
-    """Validate ``values`` (option name -> value), run the lead's ``run_layer_sweep``, print and save the table."""
+def sweep_layers(values: dict[str, Any], out: Path, force: bool, stem: str | None) -> "pd.DataFrame":
+    """Validate ``values`` (option name -> value), run ``run_layer_sweep``, print the table and return it;
+    saved as OUT/<stem>.csv and .md unless ``stem`` is None."""
     names = backend_list(values.get("backends"))
     baseline = values.get("baseline") or (DEFAULT_BASELINE if DEFAULT_BASELINE in names else names[0])
     baseline = choose("baseline", baseline, names)
@@ -86,12 +87,18 @@ def sweep_layers(values: dict[str, Any], out: Path, force: bool, stem: str) -> N
     mine |= df["key"].isin([r.key for r in records])
     table = tables.layer_table(df[mine], baseline)
     tables.render(table, title=f"tfbench layer (speed-up over {baseline})", console=console())
-    paths = tables.write(table, Path(out) / stem)
-    err.print("saved " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+    if stem is not None:
+        paths = tables.write(table, Path(out) / stem)
+        err.print("saved " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+    return table
 
 
 def run_layer_grid(sweep: dict[str, Any], cli_overrides: dict[str, Any], out: Path, force: bool, stem: str) -> None:
-    """A ``kind = "layer"`` sweep file: each ``[[grid]]`` entry over the file's defaults, CLI options last."""
+    """A ``kind = "layer"`` sweep file: each ``[[grid]]`` entry over the file's defaults, CLI options last;
+    one table of every entry's rows (each entry's speed-ups over its own baseline) saved as OUT/<stem>."""
+    import pandas as pd
+
+    parts = []
     for entry in sweep["grid"] or [{}]:
         values: dict[str, Any] = {}
         for layer in (sweep["defaults"], entry):
@@ -101,7 +108,11 @@ def run_layer_grid(sweep: dict[str, Any], cli_overrides: dict[str, Any], out: Pa
                     fail(f"layer sweep file: unknown key {k!r}; choose from: {', '.join(LAYER_KEYS)}")
                 values[k2] = v
         values.update({k: v for k, v in cli_overrides.items() if k in LAYER_KEYS})
-        sweep_layers(values, out, force, stem)
+        parts.append(sweep_layers(values, out, force, None))
+    table = pd.concat([t for t in parts if not t.empty], ignore_index=True) if any(not t.empty for t in parts) \
+        else pd.DataFrame()
+    paths = tables.write(table, Path(out) / stem)
+    err_console().print("saved " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
 def layer(

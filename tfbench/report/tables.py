@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..results.schema import options_text
+
 MIB = 1 << 20
 ANN_BACKEND = "ann"
 # Columns that, with the arch family, make rows comparable: a speed-up is only taken within a group.
 RUN_GROUP = ("dataset", "family", "T", "batch_size", "precision", "step_mode", "device_name", "synthetic",
-             "epochs", "max_steps", "lr", "seed", "neuron", "split_by", "in_channels")
+             "epochs", "max_steps", "lr", "seed", "neuron", "split_by", "in_channels", "options")
 LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
 
 
@@ -47,6 +49,11 @@ def _status(s: str) -> str:
     return "n/a: " + s.removeprefix("unavailable: ") if s.startswith("unavailable: ") else s
 
 
+def _flag(v) -> bool:
+    """An on/off cell: False for a missing one (records older than the option)."""
+    return False if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+
+
 def _text(v) -> str:
     """A text cell: "" for a missing one (None, NaN)."""
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
@@ -67,6 +74,8 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     d = df.copy()
     d["family"] = d["arch"].map(_family)
+    d["options"] = [options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")))
+                    for _, r in d.iterrows()]
     rows = []
     for _, r in d.iterrows():
         ok = r["status"] == "ok"
@@ -88,6 +97,7 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
             "dataset": r["dataset"], "arch": r["arch"], "backend": r["backend"], "neuron": r["neuron"],
             "T": int(r["T"]), "batch": int(r["batch_size"]), "precision": r["precision"],
             "step_mode": r["step_mode"],
+            "options": r["options"],
             # event datasets only (empty for images, so an image-only table has no such columns)
             "split_by": _text(r.get("split_by")) or None,
             "in_channels": int(_num(r.get("in_channels")) or 3) if _text(r.get("split_by")) else None,
@@ -132,6 +142,7 @@ def layer_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
             "median_ms": med, "p10_ms": _num(r.get("p10_ms")) if ok else None,
             "p90_ms": _num(r.get("p90_ms")) if ok else None,
             "floor_ms": floor, "x_floor": (med / floor) if (med and floor) else None,
+            "bytes_per_element": _num(r.get("bytes_per_element")),   # per backend: what its floor assumes
             "speedup": (base_ms / med) if (base_ms and med) else None,
             "checked": bool(r.get("checked", False)),
         })
@@ -145,11 +156,12 @@ _FORMATS = {
     "step_ms": "{:.2f}", "step_p10_ms": "{:.2f}", "step_p90_ms": "{:.2f}", "train_s_per_epoch": "{:.2f}",
     "speedup": "{:.2f}x", "x_floor": "{:.2f}x", "test_accuracy": "{:.2%}", "peak_mem_mib": "{:,.0f}",
     "median_ms": "{:.4g}", "p10_ms": "{:.4g}", "p90_ms": "{:.4g}", "floor_ms": "{:.4g}", "in_channels": "{:.0f}",
+    "bytes_per_element": "{:.4g}",
 }
 _HEADERS = {
     "step_ms": "step ms", "step_p10_ms": "p10", "step_p90_ms": "p90", "train_s_per_epoch": "train s/epoch",
     "speedup": "speed-up", "x_floor": "x floor", "test_accuracy": "test acc", "peak_mem_mib": "peak MiB",
-    "median_ms": "median ms", "p10_ms": "p10", "p90_ms": "p90", "floor_ms": "floor ms", "batch": "B",
+    "median_ms": "median ms", "p10_ms": "p10", "p90_ms": "p90", "floor_ms": "floor ms", "batch": "B", "bytes_per_element": "B/elem",
     "step_mode": "steps", "split_by": "split by", "in_channels": "in ch",
 }
 # Shown on the terminal and in markdown; the CSV keeps every column.
@@ -179,7 +191,8 @@ def _shown(table: pd.DataFrame) -> list[str]:
 
 
 # Columns that describe the config; when every row has the same value they move to the caption.
-_CONFIG_COLUMNS = ("dataset", "arch", "neuron", "T", "batch", "precision", "step_mode", "split_by", "in_channels",
+_CONFIG_COLUMNS = ("dataset", "arch", "neuron", "T", "batch", "precision", "step_mode", "options", "split_by",
+                   "in_channels",
                    "device", "N", "direction", "mode")
 
 

@@ -1,8 +1,10 @@
 """The fused op on NVIDIA GPUs: kernels/lif.cu, built by NVRTC (tfbench/ops/jit.py) at first use.
 
-One forward and one backward launch per call, whatever T is. Each configuration (storage dtype,
-reset mode, decay_input, detach_reset, surrogate, neurons per thread) is one small compiled module,
-built once per machine and cached on disk.
+One forward and one backward launch per call, whatever T is; two pairs of kernels: one keeps h
+for backward (``lif_forward``/``lif_backward``), the other keeps x and recomputes h in backward
+from membrane checkpoints (``lif_forward_ckpt``/``lif_backward_recompute``, ``save="input"``).
+Each configuration (storage dtype, reset mode, decay_input, detach_reset, surrogate, neurons per
+thread) is one small compiled module, built once per machine and cached on disk.
 """
 
 from __future__ import annotations
@@ -46,14 +48,21 @@ class _ParamsD(ctypes.Structure):
                 ("v_reset", ctypes.c_double), ("alpha", ctypes.c_double)]
 
 
-def _kernel_args(params: type[ctypes.Structure]) -> jit.KernelArgs:
-    """lif_forward(x, v0, s, h, v_last, n, steps, p) and lif_backward(gs, h, gv_last, gx, gv0, n, steps, p)."""
-    fields = [(name, ctypes.c_void_p) for name in ("a", "b", "c", "d", "e")]
+_POINTERS = "abcdefg"
+
+
+def _kernel_args(params: type[ctypes.Structure], pointers: int = 5) -> jit.KernelArgs:
+    """Five pointers: lif_forward(x, v0, s, h, v_last, n, steps, p), lif_backward(gs, h, gv_last, gx, gv0,
+    n, steps, p) and lif_forward_ckpt(x, v0, s, ckpt, v_last, n, steps, p); seven:
+    lif_backward_recompute(gs, x, v0, ckpt, gv_last, gx, gv0, n, steps, p)."""
+    fields = [(name, ctypes.c_void_p) for name in _POINTERS[:pointers]]
     fields += [("n", ctypes.c_longlong), ("steps", ctypes.c_int), ("p", params)]
     return jit.KernelArgs(type("LIFArgs", (ctypes.Structure,), {"_fields_": fields}))
 
 
 _ARGS = {False: _kernel_args(_ParamsF), True: _kernel_args(_ParamsD)}
+_ARGS7 = {False: _kernel_args(_ParamsF, 7), True: _kernel_args(_ParamsD, 7)}
+KERNELS = ("lif_forward", "lif_backward", "lif_forward_ckpt", "lif_backward_recompute")
 
 
 _MODULES: dict[tuple, jit.CudaModule] = {}
@@ -69,9 +78,10 @@ def _module(dtype: torch.dtype, p: LIFParams, vec: int, device: int) -> jit.Cuda
             "LIF_STORAGE": _STORAGE[dtype], "LIF_DECAY_INPUT": int(p.decay_input),
             "LIF_HARD_RESET": int(p.hard_reset), "LIF_DETACH_RESET": int(p.detach_reset),
             "LIF_SURROGATE": _SURROGATE[p.surrogate], "LIF_VEC": vec, "LIF_UNROLL": TUNING.unroll,
+            "LIF_CKPT": alloc.CKPT,
         }
         image, _ = jit.compile_cubin("lif.cu", major * 10 + minor, defines)
-        module = jit.CudaModule(image, ["lif_forward", "lif_backward"])
+        module = jit.CudaModule(image, KERNELS)
         _MODULES[key] = module
     return module
 
@@ -99,8 +109,9 @@ def _vec(n: int, dtype: torch.dtype, device: int, *tensors: Tensor | None) -> in
 
 def _launch(kernel: str, module: jit.CudaModule, device: int, vec: int, double: bool,
             ptrs: tuple[Tensor | None, ...], n: int, steps: int, p: LIFParams) -> None:
-    params = _ARGS[double].pack(*[0 if t is None else t.data_ptr() for t in ptrs], n, steps,
-                                1.0 / p.tau, p.v_threshold, p.rest, p.alpha)
+    args = _ARGS7 if len(ptrs) == 7 else _ARGS
+    params = args[double].pack(*[0 if t is None else t.data_ptr() for t in ptrs], n, steps,
+                               1.0 / p.tau, p.v_threshold, p.rest, p.alpha)
     module.launch(kernel, device, _grid(n, vec), TUNING.block, params)
 
 
@@ -150,4 +161,46 @@ def lif_backward_cuda(gs: Tensor, h: Tensor, gv_last: Tensor | None, p: LIFParam
     vec = _vec(n, h.dtype, device, gs, h, gx)
     module = _module(h.dtype, p, vec, device)
     _launch("lif_backward", module, device, vec, acc == torch.float64, (gs, h, gv_last, gx, gv0), n, steps, p)
+    return gx, gv0
+
+
+def lif_forward_ckpt_cuda(x: Tensor, v0: Tensor | None, p: LIFParams,
+                          want_v_last: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+    """As :func:`lif_forward_cuda`, keeping x instead of h (``save="input"``).
+
+    Returns s (x's shape and dtype), the membrane checkpoints ``[alloc.ckpt_rows(T), *]`` in
+    float32 (float64) that :func:`lif_backward_recompute_cuda` restarts from, and v_T (or None).
+    """
+    steps = x.shape[0]
+    n = x.numel() // steps
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    s = alloc.empty(x.shape, x.dtype, x.device)
+    ckpt = alloc.empty((alloc.ckpt_rows(steps), *x.shape[1:]), acc, x.device)
+    v_last = alloc.empty(x.shape[1:], acc, x.device) if want_v_last else None
+    if n == 0:
+        return s, ckpt, v_last
+    device = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    vec = _vec(n, x.dtype, device, x, s)
+    module = _module(x.dtype, p, vec, device)
+    _launch("lif_forward_ckpt", module, device, vec, acc == torch.float64, (x, v0, s, ckpt, v_last), n, steps, p)
+    return s, ckpt, v_last
+
+
+def lif_backward_recompute_cuda(gs: Tensor, x: Tensor, v0: Tensor | None, ckpt: Tensor, gv_last: Tensor | None,
+                                p: LIFParams, want_gv0: bool = True) -> tuple[Tensor, Tensor | None]:
+    """gs, x: [T, *] contiguous, x's dtype; v0: [*] float32 (float64) or None, as given to the
+    forward; ckpt: the forward's checkpoints; gv_last: [*] or None. Returns gx (x's shape and dtype)
+    and gv0 [*] in float32 (float64), None with ``want_gv0=False``. h is recomputed, bit for bit."""
+    steps = x.shape[0]
+    n = x.numel() // steps
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    gx = alloc.empty(x.shape, x.dtype, x.device)
+    gv0 = alloc.empty(x.shape[1:], acc, x.device) if want_gv0 else None
+    if n == 0:
+        return gx, gv0
+    device = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    vec = _vec(n, x.dtype, device, gs, x, gx)
+    module = _module(x.dtype, p, vec, device)
+    _launch("lif_backward_recompute", module, device, vec, acc == torch.float64,
+            (gs, x, v0, ckpt, gv_last, gx, gv0), n, steps, p)
     return gx, gv0

@@ -15,6 +15,7 @@ import threading
 import torch
 
 from .. import jit
+from . import alloc
 from . import cuda as lif_cuda
 from .params import LIFParams
 
@@ -63,13 +64,14 @@ def config(dtype: torch.dtype, p: LIFParams, device: int) -> int:
     handle = _CONFIGS.get(key)
     if handle is None:
         widths = _widths(dtype)
-        forward, backward = [], []
+        functions: dict[str, list[int]] = {name: [] for name in lif_cuda.KERNELS}
         for w in widths:
             loaded = lif_cuda._module(dtype, p, w, device)._load(device)
-            forward.append(loaded.functions["lif_forward"].value)
-            backward.append(loaded.functions["lif_backward"].value)
+            for name, handles in functions.items():
+                handles.append(loaded.functions[name].value)
         min_threads = lif_cuda._sm_count(device) * lif_cuda.TUNING.min_threads_per_sm
-        handle = extension().make_config(widths, forward, backward, lif_cuda.TUNING.block, min_threads,
-                                          dtype == torch.float64, 1.0 / p.tau, p.v_threshold, p.rest, p.alpha)
+        handle = extension().make_config(widths, *[functions[name] for name in lif_cuda.KERNELS], alloc.CKPT,
+                                          lif_cuda.TUNING.block, min_threads, dtype == torch.float64,
+                                          1.0 / p.tau, p.v_threshold, p.rest, p.alpha)
         _CONFIGS[key] = handle
     return handle
