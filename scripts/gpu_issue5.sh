@@ -6,12 +6,18 @@
 #   bash scripts/gpu_issue5.sh step    RESULTS   # training-step targets (eager, CUDA graphs) + profiles
 #   bash scripts/gpu_issue5.sh options RESULTS   # channels-last and torch.compile
 #
-# RESULTS is a folder (e.g. results/h100); each stage appends to its stores and rewrites its tables, and a
-# stage run again skips what it already finished. Peers and tfbench of one table are timed in one process.
+# RESULTS is a folder (e.g. results/h100). The layer stage re-times every cell (--force), so each of its
+# tables comes from one process; the training stages skip runs already finished in RESULTS (resume).
 set -u
 stage=${1:?stage: tests, layer, step or options}
 res=${2:?results folder}
 mkdir -p "$res"
+if [ -d .whl ] && ! python -c "import spikingjelly, snntorch, norse" 2>/dev/null; then   # the peers, carried as wheels
+  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    > /dev/null 2>&1
+  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+python -c "import spikingjelly, snntorch, norse" 2>/dev/null || echo "warning: a peer library is missing" >&2
 tf() { python -m tfbench "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$res/gpu.txt" 2>&1
 
@@ -21,8 +27,8 @@ case "$stage" in
       2>&1 | tail -25 | tee "$res/cuda_tests.log"
     ;;
   layer)
-    tf layer --config configs/layer_targets.toml --out "$res" 2>&1 | tee "$res/layer_targets.log" | tail -60
-    tf layer --config configs/fig5.toml --out "$res" 2>&1 | tee "$res/fig5.log" | tail -5
+    tf layer --config configs/layer_targets.toml --out "$res" --force 2>&1 | tee "$res/layer_targets.log" | tail -60
+    tf layer --config configs/fig5.toml --out "$res" --force 2>&1 | tee "$res/fig5.log" | tail -5
     python scripts/profile_overhead.py > "$res/overhead.txt" 2>&1; head -8 "$res/overhead.txt"
     ;;
   step)

@@ -329,14 +329,54 @@ def test_compile_option_compiles_the_trained_model(monkeypatch) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["tfbench", "torch"])
+def test_cuda_graph_replays_the_eager_step(backend: str, monkeypatch) -> None:
+    """Replaying the captured step computes what the eager step computes: from the same weights and
+    batches, the same loss step after step (forward, backward and Adam all replayed; cuDNN fixed to
+    deterministic algorithms so both runs use the same kernels)."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    dev = torch.device("cuda")
+    p = NEURONS["LIF"]
+    gen = torch.Generator(device=dev).manual_seed(0)
+    batches = [(data.MNIST.encode(torch.rand(4, 1, 28, 28, device=dev), 3, gen),
+                torch.randint(0, 10, (4,), device=dev)) for _ in range(6)]
+    losses = []
+    for graphed in (False, True):
+        torch.manual_seed(0)
+        net = models.build("Spiking-ResNet18", lambda: get(backend).layer(p), num_classes=10).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=True)   # one Adam maths for both runs
+
+        def step(x, y):
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        run = train_module._GraphedStep(step, dev, gen) if graphed else None
+        out = []
+        for x, y in batches:
+            if run is None:
+                out.append(float(step(x, y)))
+            else:
+                run.load(x, y)
+                out.append(float(run.run()))
+        assert (run is None) or run.graph is not None    # steps 3.. were replays
+        losses.append(out)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5), losses
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("backend", ["tfbench", "torch"])
-def test_cuda_graph_step_trains_like_eager(backend: str, precision: str) -> None:
-    """The captured step replays encode, forward, backward and Adam: the losses follow the eager run's."""
+def test_cuda_graph_option_trains(backend: str, precision: str) -> None:
+    """--cuda-graphs through train(): recorded, timed like eager, learning. (Its loss is not the eager run's
+    to the digit: cuDNN's benchmark may pick other algorithms, and a spiking network turns the last-bit
+    differences into other spikes; the exact check is the test above.)"""
     cfg = dict(TINY, device="cuda", max_steps=8, batch_size=4, precision=precision)
     eager = train(RunConfig(backend=backend, **cfg))
     graphed = train(RunConfig(backend=backend, cuda_graphs=True, **cfg))
     assert eager.status == graphed.status == "ok", (eager.status, graphed.status)
-    assert graphed.cuda_graphs and graphed.timed_steps == eager.timed_steps
-    tol = 1e-3 if precision == "fp32" else 3e-2
-    assert graphed.train_loss == pytest.approx(eager.train_loss, rel=tol)
+    assert graphed.cuda_graphs and graphed.options == "graphs" and graphed.timed_steps == eager.timed_steps
+    assert graphed.train_loss == pytest.approx(eager.train_loss, rel=0.1)

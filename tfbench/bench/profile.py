@@ -93,6 +93,8 @@ def profile_step(cfg: RunConfig, top: int = 12) -> StepProfile:
         return StepProfile(cfg, rec.status, "cuda" if gpu else "cpu", None, 0.0)
     per_name: dict[str, list[float]] = {}
     for ev in prof.key_averages():
+        if getattr(ev, "is_user_annotation", False) or ev.key.startswith("ProfilerStep") or "#" in ev.key:
+            continue    # a span (a profiler step, record_function) that covers kernels already counted
         if gpu:
             us = ev.self_device_time_total
             if us <= 0 or ev.device_type != torch.autograd.DeviceType.CUDA:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import backends, data, models
+from .. import backends, data, models, parallel
 from ..ops.lif import PRESETS, LIFParams
 from ..results import environment
 from ..results.schema import RunRecord, options_text
@@ -73,6 +73,9 @@ class RunConfig:
     download: bool = False
     split_by: str | None = None       # event datasets: number | time (None: number); "" or None otherwise
     in_channels: int | None = None    # the network's input channels (None: 3); 2 only for event datasets
+    parallel: str = "none"            # none | data | temporal: how the run is spread over processes (tfbench/parallel)
+    world_size: int = 1               # processes of a parallel run (the launcher's WORLD_SIZE)
+    chunks: int = 1                   # --parallel temporal: neuron chunks per layer that flow from rank to rank
     compile: bool = False             # torch.compile the model (default mode)
     cuda_graphs: bool = False         # capture the whole training step once, replay it every step (GPU only)
     channels_last: bool = False       # NHWC convs and BN; the neurons see the same memory, no layout copy
@@ -108,12 +111,16 @@ class RunConfig:
         if self.cuda_graphs and precision == "fp16":
             raise ValueError("cuda-graphs works with precision fp32 or bf16, not fp16: fp16's gradient scaler "
                              "reads its overflow check on the host every step, which a CUDA graph cannot replay")
+        parallel_mode = parallel.strategy.check_config(
+            self.parallel, self.world_size, self.chunks, T=self.T, batch_size=self.batch_size,
+            train_size=spec.train_size, dataset=spec.name, compile=self.compile,
+            cuda_graphs=self.cuda_graphs)
         if spec.train_size and self.batch_size > spec.train_size:
             raise ValueError(f"batch size {self.batch_size} is larger than the {spec.name} training set "
                              f"({spec.train_size} samples); choose 1..{spec.train_size}")
         return dataclasses.replace(self, arch=arch.name, dataset=spec.name, backend=backend, neuron=neuron,
                                    precision=precision, step_mode=step_mode, device=str(device),
-                                   split_by=split_by, in_channels=in_channels)
+                                   split_by=split_by, in_channels=in_channels, parallel=parallel_mode)
 
 
 def event_dataset_names() -> list[str]:
@@ -211,7 +218,8 @@ def pending_record(cfg: RunConfig) -> RunRecord:
                      neuron_params=neuron_text(params), device=cfg.device, device_name=env.device, T=cfg.T,
                      batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr,
                      seed=cfg.seed, precision=cfg.precision, synthetic=cfg.synthetic, step_mode=cfg.step_mode,
-                     split_by=cfg.split_by, in_channels=cfg.in_channels, compile=cfg.compile,
+                     split_by=cfg.split_by, in_channels=cfg.in_channels, parallel=cfg.parallel,
+                     world_size=cfg.world_size, chunks=cfg.chunks, compile=cfg.compile,
                      cuda_graphs=cfg.cuda_graphs, channels_last=cfg.channels_last, status="pending",
                      env=env.as_dict())
 
@@ -275,6 +283,12 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None) -> Run
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return dataclasses.replace(rec, timestamp=stamp, **kw)
 
+    # 0. spread over processes (--parallel): can this backend be, and how
+    strategy = parallel.for_run(cfg.parallel, cfg.world_size, cfg.chunks)
+    reason = strategy.unavailable(arch.spiking, cfg.backend, cfg.step_mode)
+    if reason is not None:
+        return done(status=f"unavailable: {reason}")
+
     # 1. the backend: can it run here, and does its neuron match LIF_SPEC?
     if arch.spiking:
         backend = backends.get(cfg.backend)
@@ -298,15 +312,17 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None) -> Run
         differences = backend.differences
     else:
         neuron, checked, differences = None, False, "ANN: ReLU in every spiking layer's place, at batch T*B"
+    neuron = strategy.neuron(neuron, params)
 
     # 2. the data (a DataError here is the user's to fix: raised, not recorded)
     def request(train_split: bool) -> data.DataRequest:
         return data.DataRequest(root=Path(cfg.data_root).expanduser(), train=train_split, download=cfg.download,
-                                T=cfg.T, batch_size=cfg.batch_size, seed=cfg.seed, device=device,
+                                T=cfg.T, batch_size=strategy.source_batch_size(cfg.batch_size), seed=cfg.seed,
+                                device=device,
                                 split_by=cfg.split_by or None)
 
-    train_batches = spec.batches(request(True), cfg.synthetic)
-    test_batches = spec.batches(request(False), cfg.synthetic)
+    train_batches = strategy.shard(spec.batches(request(True), cfg.synthetic))
+    test_batches = strategy.shard(spec.batches(request(False), cfg.synthetic))
     steps = len(train_batches) if cfg.max_steps is None else min(cfg.max_steps, len(train_batches))
     n_test = len(test_batches) if cfg.max_steps is None else min(cfg.max_steps, len(test_batches))
     if steps < 1:
@@ -323,11 +339,13 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None) -> Run
                              step_mode=cfg.step_mode).to(device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        model = strategy.wrap(model, device)
         # capturable: Adam keeps its step count on the device, so the step can be replayed from a graph
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graphs)
         run_model = torch.compile(model) if cfg.compile else model
         result = _fit(run_model, optimizer, cfg, spec, train_batches, test_batches, steps, n_test, device, reporter,
                       on_step)
+        result = strategy.combine(result, cfg.batch_size)
         status = "ok"
         final = done(status=status, checked=checked, differences=differences, steps_per_epoch=steps,
                      test_batches=n_test, n_params=sum(p.numel() for p in model.parameters()),

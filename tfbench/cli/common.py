@@ -61,11 +61,16 @@ def fail(message: str, exit_code: int = 2) -> NoReturn:
     raise UserError(message, exit_code)
 
 
+# The command line this invocation was given (after the program name): what `--nproc N` re-launches.
+RAW_ARGS: list[str] = []
+
+
 class OneLineErrors(TyperGroup):
     """The app's group: usage errors print as one line ('Error: ...'), without the usage block or box."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        RAW_ARGS[:] = list(sys.argv[1:] if args is None else args)
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                               **extra)

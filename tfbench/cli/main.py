@@ -11,6 +11,7 @@ from .plot import plot
 from .profile import profile
 from .run import HELP as RUN_HELP
 from .run import run
+from .scale import scale
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -26,6 +27,7 @@ app.command("run", help=RUN_HELP)(run)
 app.command("compare")(compare)
 app.command("layer")(layer)
 app.command("plot")(plot)
+app.command("scale")(scale)
 app.command("profile")(profile)
 
 

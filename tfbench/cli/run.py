@@ -13,6 +13,7 @@ from ..bench.train import RunConfig, check_data, train
 from ..data.base import POOL_BATCHES
 from ..report import tables
 from ..results.store import Store, load
+from . import distributed
 from .common import (
     Arch,
     BackendName,
@@ -34,7 +35,8 @@ from .common import (
 # `tfbench run` with no options at all: a synthetic MNIST job that finishes in about a minute on a
 # 2-core CPU (Spiking-ResNet18 at T=4, batch 16 takes about 0.5 s a step there): the README's first command.
 QUICK = {"synthetic": True, "T": 4, "batch_size": 16, "epochs": 2, "max_steps": 15}
-NOT_WORKLOAD = {"device", "out"}   # options that say where, not what: they keep the quick demo
+# options that say where, not what: they keep the quick demo
+NOT_WORKLOAD = {"device", "out", "parallel", "nproc", "chunks"}
 
 HELP = (
     "Train a spiking network with one neuron backend and append the result to OUT/runs.jsonl.\n\n"
@@ -102,6 +104,17 @@ def run(
         "warm-up steps and replay it: no per-op launch cost. GPU only; fp32 or bf16."))] = False,
     channels_last: Annotated[bool, typer.Option("--channels-last", help=(
         "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))] = False,
+    parallel: Annotated[distributed.ParallelMode, typer.Option(case_sensitive=False, help=(
+        "Spread the run over processes (GPUs): data (DistributedDataParallel, --batch-size per process, the "
+        "global batch --batch-size x processes) or temporal (T split into one contiguous segment per process, "
+        "membranes passed between them; tfbench backend, T divisible by the processes). BatchNorm uses each "
+        "process's own statistics."))] = distributed.ParallelMode["none"],
+    nproc: Annotated[int | None, typer.Option(min=1, show_default="1", help=(
+        "Processes to start on this node through torchrun (one GPU each with --device cuda). Ignored when "
+        "already started by torchrun (multi-node: torchrun --nnodes ... -m tfbench run --parallel ...)."))] = None,
+    chunks: Annotated[int, typer.Option(min=1, help=(
+        "--parallel temporal: neuron chunks per layer; a process starts a chunk as soon as the previous one "
+        "has sent its membrane (costs a copy of each layer's input and spikes when > 1)."))] = 1,
     out: Annotated[Path, typer.Option(help="Results folder: the record is appended to OUT/runs.jsonl.")]
     = Path("results"),
 ) -> None:
@@ -112,7 +125,8 @@ def run(
                     step_mode=step_mode.value, data_root=str(data_root), download=download,
                     split_by=split_by.value if split_by is not None else None,
                     in_channels=int(in_channels.value) if in_channels is not None else None,
-                    compile=compile, cuda_graphs=cuda_graphs, channels_last=channels_last)
+                    compile=compile, cuda_graphs=cuda_graphs, channels_last=channels_last,
+                    parallel=parallel.value, world_size=distributed.world_for(parallel.value, nproc), chunks=chunks)
     if quick:
         cfg = dataclasses.replace(cfg, **QUICK)
     try:
@@ -120,6 +134,9 @@ def run(
     except ValueError as e:
         fail(str(e))
     guarded(lambda: check_data(cfg))
+    if distributed.wants_processes(cfg.parallel, nproc):
+        distributed.run_parallel(cfg, nproc, out, quick)
+        return
     err = err_console()
     steps = f"{cfg.max_steps} steps" if cfg.max_steps else "full"
     frames = f", frames split by {cfg.split_by}, {cfg.in_channels} input channels" if cfg.split_by else ""

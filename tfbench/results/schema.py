@@ -76,7 +76,7 @@ class LayerRecord(_Record):
     p90_ms: float | None = None
     repeats: int = 0
     floor_ms: float | None = None          # bytes moved at least / measured copy bandwidth
-    bytes_per_element: int | None = None
+    bytes_per_element: float | None = None
     copy_bandwidth_gbs: float | None = None
     peak_mem_bytes: int | None = None
     env: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +98,11 @@ class RunRecord(_Record):
     not in them; it is in ``train_time_s``); ``samples_per_s`` is ``batch_size`` over the median
     step. ``peak_mem_bytes`` is the peak device memory allocated during the run (None on the CPU),
     which includes ``data_mem_bytes`` of dataset held on the device.
+
+    A run over several processes (``parallel`` data or temporal, ``world_size`` > 1) records the
+    slowest rank's times, the largest rank's peak memory (per GPU), and losses and accuracies
+    averaged over the ranks; ``samples_per_s`` counts the global batch (data: ``batch_size *
+    world_size``; temporal: ``batch_size``, every rank working on all of it).
     """
 
     dataset: str
@@ -119,6 +124,9 @@ class RunRecord(_Record):
     status: str                 # ok | oom | unavailable: <reason> | error: <message>
     split_by: str = ""          # event datasets: number | time (how events are cut into T frames); "" otherwise
     in_channels: int = 3        # the network's input channels (event datasets: 3 = 2 polarities + a zero one, or 2)
+    parallel: str = "none"      # none | data | temporal (how the run was spread over processes)
+    world_size: int = 1         # processes (GPUs); data: the global batch is batch_size * world_size
+    chunks: int = 1             # temporal: neuron chunks per layer passed rank to rank
     compile: bool = False       # the model ran through torch.compile (default mode)
     cuda_graphs: bool = False   # the whole training step (encode, forward, backward, Adam) replayed from a CUDA graph
     channels_last: bool = False  # convs and BN on NHWC (channels-last) tensors; the neurons see them without a copy
@@ -147,10 +155,57 @@ class RunRecord(_Record):
     CONFIG_FIELDS = ("kind", "dataset", "arch", "backend", "neuron", "neuron_params", "device", "device_name", "T",
                      "batch_size", "epochs", "max_steps", "lr", "seed", "precision", "synthetic", "step_mode",
                      "split_by", "in_channels")
-    OPTIONAL_CONFIG = {"compile": False, "cuda_graphs": False, "channels_last": False}
+    OPTIONAL_CONFIG = {"compile": False, "cuda_graphs": False, "channels_last": False, "parallel": "none",
+                       "world_size": 1, "chunks": 1}
 
     @property
     def options(self) -> str:
         """The speed options that were on, as one word: "compile+graphs+channels-last", or "eager"."""
         return options_text(self.compile, self.cuda_graphs, self.channels_last)
 
+
+
+@dataclass(frozen=True)
+class ScalingRecord(_Record):
+    """One LIF layer split over ``gpus`` ranks by the temporal pipeline, timed (``tfbench scale``; the
+    paper's Fig. 6). Long format: one record per (T, gpus, direction, ...).
+
+    ``median_ms`` (p10/p90 over ``repeats``) is the pipeline's time for the whole layer: per repeat,
+    from a barrier to the last rank's end (the largest rank time). ``ts_ms`` is the same layer on one
+    GPU (the record with ``gpus`` 1), ``tc_ms`` one boundary hop (all of a layer's membrane chunks
+    sent from one rank to the next, half a measured round trip); ``model_speedup`` is the paper's
+    ``k*Ts / (k*(k-1)*Tc + Ts)`` with those, beside the measured ``speedup`` = ts_ms / median_ms;
+    ``optimal_gpus`` = sqrt(Ts/Tc), where the model's time Ts/k + (k-1)*Tc is least.
+    """
+
+    backend: str                # tfbench (the only op with v0 / v_T)
+    precision: str              # fp32 | bf16 | fp16
+    T: int
+    N: int
+    gpus: int                   # k: ranks the T steps are split over
+    chunks: int                 # neuron chunks per rank (1 for gpus=1)
+    direction: str              # forward | backward
+    device: str                 # cuda | cpu
+    device_name: str
+    neuron: str                 # the LIFParams, as text
+    status: str                 # ok | oom | unavailable: <reason> | error: <message>
+    checked: bool               # the pipeline's spikes and gradients matched one rank's before timing
+    unroll: int | None = None   # the kernel's time unroll when set for this sweep (None: the op's default)
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    repeats: int = 0
+    ts_ms: float | None = None
+    tc_ms: float | None = None
+    speedup: float | None = None
+    model_speedup: float | None = None
+    efficiency: float | None = None        # speedup / gpus
+    optimal_gpus: float | None = None
+    peak_mem_bytes: int | None = None      # the largest rank's
+    env: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+    kind: str = "scaling"
+    schema: int = SCHEMA_VERSION
+
+    CONFIG_FIELDS = ("kind", "backend", "precision", "T", "N", "gpus", "chunks", "direction", "device",
+                     "device_name", "neuron", "unroll")

@@ -1,7 +1,8 @@
 """The results store: append-only JSON Lines, one record per line; loaded into pandas.
 
 A store is a folder (``--out``, default ``results/``) with ``runs.jsonl`` (training runs,
-:class:`RunRecord`) and ``layer.jsonl`` (LIF-layer timings, :class:`LayerRecord`).
+:class:`RunRecord`), ``layer.jsonl`` (LIF-layer timings, :class:`LayerRecord`) and ``scaling.jsonl``
+(the temporal pipeline's single-layer scaling, :class:`ScalingRecord`).
 
 - Appends are atomic at the record level: each record is one ``write`` of one whole line on a file
   opened for appending, followed by ``fsync``, under an exclusive lock. A crash or Ctrl-C can at
@@ -29,11 +30,12 @@ from typing import Any
 
 import pandas as pd
 
-from .schema import LayerRecord, RunRecord
+from .schema import LayerRecord, RunRecord, ScalingRecord
 
 RUNS_FILE = "runs.jsonl"
 LAYER_FILE = "layer.jsonl"
-FILES = {"run": RUNS_FILE, "layer": LAYER_FILE}
+SCALING_FILE = "scaling.jsonl"   # the temporal pipeline's single-layer scaling (ScalingRecord)
+FILES = {"run": RUNS_FILE, "layer": LAYER_FILE, "scaling": SCALING_FILE}
 
 
 def _jsonable(value: Any) -> Any:
@@ -115,14 +117,15 @@ class Store:
         self.root = Path(root)
         self.runs = JsonlStore(self.root / RUNS_FILE)
         self.layer = JsonlStore(self.root / LAYER_FILE)
+        self.scaling = JsonlStore(self.root / SCALING_FILE)
 
     def of(self, kind: str) -> JsonlStore:
         """The file of records of ``kind`` ("run" or "layer")."""
         if kind not in FILES:
             raise ValueError(f"unknown record kind {kind!r}; choose from: {', '.join(FILES)}")
-        return self.runs if kind == "run" else self.layer
+        return {"run": self.runs, "layer": self.layer, "scaling": self.scaling}[kind]
 
-    def append(self, record: RunRecord | LayerRecord) -> None:
+    def append(self, record: RunRecord | LayerRecord | ScalingRecord) -> None:
         self.of(record.kind).append(record)
 
     def has(self, key: str, kind: str = "run") -> bool:
@@ -154,7 +157,7 @@ def has(path: Path | str, key: str) -> bool:
 def _paths(path: Path | str) -> Iterable[Path]:
     path = Path(path)
     if path.is_dir():
-        return [p for p in (path / RUNS_FILE, path / LAYER_FILE) if p.exists()]
+        return [p for p in (path / name for name in FILES.values()) if p.exists()]
     return [path]
 
 

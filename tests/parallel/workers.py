@@ -1,0 +1,132 @@
+"""What the spawned ranks of tests/parallel run: gloo over a file store, results saved per rank.
+
+Each worker joins a gloo group through a FileStore in a temporary folder (no ports to pick), runs
+one case and saves what the test compares into ``<folder>/rank<R>.pt``; the test process computes
+the single-process reference and compares.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from tfbench import models
+from tfbench.ops.lif import PRESETS
+from tfbench.parallel import data_parallel
+from tfbench.parallel.temporal import Link, PipelinedLIF, TemporalParallel, backward_segment, forward_segment
+
+PARAMS = PRESETS["paper"]
+ARCH = "Spiking-ResNet18"
+# Shapes small enough for a 2-core CI machine, big enough that every layer of Spiking-ResNet18 has
+# several neurons per BN channel and spikes in every layer (CIFAR-10's 32x32, batch 2).
+H = W = 32
+BATCH = 2
+CLASSES = 10
+
+
+def network_input(T: int, seed: int = 1, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rate-coded-like spikes ``[T, B, 3, H, W]`` float64 and labels ``[B]``, the same in every process."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, batch, 3, H, W, generator=g) < 0.4).double()
+    y = torch.randint(0, CLASSES, (batch,), generator=g)
+    return x, y
+
+
+def _join(folder: str, rank: int, world: int) -> None:
+    torch.set_num_threads(1)    # the same CPU reduction order as the reference (one thread too)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
+
+
+def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int) -> None:
+    """Spiking-ResNet18 in the temporal pipeline: logits, loss, every layer's spikes and every gradient."""
+    _join(folder, rank, world)
+    link = Link.world(chunks)
+    torch.manual_seed(0)
+    model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES).double()
+    spikes = []
+    for m in model.modules():
+        if isinstance(m, PipelinedLIF):
+            m.register_forward_hook(lambda mod, inp, out: spikes.append(out.detach().clone()))
+    net = TemporalParallel(model, link)
+    x, y = network_input(T)
+    logits = net(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    train_spikes = list(spikes)
+    # after one step every rank holds the same parameters; evaluation averages the BN statistics
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 0.01 * p.grad
+    net.eval()
+    with torch.no_grad():
+        eval_logits = net(x)
+    torch.save({"logits": logits.detach(), "loss": loss.detach(), "spikes": train_spikes, "grads": grads,
+                "eval_logits": eval_logits, "params": {n: p.detach().clone() for n, p in model.named_parameters()}},
+               Path(folder) / f"rank{rank}.pt")
+    link.flush()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def temporal_layer(rank: int, world: int, folder: str, T: int, n: int, chunks: int) -> None:
+    """One LIF layer, chunk-major ``[C, T/k, n/C]`` input, forward and backward through the pipeline."""
+    _join(folder, rank, world)
+    link = Link.world(chunks)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(T, n, generator=g, dtype=torch.float64) * 0.5 + 0.3
+    gs = torch.randn(T, n, generator=g, dtype=torch.float64)
+    steps = T // world
+    seg = slice(rank * steps, (rank + 1) * steps)
+    per = n // chunks
+    xs = list(x[seg].reshape(steps, chunks, per).permute(1, 0, 2).contiguous().unbind(0))
+    gss = list(gs[seg].reshape(steps, chunks, per).permute(1, 0, 2).contiguous().unbind(0))
+    s, h = forward_segment(xs, PARAMS, link, 0)
+    gx = backward_segment(gss, h, PARAMS, link, 0)
+    link.flush()
+    torch.save({"s": torch.cat(s, 1), "gx": torch.cat(gx, 1)}, Path(folder) / f"rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def data_parallel_network(rank: int, world: int, folder: str, T: int, batch: int) -> None:
+    """Spiking-ResNet18 (tfbench neuron) under DDP, each rank on its rows of one global batch."""
+    _join(folder, rank, world)
+    from tfbench.backends import get
+
+    torch.manual_seed(0)
+    model = models.build(ARCH, lambda: get("tfbench").layer(PARAMS), num_classes=CLASSES).double()
+    ddp = data_parallel.wrap(model, torch.device("cpu"))
+    x, y = network_input(T, batch=batch * world)
+    rows = slice(rank * batch, (rank + 1) * batch)
+    loss = F.cross_entropy(ddp(x[:, rows]), y[rows])
+    loss.backward()
+    torch.save({"grads": {n: p.grad.clone() for n, p in model.named_parameters()}, "loss": loss.detach()},
+               Path(folder) / f"rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _entry(rank: int, fn, world: int, folder: str, args: tuple) -> None:
+    fn(rank, world, folder, *args)
+
+
+def spawn(fn, world: int, folder: str, *args, timeout_s: float = 300.0) -> list[dict]:
+    """Run ``fn(rank, world, folder, *args)`` in ``world`` fresh processes; their saved results by rank.
+
+    Fails (instead of hanging) when the ranks have not finished within ``timeout_s``."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    ctx = mp.start_processes(_entry, args=(fn, world, folder, args), nprocs=world, join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout_s
+    while not ctx.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            raise TimeoutError(f"{fn.__name__} on {world} ranks did not finish in {timeout_s:.0f} s")
+    return [torch.load(Path(folder) / f"rank{r}.pt") for r in range(world)]

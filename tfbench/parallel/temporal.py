@@ -1,0 +1,342 @@
+"""The temporal pipeline: the T time steps split into k contiguous segments, one per rank.
+
+Rank g holds steps ``[g*T/k, (g+1)*T/k)`` of every sample and runs the whole network on them (convs
+and BN on ``[T/k * B, ...]``). A spiking layer on rank g needs the membrane its neurons had at the
+end of rank g-1's segment: it receives that as the fused op's ``v0`` from rank g-1 and sends its own
+final membrane ``v_T`` to rank g+1 (rank 0 starts from the op's resting membrane, ``v0=None``:
+``v_reset`` for a hard reset, 0 for a soft one, LIF_SPEC). Backward runs the other way: the layer
+receives dL/dv_T from rank g+1 (none on the last rank), runs the op's backward with it, and sends
+dL/dv0 to rank g-1. With these two messages per layer the pipeline computes exactly what one process
+computes on all T steps, except BatchNorm, which normalises with each segment's own statistics (as
+DDP without SyncBN normalises with each rank's).
+
+Overlap. Sends are asynchronous (``isend``), receives are posted up front (``irecv``) and waited on
+only where the value is needed, so the ranks work at once:
+- over layers, a wavefront: while rank g runs layer l, rank g-1 already runs layer l+1;
+- over neurons within a layer (``chunks`` C > 1): each layer's neurons are cut into C chunks and
+  rank g starts chunk c as soon as rank g-1 has sent chunk c's membrane. On a GPU nothing here
+  blocks the host: a NCCL wait only orders the streams.
+
+The loss: every rank's network output is the sum of its segment's logits over its steps, divided by
+the full T; ``TemporalParallel`` sums these over the ranks with an all-reduce whose backward is the
+identity, so every rank holds the same logits and loss (cross-entropy on the logits averaged over
+all T, as one process computes). After backward the parameter gradients, each rank's share, are
+summed over the ranks (all-reduce SUM) so that the optimizer step keeps the parameters identical.
+BatchNorm running statistics are averaged over the ranks before evaluation.
+
+``reference.py`` holds the single-process computation this equals; tests/parallel compare every
+spike, the loss and every gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from ..ops.lif import LIFParams
+# The op's host functions (what lif()'s eager path calls), not torch.ops.tfbench.*: the dispatcher's
+# first call in a process imports torch's compiler stack (~2 s on a CPU), which the wavefront would
+# pay once per rank in turn, and it costs ~20 us more per call (per chunk here).
+from ..ops.lif.op import _backward_impl, _forward_impl
+from . import dist as tdist
+
+FORWARD, BACKWARD = 0, 1   # message directions (part of each message's tag)
+
+
+class PeerLost(RuntimeError):
+    """A pipeline neighbour stopped answering (it failed, or the group timed out)."""
+
+
+def segment(T: int, rank: int, world: int) -> tuple[int, int]:
+    """Rank ``rank``'s time steps ``[lo, hi)`` of ``T`` split over ``world`` ranks; ValueError unless divisible."""
+    if T % world:
+        multiples = ", ".join(str(world * i) for i in range(1, 4))
+        raise ValueError(f"the temporal pipeline needs T divisible by the number of processes: T={T}, "
+                         f"{world} processes; choose T a multiple of {world} ({multiples}, ...)")
+    steps = T // world
+    return rank * steps, (rank + 1) * steps
+
+
+def chunk_bounds(n: int, chunks: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` of ``chunks`` near-equal contiguous pieces of ``n`` neurons (at most n pieces)."""
+    if chunks < 1:
+        raise ValueError(f"chunks must be >= 1, got {chunks}")
+    chunks = max(1, min(chunks, n))
+    base, extra = divmod(n, chunks)
+    out, lo = [], 0
+    for c in range(chunks):
+        hi = lo + base + (1 if c < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    """The op's membrane dtype for storage ``dtype``: float64 for float64, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@dataclass
+class Link:
+    """One rank's place in the pipeline: its neighbours in ``group`` and its messages in flight.
+
+    ``ranks`` are the group's global ranks in pipeline order (rank 0 holds the first segment);
+    ``chunks`` is the number of neuron chunks per layer. Sends stay referenced until ``flush()``.
+    """
+
+    ranks: list[int]
+    rank: int                          # this process's index in ``ranks``
+    group: dist.ProcessGroup | None = None
+    chunks: int = 1
+    timeout_s: float = tdist.DEFAULT_TIMEOUT_S
+    _sends: list = field(default_factory=list)
+    _layers: int = 0
+
+    @classmethod
+    def world(cls, chunks: int = 1) -> "Link":
+        """The pipeline over every rank of the default group."""
+        n = dist.get_world_size()
+        return cls(ranks=list(range(n)), rank=dist.get_rank(), chunks=chunks, timeout_s=tdist.timeout_s())
+
+    @property
+    def size(self) -> int:
+        return len(self.ranks)
+
+    @property
+    def prev(self) -> int | None:
+        """Global rank of the previous segment's holder (None on the first)."""
+        return self.ranks[self.rank - 1] if self.rank > 0 else None
+
+    @property
+    def next(self) -> int | None:
+        """Global rank of the next segment's holder (None on the last)."""
+        return self.ranks[self.rank + 1] if self.rank + 1 < self.size else None
+
+    def register(self) -> int:
+        """A new layer's index: the same on every rank when layers are built in the same order."""
+        self._layers += 1
+        return self._layers - 1
+
+    def _tag(self, layer: int, direction: int, chunk: int) -> int:
+        return (layer * 2 + direction) * max(self.chunks, 1) + chunk
+
+    def post_recvs(self, shapes: Sequence[torch.Size], dtype: torch.dtype, device: torch.device, src: int,
+                   layer: int, direction: int) -> list[tuple[object, Tensor]]:
+        """Post one receive per chunk from ``src``; each item is waited on with ``wait``."""
+        out = []
+        for c, shape in enumerate(shapes):
+            buf = torch.empty(shape, dtype=dtype, device=device)
+            out.append((dist.irecv(buf, src=src, group=self.group, tag=self._tag(layer, direction, c)), buf))
+        return out
+
+    def wait(self, item: tuple[object, Tensor], src: int, what: str) -> Tensor:
+        """The received tensor of ``item``; PeerLost (one line naming both ranks) if it never comes."""
+        work, buf = item
+        try:
+            if buf.is_cuda:
+                work.wait()            # orders the streams; the host does not block
+            else:
+                work.wait(timedelta(seconds=self.timeout_s))
+        except Exception as e:  # noqa: BLE001 - gloo/NCCL raise several types for a lost peer
+            raise PeerLost(f"rank {self.ranks[self.rank]}: {what} from rank {src} never came: "
+                           f"{tdist.one_line(e)}") from None
+        return buf
+
+    def send(self, t: Tensor, dst: int, layer: int, direction: int, chunk: int) -> None:
+        """Send ``t`` to ``dst`` without waiting; ``t`` is kept alive until ``flush()``."""
+        self._sends = [(w, x) for w, x in self._sends if not w.is_completed()]
+        self._sends.append((dist.isend(t, dst=dst, group=self.group, tag=self._tag(layer, direction, chunk)), t))
+
+    def flush(self) -> None:
+        """Wait for every send in flight (PeerLost if a neighbour stopped receiving)."""
+        sends, self._sends = self._sends, []
+        for work, t in sends:
+            try:
+                if t.is_cuda:
+                    work.wait()
+                else:
+                    work.wait(timedelta(seconds=self.timeout_s))
+            except Exception as e:  # noqa: BLE001
+                raise PeerLost(f"rank {self.ranks[self.rank]}: a membrane sent to a neighbour was never "
+                               f"received: {tdist.one_line(e)}") from None
+
+
+def forward_segment(xs: Sequence[Tensor], p: LIFParams, link: Link, layer: int) -> tuple[list[Tensor], list[Tensor]]:
+    """One layer's forward on this rank's segment, chunk by chunk.
+
+    Args:
+        xs: the chunks of the layer's input current, each ``[T/k, *]`` (fp32, bf16, fp16 or fp64),
+            together all the layer's neurons; chunk c of every rank holds the same neurons.
+        p: the neuron (validated ``LIFParams``). link: the pipeline. layer: the layer's index.
+
+    Returns ``(s, h)``: per chunk the spikes and the kept pre-reset membrane, each of its chunk's
+    shape and dtype. Receives chunk c's ``v0`` (float32, float64 for float64) from the previous rank
+    before running it, and sends its ``v_T`` to the next rank right after.
+    """
+    prev, nxt = link.prev, link.next
+    recvs = None
+    if prev is not None:
+        recvs = link.post_recvs([x.shape[1:] for x in xs], _acc(xs[0].dtype), xs[0].device, prev, layer, FORWARD)
+    spikes, kept = [], []
+    for c, x in enumerate(xs):
+        v0 = link.wait(recvs[c], prev, f"the membrane of layer {layer} chunk {c}") if recvs else None
+        s, h, v_last = _forward_impl(x, v0, p, nxt is not None)
+        if nxt is not None:
+            link.send(v_last, nxt, layer, FORWARD, c)
+        spikes.append(s)
+        kept.append(h)
+    return spikes, kept
+
+
+def backward_segment(gss: Sequence[Tensor], hs: Sequence[Tensor], p: LIFParams, link: Link,
+                     layer: int) -> list[Tensor]:
+    """One layer's backward on this rank's segment, chunk by chunk: per chunk ``dL/dx``.
+
+    ``gss``: dL/ds per chunk (any float dtype, the chunk's shape); ``hs``: the chunks' kept membranes
+    from ``forward_segment``. Receives chunk c's dL/dv_T from the next rank (none on the last), runs
+    the op's backward with it, and sends dL/dv0 to the previous rank (none from the first).
+    """
+    prev, nxt = link.prev, link.next
+    recvs = None
+    if nxt is not None:
+        recvs = link.post_recvs([h.shape[1:] for h in hs], _acc(hs[0].dtype), hs[0].device, nxt, layer, BACKWARD)
+    grads = []
+    for c, (gs, h) in enumerate(zip(gss, hs)):
+        gv_last = link.wait(recvs[c], nxt, f"the membrane gradient of layer {layer} chunk {c}") if recvs else None
+        gx, gv0 = _backward_impl(gs, h, gv_last, p, prev is not None)
+        if prev is not None:
+            link.send(gv0, prev, layer, BACKWARD, c)
+        grads.append(gx)
+    return grads
+
+
+def _split(flat: Tensor, bounds: list[tuple[int, int]]) -> list[Tensor]:
+    return [flat] if len(bounds) == 1 else [flat[:, lo:hi] for lo, hi in bounds]
+
+
+def _join(parts: list[Tensor]) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
+class _PipelinedLIFFunction(torch.autograd.Function):
+    """The layer's fused op with its membrane exchanged at the segment boundaries (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, layer: "PipelinedLIF") -> Tensor:  # type: ignore[override]
+        steps = x.shape[0]
+        flat = x.reshape(steps, -1)
+        bounds = chunk_bounds(flat.shape[1], layer.link.chunks)
+        s, h = forward_segment(_split(flat, bounds), layer.params, layer.link, layer.index)
+        ctx.save_for_backward(*h)
+        ctx.layer, ctx.bounds = layer, bounds
+        return _join(s).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, gs: Tensor):  # type: ignore[override]
+        layer = ctx.layer
+        flat = gs.reshape(gs.shape[0], -1)
+        gx = backward_segment(_split(flat, ctx.bounds), ctx.saved_tensors, layer.params, layer.link, layer.index)
+        return _join(gx).view(gs.shape), None
+
+
+class PipelinedLIF(nn.Module):
+    """A multi-step LIF layer ``[T/k, *] -> [T/k, *]`` (spikes, x's dtype) in the temporal pipeline.
+
+    Layers must be built in the same order on every rank (their index pairs the messages).
+    ``chunks > 1`` (``link.chunks``) cuts the layer's neurons into chunks that flow through the
+    pipeline one after another; in a network it costs one copy of the input and of the spikes.
+    """
+
+    def __init__(self, params: LIFParams, link: Link):
+        super().__init__()
+        self.params = params.validate()
+        self.link = link
+        self.index = link.register()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _PipelinedLIFFunction.apply(x, self)
+
+    def extra_repr(self) -> str:
+        return f"layer={self.index}, rank={self.link.rank} of {self.link.size}, chunks={self.link.chunks}"
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce SUM forward, identity backward: every rank's logits get the loss's full gradient.
+
+    In training it also queues the parameter-gradient all-reduce to run when backward ends."""
+
+    @staticmethod
+    def forward(ctx, partial: Tensor, owner: "TemporalParallel") -> Tensor:  # type: ignore[override]
+        total = partial.to(torch.promote_types(partial.dtype, torch.float32)).contiguous().clone()
+        dist.all_reduce(total, group=owner.link.group)
+        ctx.owner, ctx.dtype = owner, partial.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        owner = ctx.owner
+        if owner.training:
+            torch.autograd.Variable._execution_engine.queue_callback(owner.reduce_gradients)
+        return grad.to(ctx.dtype), None
+
+
+class TemporalParallel(nn.Module):
+    """A Spiking-ResNet (built with ``PipelinedLIF`` neurons) run as the temporal pipeline.
+
+    ``forward(x)``: x is the whole input ``[T, B, C, H, W]`` (the same on every rank); this rank runs
+    its segment and returns the logits averaged over all T, ``[B, classes]`` float32 (float64 for a
+    float64 network), identical on every rank. After ``loss.backward()`` every parameter's gradient is
+    the full gradient (summed over the ranks). Parameters and buffers are copied from the pipeline's
+    first rank at construction.
+    """
+
+    def __init__(self, module: nn.Module, link: Link):
+        super().__init__()
+        self.module = module
+        self.link = link
+        self._stats_stale = False
+        with torch.no_grad():
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.data, src=link.ranks[0], group=link.group)
+
+    def forward(self, x: Tensor) -> Tensor:
+        lo, hi = segment(x.shape[0], self.link.rank, self.link.size)
+        self.link.flush()                   # the previous step's messages have all arrived
+        if self.training:
+            self._stats_stale = True
+        elif self._stats_stale:
+            self.average_statistics()
+        partial = self.module(x[lo:hi]) * ((hi - lo) / x.shape[0])
+        return _SumOverRanks.apply(partial, self)
+
+    def reduce_gradients(self) -> None:
+        """Sum every parameter's gradient over the ranks (a parameter with none counts as zero)."""
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        if not params:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = _flatten_dense_tensors(grads)
+        dist.all_reduce(flat, group=self.link.group)
+        for p, g in zip(params, _unflatten_dense_tensors(flat, grads)):
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad.copy_(g)
+
+    @torch.no_grad()
+    def average_statistics(self) -> None:
+        """Average the floating-point buffers (BatchNorm running statistics) over the ranks."""
+        bufs = [b for b in self.module.buffers() if b.dtype.is_floating_point]
+        if bufs:
+            flat = _flatten_dense_tensors(bufs)
+            dist.all_reduce(flat, group=self.link.group)
+            flat /= self.link.size
+            for b, v in zip(bufs, _unflatten_dense_tensors(flat, bufs)):
+                b.copy_(v)
+        self._stats_stale = False
