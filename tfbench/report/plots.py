@@ -55,7 +55,8 @@ def speedup_bars(runs: pd.DataFrame, baseline: str, out_dir: Path | str, name: s
     table = table[table["speedup"].notna()].copy()
     table["config"] = (table["dataset"] + " " + table["arch"].str.removeprefix("Spiking-") + "\nT=" +
                        table["T"].astype(str) + " B=" + table["batch"].astype(str) + " " + table["precision"] +
-                       table["step_mode"].map(lambda m: "" if m == "multi" else " single-step"))
+                       table["step_mode"].map(lambda m: "" if m == "multi" else " single-step") +
+                       (("\n" + table["options"]) if "options" in table and table["options"].nunique() > 1 else ""))
     spiking = table[table["backend"] != "ann"]
     neurons = set(spiking["neuron"])
     if len(neurons) > 1:   # one group of bars per neuron; the ANN floor row joins each

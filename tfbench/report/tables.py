@@ -49,6 +49,16 @@ def _status(s: str) -> str:
     return "n/a: " + s.removeprefix("unavailable: ") if s.startswith("unavailable: ") else s
 
 
+def _options(r) -> str:
+    """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2"."""
+    text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")))
+    parallel = _text(r.get("parallel")) or "none"
+    if parallel != "none":
+        size = int(_num(r.get("world_size")) or 1)
+        text = f"{parallel} x{size}" if text == "eager" else f"{text}, {parallel} x{size}"
+    return text
+
+
 def _flag(v) -> bool:
     """An on/off cell: False for a missing one (records older than the option)."""
     return False if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
@@ -74,8 +84,7 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     d = df.copy()
     d["family"] = d["arch"].map(_family)
-    d["options"] = [options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")))
-                    for _, r in d.iterrows()]
+    d["options"] = [_options(r) for _, r in d.iterrows()]
     rows = []
     for _, r in d.iterrows():
         ok = r["status"] == "ok"
