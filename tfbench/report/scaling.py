@@ -58,12 +58,14 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def scaling_plot(df: pd.DataFrame, out_dir: Path | str, name: str = "scaling") -> list[Path]:
     """Speed-up over one GPU against GPUs per T (measured and the paper's model); the best chunk count
-    of each (T, GPUs) is shown. ValueError when there is nothing measured to plot."""
+    and unroll of each (T, GPUs) is shown. ValueError when there is nothing measured to plot."""
     table = scaling_table(df)
     ok = table[(table["status"] == "ok") & table["speedup"].notna()]
     if ok.empty:
         raise ValueError("no measured scaling records (status ok) to plot")
-    best = ok.loc[ok.groupby(["T", "direction", "gpus", "unroll"], dropna=False)["median_ms"].idxmin()]
+    # the best setting (chunks, unroll) of each (T, direction, GPUs): each row's speed-up is over one
+    # GPU with the same unroll, so settings compare by speed-up
+    best = ok.loc[ok.groupby(["T", "direction", "gpus"], dropna=False)["speedup"].idxmax()]
     directions = [d for d in ("forward", "backward") if d in set(best["direction"])]
     fig, axes = plt.subplots(1, len(directions), figsize=(5.2 * len(directions), 4), squeeze=False)
     for ax, d in zip(axes[0], directions):
