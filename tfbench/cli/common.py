@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -39,6 +39,15 @@ SPLIT_BY_CHOICES = tuple(dict.fromkeys(c for spec in data.DATASETS.values() for 
 IN_CHANNELS_CHOICES = tuple(sorted({c for spec in data.DATASETS.values() for c in spec.channel_choices}))
 SplitBy = Enum("SplitBy", {name: name for name in SPLIT_BY_CHOICES}, type=str)
 InChannels = Enum("InChannels", {str(n): str(n) for n in IN_CHANNELS_CHOICES}, type=str)
+
+# The training step's speed options (bench/train.py RunConfig), the same for run, compare and profile.
+CompileFlag = Annotated[bool, typer.Option("--compile", help=(
+    "torch.compile the model (default mode); the first steps compile and are not timed."))]
+CudaGraphsFlag = Annotated[bool, typer.Option("--cuda-graphs", help=(
+    "Capture the whole training step (encode, forward, backward, Adam) in one CUDA graph after two eager "
+    "warm-up steps and replay it: no per-op launch cost. GPU only; fp32 or bf16."))]
+ChannelsLastFlag = Annotated[bool, typer.Option("--channels-last", help=(
+    "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))]
 
 DIRECTIONS = ("forward", "backward", "both")
 LAYER_MODES = ("eager", "graph")

@@ -26,6 +26,9 @@ from ..report import tables
 from ..results.store import Store, load
 from .common import (
     DEFAULT_BASELINE,
+    ChannelsLastFlag,
+    CompileFlag,
+    CudaGraphsFlag,
     backend_list,
     choose,
     choose_list,
@@ -213,12 +216,9 @@ def compare(
         "Random data of the real shapes and class counts: MNIST/CIFAR-10 made on the device per batch; "
         f"N-MNIST/DvsGesture a fixed pool of at most {POOL_BATCHES} batches per split, made once on the device "
         "before each run and cycled through. Step times never include making or loading a batch."))] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model (see tfbench run --help).")]
-    = False,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help=(
-        "Replay every training step from a CUDA graph (see tfbench run --help). GPU only; fp32 or bf16."))] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC convs and BN for every model.")]
-    = False,
+    compile: CompileFlag = False,
+    cuda_graphs: CudaGraphsFlag = False,
+    channels_last: ChannelsLastFlag = False,
     out: Annotated[Path, typer.Option(help=(
         "Results folder: records go to OUT/runs.jsonl, the table to OUT/<config or 'compare'>.csv and .md."))]
     = Path("results"),

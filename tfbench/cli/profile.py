@@ -13,6 +13,9 @@ from ..report import tables
 from .common import (
     Arch,
     BackendName,
+    ChannelsLastFlag,
+    CompileFlag,
+    CudaGraphsFlag,
     Dataset,
     Precision,
     StepMode,
@@ -41,9 +44,9 @@ def profile(
     = Precision["fp32"],
     step_mode: Annotated[StepMode, typer.Option(case_sensitive=False, help="multi or single (see tfbench run).")]
     = StepMode["multi"],
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Replay each step from a CUDA graph.")] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC convs and BN.")] = False,
+    compile: CompileFlag = False,
+    cuda_graphs: CudaGraphsFlag = False,
+    channels_last: ChannelsLastFlag = False,
     out: Annotated[Path | None, typer.Option(help=(
         "Also write the tables to OUT/profile_<arch>_<backend>_T<T>_<precision>_<options>.md and .csv."))] = None,
 ) -> None:

@@ -17,6 +17,9 @@ from . import distributed
 from .common import (
     Arch,
     BackendName,
+    ChannelsLastFlag,
+    CompileFlag,
+    CudaGraphsFlag,
     Dataset,
     InChannels,
     Neuron,
@@ -97,13 +100,9 @@ def run(
         "split, made once on --device before training starts and cycled through every epoch (synthetic event frames take "
         "about 25 ms a DvsGesture sample on a CPU core: too slow to make per step). Step times never include "
         "making, loading or copying a batch."))] = False,
-    compile: Annotated[bool, typer.Option("--compile", help=(
-        "torch.compile the model (default mode); the first steps compile and are not timed."))] = False,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help=(
-        "Capture the whole training step (encode, forward, backward, Adam) in one CUDA graph after two eager "
-        "warm-up steps and replay it: no per-op launch cost. GPU only; fp32 or bf16."))] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help=(
-        "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))] = False,
+    compile: CompileFlag = False,
+    cuda_graphs: CudaGraphsFlag = False,
+    channels_last: ChannelsLastFlag = False,
     parallel: Annotated[distributed.ParallelMode, typer.Option(case_sensitive=False, help=(
         "Spread the run over processes (GPUs): data (DistributedDataParallel, --batch-size per process, the "
         "global batch --batch-size x processes) or temporal (T split into one contiguous segment per process, "
