@@ -65,13 +65,29 @@ def bytes_per_element(dtype: torch.dtype, steps: int, direction: str = "both", s
     return {"forward": 2 * size + ckpt, "backward": 3 * size + ckpt, "both": 5 * size + 2 * ckpt}[direction]
 
 
+def _state(v: Tensor | None, x: Tensor) -> Tensor | None:
+    """A membrane-sized tensor (v0, dL/dv_T) in the op's accumulation dtype (float64 for float64 x,
+    else float32), contiguous; None stays None."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if v is not None and (v.dtype != acc or not v.is_contiguous()):
+        v = v.to(acc).contiguous()
+    return v
+
+
+def _grad_like(gs: Tensor | None, ref: Tensor) -> Tensor:
+    """dL/ds in ``ref``'s dtype, contiguous; zeros when the spikes were not used (only the final
+    membrane carries a gradient)."""
+    if gs is None:
+        return torch.zeros_like(ref)
+    if gs.dtype != ref.dtype or not gs.is_contiguous():
+        gs = gs.to(ref.dtype).contiguous()
+    return gs
+
+
 def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams,
                   want_v_last: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
-        v0 = v0.to(acc).contiguous()
-    if not x.is_contiguous():
-        x = x.contiguous()
+    x = x.contiguous()
+    v0 = _state(v0, x)
     if x.is_cuda:
         return lif_forward_cuda(x, v0, p, want_v_last)
     return lif_forward_cpu(x, v0, p)
@@ -79,13 +95,7 @@ def _forward_impl(x: Tensor, v0: Tensor | None, p: LIFParams,
 
 def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFParams,
                    want_gv0: bool = True) -> tuple[Tensor, Tensor | None]:
-    acc = torch.float64 if h.dtype == torch.float64 else torch.float32
-    if gs is None:  # the spikes were not used: only the final membrane carries a gradient
-        gs = torch.zeros_like(h)
-    elif gs.dtype != h.dtype or not gs.is_contiguous():
-        gs = gs.to(h.dtype).contiguous()
-    if gv_last is not None and (gv_last.dtype != acc or not gv_last.is_contiguous()):
-        gv_last = gv_last.to(acc).contiguous()
+    gs, gv_last = _grad_like(gs, h), _state(gv_last, h)
     if h.is_cuda:
         return lif_backward_cuda(gs, h, gv_last, p, want_gv0)
     return lif_backward_cpu(gs, h, gv_last, p)
@@ -93,11 +103,8 @@ def _backward_impl(gs: Tensor | None, h: Tensor, gv_last: Tensor | None, p: LIFP
 
 def _forward_ckpt_impl(x: Tensor, v0: Tensor | None, p: LIFParams,
                        want_v_last: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
-        v0 = v0.to(acc).contiguous()
-    if not x.is_contiguous():
-        x = x.contiguous()
+    x = x.contiguous()
+    v0 = _state(v0, x)
     if x.is_cuda:
         return lif_forward_ckpt_cuda(x, v0, p, want_v_last)
     return lif_forward_ckpt_cpu(x, v0, p)
@@ -106,17 +113,9 @@ def _forward_ckpt_impl(x: Tensor, v0: Tensor | None, p: LIFParams,
 def _backward_recompute_impl(gs: Tensor | None, x: Tensor, v0: Tensor | None, ckpt: Tensor,
                              gv_last: Tensor | None, p: LIFParams,
                              want_gv0: bool = True) -> tuple[Tensor, Tensor | None]:
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if not x.is_contiguous():
-        x = x.contiguous()
-    if v0 is not None and (v0.dtype != acc or not v0.is_contiguous()):
-        v0 = v0.to(acc).contiguous()  # the same values the forward started from
-    if gs is None:
-        gs = torch.zeros_like(x)
-    elif gs.dtype != x.dtype or not gs.is_contiguous():
-        gs = gs.to(x.dtype).contiguous()
-    if gv_last is not None and (gv_last.dtype != acc or not gv_last.is_contiguous()):
-        gv_last = gv_last.to(acc).contiguous()
+    x = x.contiguous()
+    v0 = _state(v0, x)  # the same values the forward started from
+    gs, gv_last = _grad_like(gs, x), _state(gv_last, x)
     if x.is_cuda:
         return lif_backward_recompute_cuda(gs, x, v0, ckpt, gv_last, p, want_gv0)
     return lif_backward_recompute_cpu(gs, x, v0, ckpt, gv_last, p)
