@@ -43,7 +43,7 @@ step() {   # step NAME LIMIT_S COMMAND...: run with a time limit, log it, record
 
 # The C++ autograd node of the eager GPU path, built once now (in the background, beside the layer
 # benchmark, which does not use it) rather than by the first training run's ranks.
-( timeout 240 python -c "from tfbench.ops.lif import fast; print('C++ node:', fast.extension() is not None, fast.reason())" \
+( timeout 240 python -c "from tfbench.ops import library; print('ops:', library.IMPLEMENTATION)" \
     >"$OUT/logs/build_cpp_node.log" 2>&1 ) &
 BUILD=$!
 

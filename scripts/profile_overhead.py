@@ -18,7 +18,6 @@ import torch
 
 from tfbench.bench.timing import time_fn
 from tfbench.ops.lif import PRESETS, LIF
-from tfbench.ops.lif import op as lif_op
 
 
 class _Nothing(torch.autograd.Function):
@@ -46,10 +45,6 @@ def main() -> None:
     for name, fn in cases.items():
         t = time_fn(fn, dev, warmup=20, repeats=300)
         print(f"{name:45s} {t.median_ms * 1e3:8.1f} us  (p10 {t.p10_ms * 1e3:.1f}, p90 {t.p90_ms * 1e3:.1f})")
-    lif_op.EAGER_VIA_DISPATCHER = True
-    t = time_fn(lambda: torch.autograd.grad(layer(x), x, gs), dev, warmup=20, repeats=300)
-    print(f"{'tfbench fwd+bwd via the dispatcher':45s} {t.median_ms * 1e3:8.1f} us")
-    lif_op.EAGER_VIA_DISPATCHER = False
     try:
         from tfbench.backends import get
         sj = get("spikingjelly").layer(PRESETS["paper"])

@@ -53,3 +53,60 @@ class _Ref(torch.nn.Module):
 
     def forward(self, x):
         return lif_reference(x, **self.p.as_kwargs())[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# PLIF through every backend (the harness's `--neuron PLIF`)
+# ------------------------------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+from tfbench.backends import BACKENDS, Unsupported, get  # noqa: E402
+from tfbench.ops.neurons import PLIF_PRESETS, PLIFParams  # noqa: E402
+from tfbench.ops.reference import plif_reference  # noqa: E402
+
+PLIF_CANNOT = {"norse": "learnable membrane time constant"}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("name", ["paper", "spikingjelly"])
+def test_every_backend_builds_plif_or_says_why(backend: str, name: str) -> None:
+    """Each backend's layer factory takes a PLIF description: its layer (and single-step layer) passes
+    the correctness gate, or it raises Unsupported naming the reason."""
+    p = PLIF_PRESETS[name].validate()
+    b = get(backend)
+    if backend in PLIF_CANNOT:
+        with pytest.raises(Unsupported, match=PLIF_CANNOT[backend]):
+            b.layer(p)
+        return
+    layer = b.layer(p)
+    assert check_layer(layer, p, "cpu")
+    assert any(param.numel() == 1 for param in layer.parameters()), "PLIF's time constant must be learnable"
+    x = torch.randn(8, 512, generator=torch.Generator().manual_seed(3)) * 0.5 + 0.3
+    step = b.step_layer(p)
+    step.reset_state()
+    with torch.no_grad():
+        stepped = torch.stack([step(x[t]) for t in range(x.shape[0])])
+    assert unexplained_mismatches(stepped, x, p) == 0
+
+
+def test_the_gate_rejects_a_plif_with_the_wrong_time_constant() -> None:
+    p = PLIF_PRESETS["paper"].validate()
+    wrong = get("tfbench").layer(PLIFParams(**{**p.as_kwargs(), "init_tau": 3.0}))
+    assert not check_layer(wrong, p, "cpu")
+
+
+def test_snntorch_plif_learns_beta_not_w() -> None:
+    """The stated difference, exactly: snnTorch's PLIF (Leaky, learn_beta) learns beta = 1 - 1/tau, so
+    its gradient is dL/dbeta = -dL/dk where tfbench's (SpikingJelly's) is dL/dw = dL/dk k (1 - k);
+    with the reset detached (snnTorch always detaches it) the two agree through that factor."""
+    p = PLIFParams(init_tau=1.25, decay_input=False, v_threshold=0.3, detach_reset=True).validate()
+    x = torch.randn(8, 256, generator=torch.Generator().manual_seed(4)) * 0.3 + 0.2
+    ws = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+    snn_layer = get("snntorch").layer(p)
+    (snn_layer(x) * ws).sum().backward()
+    (beta,) = [q for q in snn_layer.parameters()]
+    w = torch.tensor(p.init_w(), requires_grad=True)
+    (plif_reference(x, w, v_threshold=0.3, decay_input=False, detach_reset=True)[0] * ws).sum().backward()
+    k = torch.sigmoid(w.detach())
+    assert torch.allclose(beta.grad, -w.grad / (k * (1 - k)), rtol=1e-4, atol=1e-6)
+    assert "beta" in get("snntorch").differences

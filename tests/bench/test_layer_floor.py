@@ -69,3 +69,22 @@ def test_report_shows_each_backends_floor(tmp_path: Path):
     assert "tfbench-recompute floor" in svg and "memory floor" in svg
     text = tables.to_markdown(tables.layer_table(df))
     assert "B/elem" in text and "20.5" in text
+
+
+def test_plif_cells_are_checked_and_floored_like_lif():
+    """A PLIF layer (``--neuron PLIF``) goes through the same cell: checked first, the same byte count."""
+    from tfbench.ops.neurons import PLIF_PRESETS
+
+    p = PLIF_PRESETS["paper"]
+    env = environment.capture(torch.device("cpu")).as_dict()
+    for backend in ("tfbench", "tfbench-recompute", "torch", "spikingjelly", "snntorch", "norse"):
+        r = layer.run_cell(backend, "fp32", 16, 512, "both", "eager", torch.device("cpu"), p, 1e9, env,
+                           warmup=1, repeats=2)
+        if backend == "norse":
+            assert r.status.startswith("n/a") and "learnable" in r.status
+            continue
+        if get(backend).unavailable("cpu"):
+            continue
+        assert r.status == "ok" and r.checked, (backend, r.status)
+        assert "PLIFParams" in r.neuron
+        assert r.bytes_per_element == (24 if backend != "tfbench-recompute" else pytest.approx(20.5))

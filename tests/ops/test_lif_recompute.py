@@ -1,9 +1,10 @@
 """``lif(..., save="input")``: the op keeping x (and membrane checkpoints) instead of h, on every device.
 
-The maths is the same as ``save="h"``: against the float64 reference on every parameter combination,
-and against ``save="h"`` itself: spikes and v_T bit for bit in every dtype (the recomputed h is the
-forward's), gradients bit for bit on the CPU in fp32 and to 1e-6 on GPUs; in bf16/fp16 the gradient
-uses the unrounded h, so it is compared with the reference. Outputs start as NaN (conftest.py).
+The maths is the same as ``save="h"``: against the float64 reference on every parameter combination
+(within cases.error_bounds), and against ``save="h"`` itself: spikes and v_T bit for bit in every
+dtype (the recomputed h is the forward's), gradients bit for bit in fp32 (both kernels round h and
+differentiate it the same way); in bf16/fp16 the gradient uses the unrounded h, so it is compared
+with the reference. Outputs start as NaN (conftest.py).
 """
 
 from __future__ import annotations
@@ -12,66 +13,61 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfbench.ops.lif import LIF, PRESETS, LIFParams, lif, lif_reference, op
-from tfbench.ops.lif.alloc import CKPT, ckpt_rows
+from tfbench.ops import LIF, PRESETS, LIFParams, bytes_per_element, lif, lif_reference, library
+from tfbench.ops.library import CKPT, ckpt_rows
 from tests.conftest import DEVICES
 
-from .lif_cases import ALL_PARAMS, loss_weights, make_input, masked, reference64, rel_err, run_with_grads, tie_mask
+from .cases import (ALL_PARAMS, assert_within, error_bounds, loss_weights, make_input, make_v0, masked, param_id,
+                    reference64, rel_err, run_with_grads, tie_mask)
 
-FP32_RTOL = 1e-5
-GRAD_SCALE = 1e-2  # as test_lif.py: tiny random layers' gradients can cancel to almost nothing
 STEPS = (1, 5, CKPT, CKPT + 1, 2 * CKPT + 3)  # below, at, just past and well past a segment boundary
 
 
-def _recompute(x, v0, **kw):
-    return lif(x, v0, save="input", **kw)
-
-
-def _kept(x, v0, **kw):
-    return lif(x, v0, save="h", **kw)
+def lif_fn(x, v0, learned, p, save="h"):
+    return lif(x, v0, **p.as_kwargs(), save=save)
 
 
 def _same_as_kept(x: torch.Tensor, v0: torch.Tensor | None, p: LIFParams, ws, wv) -> None:
-    """save="input" against save="h" on the same inputs: spikes, v_T exactly; gradients (fp32) closely."""
-    a = run_with_grads(_recompute, x, v0, p, ws, wv)
-    b = run_with_grads(_kept, x, v0, p, ws, wv)
+    """save="input" against save="h" on the same inputs: spikes and v_T exactly; fp32 gradients too."""
+    a = run_with_grads(lif_fn, x, v0, p, ws, wv, save="input")
+    b = run_with_grads(lif_fn, x, v0, p, ws, wv, save="h")
     assert torch.equal(a[0], b[0]), "spikes differ from save='h'"
     assert torch.equal(a[1], b[1]), "v_T differs from save='h'"
     if x.dtype in (torch.float32, torch.float64):
-        for got, want in zip(a[2:], b[2:]):
-            if want is None:
-                continue
-            if x.device.type == "cpu":
-                assert torch.equal(got, want)
-            else:
-                assert rel_err(got, want, GRAD_SCALE) < 1e-6
+        for got, want in zip(a[2:4], b[2:4]):
+            assert want is None or torch.equal(got, want), "gradients differ from save='h'"
+
+
+def _check(x, v0, p, seed):
+    mask = tie_mask(x, v0, p)
+    ws, wv = loss_weights(x, seed)
+    s, v, gx, gv0, _ = run_with_grads(lif_fn, x, v0, p, ws, wv, save="input")
+    rs, rv, rgx, rgv0, _ = reference64(x, v0, p, ws, wv)
+    bound = error_bounds(x, v0, p, ws, wv)
+    assert s.dtype == x.dtype and s.shape == x.shape and v.dtype == torch.float32
+    assert torch.equal(masked(s, mask, True), masked(rs, mask, True)), "spikes differ away from ties"
+    assert_within(masked(v, mask, False), masked(rv, mask, False), bound["v_T"][mask], "v_T")
+    assert_within(masked(gx, mask, True), masked(rgx, mask, True), bound["gx"][:, mask], "dL/dx")
+    if v0 is not None:
+        assert_within(masked(gv0, mask, False), masked(rgv0, mask, False), bound["gv0"][mask], "dL/dv0")
+    _same_as_kept(x, v0, p, ws, wv)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("p", ALL_PARAMS, ids=lambda p: f"{p.decay_input}-{p.v_reset}-{p.detach_reset}-{p.surrogate}")
+@pytest.mark.parametrize("p", ALL_PARAMS, ids=param_id)
 @pytest.mark.parametrize("with_v0", [False, True])
 def test_every_parameter_combination(device, p, with_v0):
     for steps in STEPS:
-        x = make_input((steps, 3, 5, 4), p, device=device, seed=hash((p, with_v0, steps)) % 1000)
-        v0 = (torch.rand(x.shape[1:], device=device) * p.v_threshold) if with_v0 else None
-        ws, wv = loss_weights(x)
-        mask = tie_mask(x, v0, p)
-        s, v, gx, gv0 = run_with_grads(_recompute, x, v0, p, ws, wv)
-        rs, rv, rgx, rgv0 = reference64(x, v0, p, ws, wv)
-        assert s.dtype == x.dtype and s.shape == x.shape and v.dtype == torch.float32
-        assert not torch.isnan(s).any() and not torch.isnan(gx).any()
-        assert torch.equal(masked(s, mask, True), masked(rs, mask, True)), "spikes differ away from ties"
-        assert rel_err(masked(v, mask, False), masked(rv, mask, False), p.v_threshold) < FP32_RTOL
-        assert rel_err(masked(gx, mask, True), masked(rgx, mask, True), GRAD_SCALE) < FP32_RTOL
-        if with_v0:
-            assert rel_err(masked(gv0, mask, False), masked(rgv0, mask, False), GRAD_SCALE) < FP32_RTOL
-        _same_as_kept(x, v0, p, ws, wv)
+        seed = ALL_PARAMS.index(p) * 100 + steps * 2 + with_v0
+        x = make_input((steps, 3, 5, 4), p, device=device, seed=seed)
+        v0 = make_v0(x.shape[1:], p, device=device, seed=seed) if with_v0 else None
+        _check(x, v0, p, seed)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 @given(steps=st.integers(1, 40),
        trailing=st.lists(st.integers(1, 9), min_size=0, max_size=3),
        tau=st.one_of(st.floats(1.05, 20.0), st.just(math.inf)),
@@ -81,21 +77,25 @@ def test_every_parameter_combination(device, p, with_v0):
        with_v0=st.booleans(), device=st.sampled_from(DEVICES), seed=st.integers(0, 10_000))
 def test_random_shapes_and_parameters(steps, trailing, tau, decay, thr, reset, detach, sg, alpha, with_v0,
                                       device, seed):
+    """Issue 11's flaky case (T=37, tau=14.83, soft reset, sigmoid alpha 1.43, with v0) drew v0 from
+    the unseeded global generator and held dL/dv0 to a fixed 1e-5; v0 now comes from `seed`, and the
+    bound is the case's own (cases.error_bounds)."""
     if math.isinf(tau):
         decay = False
     p = LIFParams(tau, decay, thr, reset, detach, sg, alpha).validate()
     x = make_input((steps, *trailing), p, device=device, seed=seed)
-    v0 = torch.rand(x.shape[1:], device=device) * thr if with_v0 else None
-    ws, wv = loss_weights(x)
-    mask = tie_mask(x, v0, p)
-    s, v, gx, gv0 = run_with_grads(_recompute, x, v0, p, ws, wv)
-    rs, rv, rgx, rgv0 = reference64(x, v0, p, ws, wv)
-    assert torch.equal(masked(s, mask, True), masked(rs, mask, True))
-    assert rel_err(masked(v, mask, False), masked(rv, mask, False), p.v_threshold) < FP32_RTOL
-    assert rel_err(masked(gx, mask, True), masked(rgx, mask, True), GRAD_SCALE) < FP32_RTOL
-    if with_v0:
-        assert rel_err(masked(gv0, mask, False), masked(rgv0, mask, False), GRAD_SCALE) < FP32_RTOL
-    _same_as_kept(x, v0, p, ws, wv)
+    v0 = make_v0(x.shape[1:], p, device=device, seed=seed) if with_v0 else None
+    _check(x, v0, p, seed)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_issue_11_flaky_case(device):
+    """The case that failed once: T=37, tau=14.83, soft reset, sigmoid alpha 1.43, with v0."""
+    p = LIFParams(tau=14.83, decay_input=True, v_threshold=1.0, v_reset=None, surrogate="sigmoid",
+                  alpha=1.43).validate()
+    for seed in range(4):
+        x = make_input((37, 6, 7), p, device=device, seed=seed)
+        _check(x, make_v0(x.shape[1:], p, device=device, seed=seed), p, seed)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -108,9 +108,9 @@ def test_half_precision(device, dtype, name):
     x = make_input((2 * CKPT + 5, 4096), p, dtype=dtype, device=device, seed=7)
     ws, wv = loss_weights(x)
     truth = reference64(x, None, p, ws, wv)
-    fused = run_with_grads(_recompute, x, None, p, ws, wv)
-    kept = run_with_grads(_kept, x, None, p, ws, wv)
-    plain = run_with_grads(lif_reference, x, None, p, ws, wv)
+    fused = run_with_grads(lif_fn, x, None, p, ws, wv, save="input")
+    kept = run_with_grads(lif_fn, x, None, p, ws, wv, save="h")
+    plain = run_with_grads(lambda a, b, c, q: lif_reference(a, b, **q.as_kwargs()), x, None, p, ws, wv)
     assert fused[0].dtype == dtype and fused[2].dtype == dtype
     assert torch.equal(fused[0], kept[0]) and torch.equal(fused[1], kept[1])
     err_fused, err_plain, err_kept = (rel_err(r[2], truth[2]) for r in (fused, plain, kept))
@@ -126,7 +126,8 @@ def test_backward_recomputes_the_forward_spikes(device, dtype):
     dL/dv_T = 1, dL/dx at the last step is (1 - s) / tau: zero exactly where the backward saw a spike."""
     p = LIFParams(tau=2.0, v_threshold=0.3, v_reset=0.0, detach_reset=True)
     steps = CKPT + 1  # the last step is the first of a second segment: recomputed from a checkpoint
-    x = (0.6 + (torch.rand(steps, 20000, dtype=torch.float64) - 0.5) * 4e-3).to(dtype).to(device)
+    g = torch.Generator().manual_seed(0)
+    x = (0.6 + (torch.rand(steps, 20000, generator=g, dtype=torch.float64) - 0.5) * 4e-3).to(dtype).to(device)
     x.requires_grad_(True)
     s, v = lif(x, save="input", **p.as_kwargs())
     (gx,) = torch.autograd.grad(v.sum(), x)
@@ -149,17 +150,29 @@ def test_keeps_the_input_and_checkpoints_not_h(device):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         s, _ = lif(x, save="input", **p.as_kwargs())
-    kept = [t for t in saved if t is not None]
+    kept = [t for t in saved if t is not None and t.numel() > 0]
     assert any(t.data_ptr() == x.data_ptr() and t.shape == x.shape for t in kept)
-    assert any(t.shape == (ckpt_rows(steps), 6, 5) and t.dtype == torch.float32 for t in kept)
-    assert sum(t.numel() * t.element_size() for t in kept if t.data_ptr() != x.data_ptr()) \
-        == ckpt_rows(steps) * 30 * 4
+    assert [tuple(t.shape) for t in kept if t.data_ptr() != x.data_ptr()] == [(ckpt_rows(steps), 6, 5)]
+    assert all(t.dtype == torch.float32 for t in kept)
     s.sum().backward()
     assert x.grad is not None and not torch.isnan(x.grad).any()
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_keeping_h_saves_only_h(device):
+    """save="h": autograd holds the [T, *] membrane (x's dtype) and nothing the size of x besides."""
+    p = PRESETS["paper"]
+    x = make_input((5, 6, 5), p, device=device).requires_grad_(True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        lif(x, **p.as_kwargs())
+    kept = [t for t in saved if t is not None and t.numel() > 0]
+    assert len(kept) == 1 and kept[0].shape == x.shape and kept[0].data_ptr() != x.data_ptr()
+
+
 def test_checkpoint_rows():
     assert [ckpt_rows(t) for t in (1, CKPT - 1, CKPT, CKPT + 1, 2 * CKPT, 2 * CKPT + 1)] == [0, 0, 0, 1, 1, 2]
+    assert CKPT == 8  # kernels/neuron.cuh's TFB_CKPT, read by library.py
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -168,59 +181,30 @@ def test_non_contiguous_input_and_v0_in_another_dtype(device):
     base = make_input((CKPT + 3, 8, 10), p, device=device, seed=3)
     x = base.transpose(1, 2)[:, ::2]
     assert not x.is_contiguous()
-    v0 = torch.rand(8, 5, device=device, dtype=torch.float64).t() * 0.2  # [5, 8], strided, float64
+    v0 = make_v0((8, 5), p, device=device, seed=3, dtype=torch.float64).t()  # [5, 8], strided, float64
     assert not v0.is_contiguous() and v0.shape == x.shape[1:]
     ws, wv = loss_weights(x)
-    s, v, gx, gv0 = run_with_grads(_recompute, x, v0, p, ws, wv)
-    rs, rv, rgx, rgv0 = reference64(x, v0, p, ws, wv)
+    s, v, gx, gv0, _ = run_with_grads(lif_fn, x, v0, p, ws, wv, save="input")
+    rs, rv, rgx, rgv0, _ = reference64(x, v0, p, ws, wv)
     mask = tie_mask(x, v0, p)
+    bound = error_bounds(x, v0.float(), p, ws, wv)
     assert gv0.dtype == torch.float64 and gx.shape == x.shape
     assert torch.equal(masked(s, mask, True), masked(rs, mask, True))
-    assert rel_err(masked(gx, mask, True), masked(rgx, mask, True)) < FP32_RTOL
-    assert rel_err(masked(gv0, mask, False), masked(rgv0, mask, False)) < FP32_RTOL
+    assert_within(masked(gx, mask, True), masked(rgx, mask, True), bound["gx"][:, mask], "dL/dx")
+    # v0 is rounded to float32 by the op: its gradient is then that of the rounded v0
+    rs2, rv2, rgx2, rgv02, _ = reference64(x, v0.float(), p, ws, wv)
+    assert_within(masked(gv0, mask, False), masked(rgv02, mask, False), bound["gv0"][mask], "dL/dv0")
     _same_as_kept(x, v0, p, ws, wv)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_through_the_dispatcher(device, monkeypatch):
-    monkeypatch.setattr(op, "EAGER_VIA_DISPATCHER", True)
-    p = PRESETS["spikingjelly"]
-    x = make_input((CKPT + 5, 33), p, device=device)
-    v0 = torch.zeros(33, device=device)
-    ws, wv = loss_weights(x)
-    via_op = run_with_grads(_recompute, x, v0, p, ws, wv)
-    monkeypatch.setattr(op, "EAGER_VIA_DISPATCHER", False)
-    eager = run_with_grads(_recompute, x, v0, p, ws, wv)
-    for a, b in zip(via_op, eager):
-        assert torch.equal(a, b)
-
-
 @pytest.mark.parametrize("hard", [True, False])
-@pytest.mark.parametrize("via_dispatcher", [False, True])
-def test_gradcheck_float64(hard, via_dispatcher, monkeypatch):
+def test_gradcheck_float64(hard):
     """As test_lif.py's: with detach_reset, (x, v0) -> v_T is piecewise affine and backward exact."""
-    monkeypatch.setattr(op, "EAGER_VIA_DISPATCHER", via_dispatcher)
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(CKPT + 4, 7, generator=g, dtype=torch.float64) * 1.2).requires_grad_(True)
     v0 = (torch.rand(7, generator=g, dtype=torch.float64) * 0.5).requires_grad_(True)
     kw = dict(tau=1.7, v_threshold=0.9, v_reset=0.1 if hard else None, detach_reset=True, save="input")
     assert torch.autograd.gradcheck(lambda a, b: lif(a, b, **kw)[1], (x, v0), eps=1e-7)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("p", [PRESETS["paper"], LIFParams(v_reset=None, surrogate="atan", detach_reset=True)])
-def test_opcheck(device, p):
-    for steps in (5, 2 * CKPT + 1):
-        x = make_input((steps, 24), p, device=device).requires_grad_(True)
-        for v0 in (None, torch.rand(24, device=device, requires_grad=True)):
-            torch.library.opcheck(torch.ops.tfbench.lif_forward_ckpt.default, (x, v0, *p.as_kwargs().values()))
-        xs = x.detach()
-        for v0 in (None, torch.rand(24, device=device)):
-            _, ckpt, _ = torch.ops.tfbench.lif_forward_ckpt(xs, v0, *p.as_kwargs().values())
-            assert ckpt.shape == (ckpt_rows(steps), 24)
-            gs, gv = torch.randn(steps, 24, device=device), torch.randn(24, device=device)
-            torch.library.opcheck(torch.ops.tfbench.lif_backward_recompute.default,
-                                  (gs, xs, v0, ckpt, gv, *p.as_kwargs().values()))
 
 
 def test_torch_compile_fullgraph_cpu():
@@ -252,11 +236,11 @@ def test_module_option():
     assert layer(x).shape == x.shape
 
 
-@pytest.mark.parametrize("bad", ["x", "H", None])
+@pytest.mark.parametrize("bad", ["x", "H", None, 1])
 def test_bad_save_names_the_choices(bad):
-    with pytest.raises(ValueError, match="save must be one of 'h', 'input'"):
+    with pytest.raises((ValueError, TypeError), match="save must be one of 'h', 'input'"):
         lif(torch.rand(3, 4), save=bad)
-    with pytest.raises(ValueError, match="save must be one of 'h', 'input'"):
+    with pytest.raises((ValueError, TypeError), match="save must be one of 'h', 'input'"):
         LIF(save=bad)
 
 
@@ -272,19 +256,19 @@ def test_empty_neuron_axis():
     (torch.float32, 16, "both", 24.0), (torch.bfloat16, 16, "both", 12.0), (torch.float32, 16, "forward", 12.0),
 ])
 def test_bytes_per_element_keeping_h(dtype, steps, direction, expected):
-    assert op.bytes_per_element(dtype, steps, direction, save="h") == expected
+    assert bytes_per_element(dtype, steps, direction, save="h") == expected
 
 
 def test_bytes_per_element_keeping_the_input():
     f32, b16 = torch.float32, torch.bfloat16
-    assert op.bytes_per_element(f32, CKPT, save="input") == 20.0                # one segment: no checkpoint
-    assert op.bytes_per_element(f32, 2 * CKPT, save="input") == 20.0 + 8 / (2 * CKPT)
-    assert op.bytes_per_element(f32, 4, save="input") == 20.0
-    assert op.bytes_per_element(f32, 1024, save="input") == pytest.approx(20.0 + 8 * 127 / 1024)
-    assert op.bytes_per_element(b16, 2 * CKPT, save="input") == 10.0 + 8 / (2 * CKPT)
-    assert op.bytes_per_element(torch.float64, 2 * CKPT, save="input") == 40.0 + 16 / (2 * CKPT)
+    assert bytes_per_element(f32, CKPT, save="input") == 20.0                # one segment: no checkpoint
+    assert bytes_per_element(f32, 2 * CKPT, save="input") == 20.0 + 8 / (2 * CKPT)
+    assert bytes_per_element(f32, 4, save="input") == 20.0
+    assert bytes_per_element(f32, 1024, save="input") == pytest.approx(20.0 + 8 * 127 / 1024)
+    assert bytes_per_element(b16, 2 * CKPT, save="input") == 10.0 + 8 / (2 * CKPT)
+    assert bytes_per_element(torch.float64, 2 * CKPT, save="input") == 40.0 + 16 / (2 * CKPT)
     for dtype in (f32, b16):
-        parts = [op.bytes_per_element(dtype, 24, d, save="input") for d in ("forward", "backward")]
-        assert sum(parts) == pytest.approx(op.bytes_per_element(dtype, 24, "both", save="input"))
+        parts = [bytes_per_element(dtype, 24, d, save="input") for d in ("forward", "backward")]
+        assert sum(parts) == pytest.approx(bytes_per_element(dtype, 24, "both", save="input"))
     with pytest.raises(ValueError, match="save must be one of"):
-        op.bytes_per_element(f32, 8, save="x")
+        bytes_per_element(f32, 8, save="x")

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..ops.lif import LIFParams
+from ..ops.neurons import LIFParams, NeuronParams  # noqa: F401  (LIFParams: the common neuron)
 
-LayerFactory = Callable[[LIFParams], nn.Module]
+# A neuron description (tfbench.ops.neurons: LIFParams, PLIFParams) -> a layer; raises Unsupported
+# when the library cannot express that neuron.
+LayerFactory = Callable[[NeuronParams], nn.Module]
 # Bytes each element of [T, N] must cross device memory, from (storage dtype, T, direction)
 BytesRule = Callable[[torch.dtype, int, str], float]
 
@@ -72,11 +74,12 @@ class Backend:
             return self.probe()
         return None
 
-    def layer(self, params: LIFParams) -> nn.Module:
-        """A fresh multi-step layer ``[T, *] -> [T, *]`` of this backend for the neuron ``params``."""
+    def layer(self, params: NeuronParams) -> nn.Module:
+        """A fresh multi-step layer ``[T, *] -> [T, *]`` of this backend for the neuron ``params``
+        (``LIFParams`` or ``PLIFParams``; a PLIF layer's learnable parameter starts from its init_tau)."""
         return self.make_layer(params.validate())
 
-    def step_layer(self, params: LIFParams) -> nn.Module:
+    def step_layer(self, params: NeuronParams) -> nn.Module:
         """A fresh single-step layer ``[*] -> [*]`` for the neuron ``params``: it keeps its membrane
         between calls (the network is stepped one time step at a time) until ``reset_state()``."""
         if self.make_step_layer is None:

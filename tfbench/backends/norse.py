@@ -17,6 +17,9 @@ step; ``LIFBoxCell`` drops that current and is the one that matches LIF_SPEC. Ho
   (otherwise it is ``4/alpha`` times it), so other alphas, ``atan`` and ``rect`` raise
   :class:`Unsupported`.
 - Norse fires on ``v > v_th`` (LIF_SPEC: ``>=``): only an exact tie differs.
+- PLIF (a learned membrane time constant) raises :class:`Unsupported`: Norse 1.1's neurons take
+  ``tau_mem_inv`` as a fixed tensor of their parameter tuple, not a learnable module parameter, so
+  learning it would be a neuron written around Norse, not Norse's.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams
+from ..ops.neurons import NeuronParams, PLIFParams
 from .base import Backend, Unsupported, quiet_import
 
 DIFFERENCES = ("fires on v > threshold (LIF_SPEC >=: exact ties only); sigmoid surrogate only at alpha=4 (via "
                "its tanh surrogate, k=2); no atan/rect surrogate; no IF neuron (tau=inf); without decay_input "
-               "the input is scaled by tau")
+               "the input is scaled by tau; no PLIF (no learnable time constant)")
 
 # Norse's sigmoid stand-in, 1 - tanh(k u)^2 with k = alpha/2, is (4/alpha) x LIF_SPEC's sigmoid g(u):
 # equal only at this alpha.
@@ -47,8 +50,11 @@ def _reset_subtract_detached(z: Tensor, v: Tensor, reset: Tensor, th: Tensor) ->
     return v - z.detach() * th
 
 
-def _parameters(p: LIFParams):
+def _parameters(p: NeuronParams):
     """The ``LIFBoxParameters`` of ``p``, and the scale the adapter applies to the input."""
+    if isinstance(p, PLIFParams):
+        raise Unsupported("Norse 1.1 has no neuron with a learnable membrane time constant (its LIFBoxParameters "
+                          "hold tau_mem_inv as a fixed tensor, not a module parameter): PLIF n/a")
     quiet_import("norse.torch")
     from norse.torch.functional.lif_box import LIFBoxParameters
     from norse.torch.functional.reset import reset_subtract, reset_value
@@ -76,7 +82,7 @@ def _parameters(p: LIFParams):
 class NorseLIF(nn.Module):
     """Multi-step ``[T, *] -> [T, *]``: ``LIFBoxCell`` called once per time step, state from rest."""
 
-    def __init__(self, p: LIFParams):
+    def __init__(self, p: NeuronParams):
         super().__init__()
         params, self.in_scale = _parameters(p)   # first: it imports Norse quietly
         from norse.torch import LIFBoxCell
@@ -96,7 +102,7 @@ class NorseLIF(nn.Module):
 class NorseLIFStep(nn.Module):
     """Single-step ``[*] -> [*]``: one ``LIFBoxCell`` call; the state persists until ``reset_state()``."""
 
-    def __init__(self, p: LIFParams):
+    def __init__(self, p: NeuronParams):
         super().__init__()
         params, self.in_scale = _parameters(p)   # first: it imports Norse quietly
         from norse.torch import LIFBoxCell

@@ -12,59 +12,80 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams, lif, lif_reference
+from ..ops.neurons import NeuronParams
 from .base import Backend
-from .spikingjelly import SpikingJellyLIF, _set_implementation
+from .spikingjelly import SpikingJellyNeuron, _set_implementation
 
 
-class FusedLIFStep(nn.Module):
-    """``tfbench.lif`` on one step (``[1, *]``) with the membrane carried as ``v0`` between calls."""
+class FusedStep(nn.Module):
+    """A fused multi-step layer (``tfbench.LIF``/``PLIF``) on one step (``[1, *]``), the membrane
+    carried as ``v0`` between calls (its parameters, PLIF's w, are the wrapped layer's)."""
 
-    def __init__(self, p: LIFParams, op=lif):
+    def __init__(self, layer: nn.Module):
         super().__init__()
-        self.p = p
-        self.op = op
+        self.layer = layer
         self.v: Tensor | None = None
 
     def reset_state(self) -> None:
         self.v = None
 
     def forward(self, x: Tensor) -> Tensor:
-        s, self.v = self.op(x.unsqueeze(0), self.v, **self.p.as_kwargs())
+        s, self.v = self.layer(x.unsqueeze(0), self.v, return_state=True)
         return s.squeeze(0)
 
 
-class TorchLoopLIFStep(FusedLIFStep):
-    """LIF_SPEC's plain-PyTorch step (``lif_reference`` on ``[1, *]``), membrane carried between calls."""
+class TorchLoopStep(nn.Module):
+    """The reference's step (``neuron_reference`` on ``[1, *]``), membrane carried between calls."""
 
-    def __init__(self, p: LIFParams):
-        super().__init__(p, op=lif_reference)
-
-
-class SpikingJellyLIFStep(nn.Module):
-    """SpikingJelly's ``LIFNode`` in single-step mode (``step_mode='s'``); its own state, reset on demand."""
-
-    def __init__(self, p: LIFParams, requested: str):
+    def __init__(self, p: NeuronParams):
         super().__init__()
-        node = SpikingJellyLIF(p, requested).node   # same mapping of the neuron as the multi-step layer
-        node.step_mode = "s"
-        self.node = node
+        from .torch_loop import TorchLoopNeuron
+
+        self.loop = TorchLoopNeuron(p)
+        self.v: Tensor | None = None
+
+    def reset_state(self) -> None:
+        self.v = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        from ..ops.reference import neuron_reference
+
+        s, self.v = neuron_reference(x.unsqueeze(0), self.v, self.loop.p, self.loop.learned())
+        return s.squeeze(0)
+
+
+class SpikingJellyStep(nn.Module):
+    """SpikingJelly's node in single-step mode (``step_mode='s'``); its own state, reset on demand."""
+
+    def __init__(self, p: NeuronParams, requested: str):
+        super().__init__()
+        multi = SpikingJellyNeuron(p, requested)   # same mapping of the neuron as the multi-step layer
+        multi.node.step_mode = "s"
+        self.node = multi.node
+        self.kind = multi.kind
         self.requested = requested
 
     def reset_state(self) -> None:
         self.node.reset()
 
     def forward(self, x: Tensor) -> Tensor:
-        _set_implementation(self.requested)
+        _set_implementation(self.requested, self.kind)
         return self.node(x)
 
 
+def _fused_step(p: NeuronParams) -> FusedStep:
+    from .tfbench_fused import fused_layer
+
+    return FusedStep(fused_layer(p))
+
+
 STEP_LAYERS = {
-    "tfbench": FusedLIFStep,
-    "torch": TorchLoopLIFStep,
-    "spikingjelly": lambda p: SpikingJellyLIFStep(p, "auto"),
-    "spikingjelly-torch": lambda p: SpikingJellyLIFStep(p, "torch"),
+    "tfbench": _fused_step,
+    "torch": TorchLoopStep,
+    "spikingjelly": lambda p: SpikingJellyStep(p, "auto"),
+    "spikingjelly-torch": lambda p: SpikingJellyStep(p, "torch"),
 }
+
 
 
 def with_step_layer(backend: Backend) -> Backend:

@@ -19,6 +19,14 @@ How LIF_SPEC maps onto ``snn.Leaky(beta, threshold, spike_grad, reset_mechanism)
   goes through snnTorch's ``custom_surrogate``.
 - snnTorch fires on ``U > threshold`` (LIF_SPEC: ``>=``): only an exact tie differs. Its spikes are
   float32 whatever the input dtype (``(U > 0).float()``), so under autocast they are promoted.
+
+PLIF (docs/neurons.md, "PLIF") maps onto ``snn.Leaky(learn_beta=True)`` with beta = 1 - 1/init_tau:
+- The forward is exact (the same spikes, ties aside): without ``decay_input`` as LIF; with it the
+  adapter feeds ``x * (1 - beta)`` (= x / tau with the current, learned beta), so U[t] is h[t].
+- Where it differs: the learned parameter is beta itself (clamped to [0, 1] in every step), not w
+  with 1/tau = sigmoid(w). The spikes at the start are the same and the gradient points the same
+  way (dL/dbeta = -dL/d(1/tau)), but its size differs by the factor d(1/tau)/dw = k (1 - k), so the
+  training trajectory differs; the reset is detached from autograd as for LIF; no leaky soft reset.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams
+from ..ops.neurons import NeuronParams, PLIFParams
 from .base import Backend, Unsupported, quiet_import
 
 DIFFERENCES = ("reset one step late (spikes identical for hard reset); reset always detached from autograd "
                "(as detach_reset=True); fires on U > threshold (LIF_SPEC >=: exact ties only); no leaky soft "
-               "reset; decay_input by scaling the input by 1/tau")
+               "reset; decay_input by scaling the input by 1/tau; PLIF: learns beta = 1 - 1/tau (clamped to "
+               "[0, 1]) instead of w with 1/tau = sigmoid(w): same spikes, different parameter gradient")
 
 
-def _surrogate(p: LIFParams):
+def _surrogate(p: NeuronParams):
     surrogate = quiet_import("snntorch.surrogate")
 
     if p.surrogate == "sigmoid":
@@ -54,8 +63,9 @@ def _surrogate(p: LIFParams):
     raise Unsupported(f"snnTorch adapter has no '{p.surrogate}' surrogate")
 
 
-def _leaky(p: LIFParams) -> nn.Module:
-    """The ``snn.Leaky`` that follows ``p`` (membrane shifted by ``v_reset`` for a hard reset)."""
+def _leaky(p: NeuronParams) -> nn.Module:
+    """The ``snn.Leaky`` that follows ``p`` (membrane shifted by ``v_reset`` for a hard reset); for a
+    PLIF neuron with a learnable beta = 1 - 1/init_tau."""
     snn = quiet_import("snntorch")
 
     if not p.hard_reset and not math.isinf(p.tau):
@@ -64,7 +74,8 @@ def _leaky(p: LIFParams) -> nn.Module:
     beta = 1.0 if math.isinf(p.tau) else 1.0 - 1.0 / p.tau
     threshold = p.v_threshold - p.rest
     leaky = snn.Leaky(beta=beta, threshold=threshold, spike_grad=_surrogate(p),
-                      reset_mechanism="zero" if p.hard_reset else "subtract")
+                      reset_mechanism="zero" if p.hard_reset else "subtract",
+                      learn_beta=isinstance(p, PLIFParams))
     # snnTorch appends every neuron to a class-level list (for its init_hidden helpers, unused here),
     # which would keep each model's last membrane alive for the whole process: take it out again.
     instances = getattr(snn.SpikingNeuron, "instances", None)
@@ -73,19 +84,30 @@ def _leaky(p: LIFParams) -> nn.Module:
     return leaky
 
 
+def _input_scale(p: NeuronParams, leaky: nn.Module):
+    """What x is multiplied by before snnTorch adds it: 1/tau with decay_input (for PLIF the learned
+    1 - beta, clamped as snnTorch clamps beta), else 1 (None)."""
+    if not p.decay_input:
+        return None
+    if isinstance(p, PLIFParams):
+        return lambda: 1.0 - leaky.beta.clamp(0, 1)
+    return lambda: 1.0 / p.tau
+
+
 class SnnTorchLIF(nn.Module):
     """Multi-step ``[T, *] -> [T, *]``: ``snn.Leaky`` called once per time step, state from rest."""
 
-    def __init__(self, p: LIFParams):
+    def __init__(self, p: NeuronParams):
         super().__init__()
         self.leaky = _leaky(p)
-        self.in_scale = 1.0 / p.tau if p.decay_input else 1.0
+        self.in_scale = _input_scale(p, self.leaky)
 
     def forward(self, x: Tensor) -> Tensor:
         mem = self.leaky.reset_mem()
         spikes = []
+        scale = self.in_scale() if self.in_scale is not None else None
         for t in range(x.shape[0]):
-            xt = x[t] * self.in_scale if self.in_scale != 1.0 else x[t]
+            xt = x[t] * scale if scale is not None else x[t]
             spk, mem = self.leaky(xt, mem)
             spikes.append(spk)
         return torch.stack(spikes)
@@ -94,10 +116,10 @@ class SnnTorchLIF(nn.Module):
 class SnnTorchLIFStep(nn.Module):
     """Single-step ``[*] -> [*]``: one ``snn.Leaky`` call; the membrane persists until ``reset_state()``."""
 
-    def __init__(self, p: LIFParams):
+    def __init__(self, p: NeuronParams):
         super().__init__()
         self.leaky = _leaky(p)
-        self.in_scale = 1.0 / p.tau if p.decay_input else 1.0
+        self.in_scale = _input_scale(p, self.leaky)
         self.mem: Tensor | None = None
 
     def reset_state(self) -> None:
@@ -106,7 +128,7 @@ class SnnTorchLIFStep(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.mem is None:
             self.mem = self.leaky.reset_mem()
-        xt = x * self.in_scale if self.in_scale != 1.0 else x
+        xt = x * self.in_scale() if self.in_scale is not None else x
         spk, self.mem = self.leaky(xt, self.mem)
         return spk
 

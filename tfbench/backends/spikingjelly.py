@@ -1,11 +1,15 @@
-"""SpikingJelly 2.0 ``LIFNode`` in multi-step mode: its own fused GPU kernel, or its pure-torch path.
+"""SpikingJelly 2.0 ``LIFNode`` / ``ParametricLIFNode`` in multi-step mode: its own fused GPU kernel,
+or its pure-torch path.
 
-SpikingJelly 2.0 chooses the GPU implementation from ``SJ_LIF_CUDA_IMPLEMENTATION``
-(auto|cuda|triton|torch), read once at import. The ``spikingjelly`` backend uses its automatic
-choice (on a GPU without a source build of its native kernels, that is its Triton kernel); the
-``spikingjelly-torch`` backend asks for its torch path. Both set the same switch SpikingJelly reads,
-``spikingjelly._ops.lif._selection``, so that both run in one process on the same inputs; which
-implementation ran is recorded (``implementation()``).
+SpikingJelly 2.0 chooses each neuron's GPU implementation from ``SJ_LIF_CUDA_IMPLEMENTATION`` /
+``SJ_PLIF_CUDA_IMPLEMENTATION`` (auto|cuda|triton|torch), read once at import. The ``spikingjelly``
+backend uses its automatic choice (on a GPU without a source build of its native kernels, that is
+its Triton kernel); the ``spikingjelly-torch`` backend asks for its torch path. Both set the switch
+SpikingJelly reads, ``spikingjelly._ops.<neuron>._selection``, so that both run in one process on
+the same inputs; which implementation ran is recorded (``implementation()``).
+
+A PLIF neuron (tfbench's ``PLIFParams``) is ``ParametricLIFNode`` exactly: the same w, initialised to
+-log(init_tau - 1), and the same forward expression (docs/neurons.md, "PLIF").
 """
 
 from __future__ import annotations
@@ -14,16 +18,23 @@ import math
 
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams
+from ..ops.neurons import NeuronParams, PLIFParams
 from .base import Backend, Unsupported
 
 DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
 
+_USED = {"kind": "lif"}  # the neuron kind a SpikingJelly layer last ran in this process (implementation())
 
-def _set_implementation(requested: str) -> None:
-    from spikingjelly._ops import lif as sj_lif
 
-    selection = sj_lif._selection
+def _selection(kind: str):
+    import importlib
+
+    return importlib.import_module(f"spikingjelly._ops.{kind}")._selection
+
+
+def _set_implementation(requested: str, kind: str = "lif") -> None:
+    selection = _selection(kind)
+    _USED["kind"] = kind
     if selection._requested != requested:
         with selection._lock:
             selection._requested = requested
@@ -31,30 +42,28 @@ def _set_implementation(requested: str) -> None:
             selection._compiled_selections.clear()
 
 
-def _forget_fallbacks() -> None:
+def _forget_fallbacks(kind: str) -> None:
     """Drop SpikingJelly's record of earlier torch-reference fallbacks, so that ``implementation()``
     reports what this layer's runs used, not what an earlier run in the process did."""
-    from spikingjelly._ops import lif as sj_lif
-
-    selection = sj_lif._selection
+    selection = _selection(kind)
     with selection._lock:
         for key in [k for k in selection._selections if isinstance(k, tuple)]:
             del selection._selections[key]
 
 
-def implementation(device) -> str:
-    """The implementation SpikingJelly's LIF ran on ``device``: 'triton', 'cuda', 'torch' or 'cpu'.
+def implementation(device, kind: str | None = None) -> str:
+    """The implementation SpikingJelly's neuron ran on ``device``: 'triton', 'cuda', 'torch' or 'cpu'.
 
-    Where its automatic choice fell back to its torch reference for some calls (SpikingJelly 2.0.0
-    does so for bf16/fp16 autocast), the fallback and its reason are appended.
+    ``kind``: 'lif' or 'plif' (default: the kind a SpikingJelly layer last ran). Where its automatic
+    choice fell back to its torch reference for some calls (SpikingJelly 2.0.0 does so for bf16/fp16
+    autocast), the fallback and its reason are appended.
     """
     import torch
-    from spikingjelly._ops import lif as sj_lif
 
     device = torch.device(device)
     if device.type != "cuda":
         return "cpu"
-    selection = sj_lif._selection
+    selection = _selection(kind or _USED["kind"])
     index = device.index if device.index is not None else torch.cuda.current_device()
     name = str(selection.diagnostics(device)["implementation"])
     fallbacks = [key[1] for key in list(selection._selections) if isinstance(key, tuple) and key[0] == index]
@@ -63,10 +72,11 @@ def implementation(device) -> str:
     return name
 
 
-class SpikingJellyLIF(nn.Module):
-    """``LIFNode(step_mode='m')``, reset before every call so that each batch starts at rest."""
+class SpikingJellyNeuron(nn.Module):
+    """``LIFNode`` (``IFNode`` for tau = inf) or ``ParametricLIFNode``, ``step_mode='m'``, reset before
+    every call so that each batch starts at rest."""
 
-    def __init__(self, p: LIFParams, requested: str):
+    def __init__(self, p: NeuronParams, requested: str):
         super().__init__()
         from spikingjelly.activation_based import neuron, surrogate
 
@@ -76,18 +86,22 @@ class SpikingJellyLIF(nn.Module):
             sg = surrogate.ATan(alpha=p.alpha)
         else:
             raise Unsupported(f"SpikingJelly has no '{p.surrogate}' surrogate")
-        if math.isinf(p.tau):
-            self.node = neuron.IFNode(v_threshold=p.v_threshold, v_reset=p.v_reset, surrogate_function=sg,
-                                      detach_reset=p.detach_reset, step_mode="m")
+        common = dict(v_threshold=p.v_threshold, v_reset=p.v_reset, surrogate_function=sg,
+                      detach_reset=p.detach_reset, step_mode="m")
+        if isinstance(p, PLIFParams):
+            self.kind = "plif"
+            self.node = neuron.ParametricLIFNode(init_tau=float(p.init_tau), decay_input=p.decay_input, **common)
+        elif math.isinf(p.tau):
+            self.kind = "lif"
+            self.node = neuron.IFNode(**common)
         else:
-            self.node = neuron.LIFNode(tau=p.tau, decay_input=p.decay_input, v_threshold=p.v_threshold,
-                                       v_reset=p.v_reset, surrogate_function=sg,
-                                       detach_reset=p.detach_reset, step_mode="m")
+            self.kind = "lif"
+            self.node = neuron.LIFNode(tau=p.tau, decay_input=p.decay_input, **common)
         self.requested = requested
-        _forget_fallbacks()
+        _forget_fallbacks(self.kind)
 
     def forward(self, x: Tensor) -> Tensor:
-        _set_implementation(self.requested)
+        _set_implementation(self.requested, self.kind)
         self.node.reset()
         try:
             return self.node(x)
@@ -95,18 +109,19 @@ class SpikingJellyLIF(nn.Module):
             # SpikingJelly 2.0.0 refuses an explicit implementation for an input it would only run on
             # its automatic torch-reference fallback (e.g. bf16 autocast with the torch path requested)
             if "cannot run this execution profile" in str(exc):
-                raise Unsupported(f"SpikingJelly refuses SJ_LIF_CUDA_IMPLEMENTATION={self.requested} here: "
-                                  f"{str(exc).split(': ', 1)[-1]}") from exc
+                raise Unsupported(f"SpikingJelly refuses SJ_{self.kind.upper()}_CUDA_IMPLEMENTATION="
+                                  f"{self.requested} here: {str(exc).split(': ', 1)[-1]}") from exc
             raise
 
 
 def _make(requested: str):
-    return lambda p: SpikingJellyLIF(p, requested)
+    return lambda p: SpikingJellyNeuron(p, requested)
 
 
 BACKEND = Backend(
     name="spikingjelly",
-    description="SpikingJelly 2.0 LIFNode, multi-step, its own fused GPU kernel (automatic selection)",
+    description=("SpikingJelly 2.0 LIFNode / ParametricLIFNode, multi-step, its own fused GPU kernel "
+                 "(automatic selection)"),
     make_layer=_make("auto"),
     distribution="spikingjelly",
     differences=DIFFERENCES,
@@ -114,7 +129,8 @@ BACKEND = Backend(
 
 BACKEND_TORCH = Backend(
     name="spikingjelly-torch",
-    description="SpikingJelly 2.0 LIFNode, multi-step, its pure-torch path (SJ_LIF_CUDA_IMPLEMENTATION=torch)",
+    description=("SpikingJelly 2.0 LIFNode / ParametricLIFNode, multi-step, its pure-torch path "
+                 "(SJ_LIF_CUDA_IMPLEMENTATION / SJ_PLIF_CUDA_IMPLEMENTATION=torch)"),
     make_layer=_make("torch"),
     distribution="spikingjelly",
     differences=DIFFERENCES,

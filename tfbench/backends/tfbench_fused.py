@@ -1,17 +1,24 @@
-"""tfbench's own fused op (kernels/lif.cu on GPUs, the vectorised loop on CPUs)."""
+"""tfbench's own fused ops (kernels/neurons.cu on GPUs, the same loops compiled for the host on CPUs)."""
 
 from __future__ import annotations
 
-from ..ops.lif import LIF, LIFParams
+from torch import nn
+
+from ..ops.neurons import NeuronParams, PLIFParams
 from .base import Backend
 
 
-def _make(p: LIFParams) -> LIF:
-    return LIF(**p.as_kwargs())
+def fused_layer(p: NeuronParams, save: str = "h") -> nn.Module:
+    """``tfbench.LIF`` or ``tfbench.PLIF`` (one w for the layer) for the description ``p``."""
+    from ..ops import LIF, PLIF
+
+    if isinstance(p, PLIFParams):
+        return PLIF(**p.as_kwargs(), save=save)
+    return LIF(**p.as_kwargs(), save=save)
 
 
 BACKEND = Backend(
     name="tfbench",
-    description="tfbench's temporal-fusion LIF: one forward and one backward kernel for all T steps",
-    make_layer=_make,
+    description="tfbench's temporal-fusion neurons (LIF, PLIF): one forward and one backward kernel for all T steps",
+    make_layer=fused_layer,
 )

@@ -1,24 +1,35 @@
-"""The serial baseline: LIF_SPEC as a plain PyTorch loop over T, autograd through every step."""
+"""The serial baseline: docs/neurons.md as a plain PyTorch loop over T (the reference), autograd through every step."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams, lif_reference
+from ..ops.neurons import NeuronParams
 from .base import Backend
 
 
-class TorchLoopLIF(nn.Module):
-    def __init__(self, p: LIFParams):
+class TorchLoopNeuron(nn.Module):
+    """``tfbench.ops.reference.neuron_reference`` as a layer; a PLIF neuron's w is its parameter."""
+
+    def __init__(self, p: NeuronParams):
         super().__init__()
         self.p = p
+        if p.learned:  # PLIF: w, SpikingJelly's initial value
+            self.w = nn.Parameter(torch.tensor(p.init_w(), dtype=torch.float32))
+
+    def learned(self) -> tuple[Tensor, ...]:
+        return (self.w,) if self.p.learned else ()
 
     def forward(self, x: Tensor) -> Tensor:
-        return lif_reference(x, **self.p.as_kwargs())[0]
+        from ..ops.reference import neuron_reference
+
+        return neuron_reference(x, None, self.p, self.learned())[0]
+
 
 
 BACKEND = Backend(
     name="torch",
     description="plain PyTorch loop over T (autograd through each step): the serial baseline",
-    make_layer=TorchLoopLIF,
+    make_layer=TorchLoopNeuron,
 )

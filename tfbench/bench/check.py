@@ -1,9 +1,10 @@
-"""The correctness check done before a backend is timed: its spikes against LIF_SPEC's reference.
+"""The correctness check done before a backend is timed: its spikes against the reference's.
 
 Exact equality is the test, except where the reference's pre-reset membrane comes within
 ``TIE_TOLERANCE`` of the threshold: there a library that rounds differently (``x/tau`` against
 ``x*(1/tau)``) or fires on ``>`` instead of ``>=`` may legitimately flip a spike, and everything
-after it in that neuron. A mismatch anywhere else fails the check.
+after it in that neuron. A mismatch anywhere else fails the check. The reference is
+tfbench/ops/reference.py (docs/neurons.md), in float64; a PLIF neuron's w its starting value.
 """
 
 from __future__ import annotations
@@ -11,37 +12,42 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..ops.lif import LIFParams
+from ..ops.neurons import NeuronParams
 
 TIE_TOLERANCE = 1e-4   # far above fp32 rounding of one step (~1e-7), far below typical |h - threshold|
 CHECK_SHAPE = (8, 4096)  # T x N of the check: big enough to exercise every branch, cheap on a CPU
 
 
-def membrane_reference(x: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """LIF_SPEC's forward in float64: spikes ``[T, *]`` and pre-reset membrane ``h`` ``[T, *]``."""
-    x = x.double()
-    vr = p.rest
-    v = torch.full_like(x[0], vr)
-    spikes, hs = [], []
-    for t in range(x.shape[0]):
-        h = v + (x[t] - (v - vr)) / p.tau if p.decay_input else v - (v - vr) / p.tau + x[t]
-        s = (h >= p.v_threshold).double()
-        v = s * vr + (1 - s) * h if p.hard_reset else h - s * p.v_threshold
-        spikes.append(s)
-        hs.append(h)
-    return torch.stack(spikes), torch.stack(hs)
+def learned_of(p: NeuronParams) -> tuple[Tensor, ...]:
+    """The neuron's learnable tensors at their starting values (PLIF: w from init_tau, float64): what
+    a freshly built layer of any backend holds, up to its own rounding (a tie, at worst)."""
+    return (torch.tensor(p.init_w(), dtype=torch.float64),) if p.learned else ()
 
 
-def unexplained_mismatches(spikes: Tensor, x: Tensor, p: LIFParams, tolerance: float = TIE_TOLERANCE) -> int:
+def membrane_reference(x: Tensor, p: NeuronParams,
+                       learned: tuple[Tensor, ...] | None = None) -> tuple[Tensor, Tensor]:
+    """The reference's forward in float64 from rest: spikes ``[T, *]`` and pre-reset membrane ``h``
+    ``[T, *]``; ``learned``: the neuron's learnable tensors (default: their starting values)."""
+    from ..ops.reference import neuron_reference
+
+    learned = learned_of(p) if learned is None else learned
+    with torch.no_grad():
+        s, _, h, _ = neuron_reference(x.double(), None, p, tuple(w.double().cpu() for w in learned),
+                                      return_membrane=True)
+    return s, h
+
+
+def unexplained_mismatches(spikes: Tensor, x: Tensor, p: NeuronParams, tolerance: float = TIE_TOLERANCE,
+                           learned: tuple[Tensor, ...] | None = None) -> int:
     """Neurons whose spikes differ from the reference without a near-tie at or before the first difference.
 
     Args:
         spikes: a backend's spikes ``[T, *]`` for input ``x`` ``[T, *]`` (any float dtype, any device).
-        p: the neuron both follow.
+        p: the neuron both follow. learned: its learnable tensors (PLIF's w; default: from ``p``).
     Returns:
-        The number of such neurons (0 means the backend matches LIF_SPEC).
+        The number of such neurons (0 means the backend matches the reference).
     """
-    ref, h = membrane_reference(x.detach().cpu(), p)
+    ref, h = membrane_reference(x.detach().cpu(), p, learned)
     got = spikes.detach().cpu().double().reshape(ref.shape)
     differ = (got != ref).reshape(ref.shape[0], -1)
     if not differ.any():
@@ -54,8 +60,8 @@ def unexplained_mismatches(spikes: Tensor, x: Tensor, p: LIFParams, tolerance: f
     return int((bad & ~near_before).sum())
 
 
-def check_layer(layer: torch.nn.Module, p: LIFParams, device: torch.device | str, seed: int = 0) -> bool:
-    """Run ``layer`` (``[T, N] -> [T, N]``) on a fixed random input; True when its spikes match LIF_SPEC."""
+def check_layer(layer: torch.nn.Module, p: NeuronParams, device: torch.device | str, seed: int = 0) -> bool:
+    """Run ``layer`` (``[T, N] -> [T, N]``) on a fixed random input; True when its spikes match the reference."""
     g = torch.Generator().manual_seed(seed)
     steps, n = CHECK_SHAPE
     scale = max(abs(p.v_threshold - p.rest), 0.1)   # inputs around the threshold: both spikes and silence

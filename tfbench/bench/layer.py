@@ -1,9 +1,10 @@
-"""The single-LIF-layer sweep (the paper's Fig. 5): every backend on the same ``[T, N]`` input.
+"""The single-layer sweep (the paper's Fig. 5): every backend on the same ``[T, N]`` input, for one
+neuron (LIF, IF or PLIF: a ``tfbench.ops.neurons`` description).
 
 For each cell: the backend's spikes are checked against the float64 reference first (``checked``),
 then forward, backward or both are timed with CUDA events after warm-up (bench/timing.py), in eager
 mode or replayed from a CUDA graph. The floor beside each time is the bytes the op must move
-(LIF_SPEC.md: 12 B/element per direction in fp32, 6 in bf16/fp16; a backend that keeps less for
+(docs/neurons.md: 12 B/element per direction in fp32, 6 in bf16/fp16; a backend that keeps less for
 backward gives its own count, ``Backend.bytes_per_element``) over the copy bandwidth measured in
 the same process. A cell that cannot run is recorded as "n/a: reason", "oom" or "error: ...",
 and the sweep goes on.
@@ -20,7 +21,7 @@ import torch
 
 from .. import backends as backend_registry
 from ..backends import Unsupported
-from ..ops.lif import LIFParams, lif_reference
+from ..ops.neurons import NeuronParams
 from ..results import environment
 from ..results.schema import LayerRecord
 from .timing import copy_bandwidth, peak_memory, peak_memory_reset, time_fn
@@ -34,7 +35,8 @@ TIE_EPS = 1e-4            # membranes this close to threshold may round either w
 
 def bytes_per_element(precision: str, direction: str, steps: int = 1, backend: str | None = None) -> float:
     """Bytes each element must cross device memory: the backend's own count where it gives one
-    (``Backend.bytes_per_element``), else LIF_SPEC "Floors": x, s, h forward; gs, h, gx backward."""
+    (``Backend.bytes_per_element``), else docs/neurons.md "Floors": x, s, h forward; gs, h, gx backward
+    (the same for every neuron: PLIF's partial sums of dL/dw are a few bytes per block)."""
     dtype = PRECISIONS[precision]
     rule = None
     if backend is not None:
@@ -48,36 +50,32 @@ def bytes_per_element(precision: str, direction: str, steps: int = 1, backend: s
     return (6 if direction == "both" else 3) * size
 
 
-def _input(steps: int, n: int, dtype: torch.dtype, device: torch.device, p: LIFParams, seed: int) -> torch.Tensor:
+def _input(steps: int, n: int, dtype: torch.dtype, device: torch.device, p: NeuronParams, seed: int) -> torch.Tensor:
     g = torch.Generator(device=device).manual_seed(seed)
     scale = p.v_threshold * (p.tau if p.decay_input and p.tau != float("inf") else 1.0)
     x = torch.randn(steps, n, generator=g, device=device, dtype=torch.float32) * 0.8 + 0.6
     return (x * scale).to(dtype)
 
 
-def check_spikes(layer: torch.nn.Module, x: torch.Tensor, p: LIFParams) -> bool:
+def check_spikes(layer: torch.nn.Module, x: torch.Tensor, p: NeuronParams) -> bool:
     """Whether the layer's spikes are right, on the first CHECK_NEURONS neurons.
 
     fp32: equal to the float64 reference away from ties. bf16/fp16: no more spikes differ from the
     float64 reference than twice the plain PyTorch loop's in that dtype (the STYLE.md yardstick).
     """
+    from ..ops.reference import neuron_reference
+    from .check import learned_of
+
     xs = x[:, :CHECK_NEURONS].contiguous()
+    learned = learned_of(p)
     with torch.no_grad():
         s = layer(xs).double()
-        ref, _ = lif_reference(xs.double(), **p.as_kwargs())
+        ref, _, h, _ = neuron_reference(xs.double(), None, p, learned, return_membrane=True)
         if xs.dtype != torch.float32:
-            plain, _ = lif_reference(xs, **p.as_kwargs())
-            wrong = (s != ref).double().mean().item()
+            plain, _ = neuron_reference(xs, None, p, tuple(w.to(xs.device) for w in learned))
+            wrong = (s != ref.to(s.device)).double().mean().item()
             return wrong <= 2 * (plain.double() != ref).double().mean().item() + 1e-4
-        # the float64 pre-reset membrane, to set ties aside
-        v = torch.full_like(ref[0], p.rest)
-        near = torch.zeros_like(ref[0], dtype=torch.bool)
-        for t in range(xs.shape[0]):
-            xt = xs[t].double()
-            h = v + (xt - (v - p.rest)) / p.tau if p.decay_input else v - (v - p.rest) / p.tau + xt
-            near |= (h - p.v_threshold).abs() < TIE_EPS
-            spike = h >= p.v_threshold
-            v = torch.where(spike, torch.full_like(h, p.rest), h) if p.hard_reset else torch.where(spike, h - p.v_threshold, h)
+        near = ((h - p.v_threshold).abs() < TIE_EPS).any(0)   # ties: rounding decides the spike
     return bool(torch.equal(s[:, ~near], ref[:, ~near]))
 
 
@@ -131,7 +129,7 @@ def _graph_call(layer, x, gs, direction: str, device: torch.device, warmup: int,
 
 
 def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, mode: str, device: torch.device,
-             p: LIFParams, bandwidth: float | None, env: dict, warmup: int = 5, repeats: int = 50,
+             p: NeuronParams, bandwidth: float | None, env: dict, warmup: int = 5, repeats: int = 50,
              seed: int = 0) -> LayerRecord:
     """Check, then time one (backend, precision, T, N, direction, mode) cell."""
     base = dict(backend=backend, precision=precision, T=steps, N=n, direction=direction, mode=mode,
@@ -156,7 +154,7 @@ def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, m
         checked = check_spikes(layer, x.detach(), p)
         if backend.startswith("spikingjelly"):
             from ..backends.spikingjelly import implementation as sj_implementation
-            implementation = sj_implementation(device)
+            implementation = sj_implementation(device, getattr(layer, "kind", None))
         peak_memory_reset(device)
         call = _graph_call if mode == "graph" else _timed_call
         timing = call(layer, x, gs, direction, device, warmup, repeats)
@@ -179,7 +177,7 @@ def run_cell(backend: str, precision: str, steps: int, n: int, direction: str, m
 
 
 def run_layer_sweep(backends: list[str], Ts: list[int], Ns: list[int], precisions: list[str],
-                    directions: list[str], device: str, modes: list[str], params: LIFParams,
+                    directions: list[str], device: str, modes: list[str], params: NeuronParams,
                     store_path: Path | None = None, force: bool = False,
                     progress: Callable[[LayerRecord], None] | None = None,
                     warmup: int = 5, repeats: int = 50) -> list[LayerRecord]:

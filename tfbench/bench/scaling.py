@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 import torch
 import torch.distributed as dist
 
+from ..ops import library
 from ..ops.lif import PRESETS, LIFParams, lif
-from ..ops.lif import cuda as lif_cuda
 from ..parallel.temporal import Link, backward_segment, chunk_bounds, forward_segment
 from ..results.schema import ScalingRecord
 from . import timing
@@ -235,11 +235,7 @@ def run(cfg: ScalingConfig, device: torch.device) -> list[ScalingRecord]:
     bad = [k for k in cfg.gpus if k > world]
     if bad:
         raise ValueError(f"gpus {bad} need more than the job's {world} processes")
-    saved = lif_cuda.TUNING
-    if cfg.unroll is not None:
-        from dataclasses import replace
-
-        lif_cuda.TUNING = replace(saved, unroll=cfg.unroll)
+    saved = library.set_option("unroll", cfg.unroll if cfg.unroll is not None else -1)
     try:
         groups = {k: dist.new_group(list(range(k))) for k in sorted(set(cfg.gpus))}
         hops = {c: hop_time(cfg, c, device) for c in cfg.chunks}
@@ -256,7 +252,7 @@ def run(cfg: ScalingConfig, device: torch.device) -> list[ScalingRecord]:
                     results[(T, k, c)] = res
                     dist.barrier()
     finally:
-        lif_cuda.TUNING = saved
+        library.set_option("unroll", saved)
     if rank != 0:
         return []
     env = capture_env(device)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .. import backends, data, models, parallel
 from ..ops.lif import PRESETS, LIFParams
+from ..ops.neurons import PLIF_PRESETS, PLIFParams
 from ..results import environment
 from ..results.schema import RunRecord, options_text
 from ..results.store import Store
@@ -44,8 +45,10 @@ from .progress import Reporter, SilentReporter
 WARMUP_STEPS = 3
 # How often (seconds) the live loss is read back from the device: each read is a synchronisation.
 LOSS_READ_EVERY_S = 0.5
-# The neurons ``--neuron`` names: the paper's LIF preset (LIF_SPEC "The paper's preset") and IF.
-NEURONS: dict[str, LIFParams] = {"LIF": PRESETS["paper"], "IF": PRESETS["if"]}
+# The neurons ``--neuron`` names: the paper's LIF preset (docs/neurons.md "The paper's preset"), IF,
+# and PLIF: the paper's neuron with its time constant learned (init_tau 1.25).
+NEURONS: dict[str, LIFParams | PLIFParams] = {"LIF": PRESETS["paper"], "IF": PRESETS["if"],
+                                             "PLIF": PLIF_PRESETS["paper"]}
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 STEP_MODES = ("multi", "single")
 ANN_BACKEND = "ann"   # the backend name recorded for an ANN arch (ReLU: no neuron library involved)

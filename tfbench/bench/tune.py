@@ -2,7 +2,8 @@
 
 ``python -m tfbench.bench.tune --out tune.csv`` times forward+backward of every variant on the
 cases of kernels/NOTES.md, after checking each variant's output equals the default's bit for bit,
-and prints the floor beside each time. The defaults in ops/lif/cuda.py come from its results.
+and prints the floor beside each time. The launcher's defaults (kernels/tfbench_ops.cpp) come from
+its results; variants are set through ``tfbench::_set`` (``library.set_option``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-from dataclasses import replace
-
 import torch
 
+from ..ops import library
 from ..ops.lif import PRESETS, lif
-from ..ops.lif import cuda as lif_cuda
-from ..ops.lif import op as lif_op
 from .layer import PRECISIONS, bytes_per_element
 from .timing import copy_bandwidth, time_fn
 
@@ -37,7 +35,11 @@ def main() -> None:
     bandwidth = copy_bandwidth(device)
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s on {torch.cuda.get_device_name()}")
     p = PRESETS["paper"]
-    default = replace(lif_cuda.TUNING)
+    default = {key: library.set_option(key, -1) for key in ("vec", "unroll", "block")}
+
+    def use(variant: dict) -> None:
+        for key, value in default.items():
+            library.set_option(key, variant.get(key, value) or 0)  # vec None: chosen per call (0)
     rows = []
     for precision in ("fp32", "bf16"):
         for steps, n in CASES:
@@ -45,34 +47,31 @@ def main() -> None:
             x = (torch.randn(steps, n, device=device) * 0.5 + 0.3).to(dtype).requires_grad_(True)
             gs = torch.randn(steps, n, device=device, dtype=dtype)
             floor = bytes_per_element(precision, "both") * steps * n / bandwidth * 1e3
-            lif_cuda.TUNING = replace(default)
+            use(default)
             expected = _fwd_bwd(x, gs, p)
             variants = [dict(vec=None)]  # the automatic choice
             variants += [dict(vec=v, unroll=u, block=b) for v, u, b in
                          itertools.product((1, 2, 4, 8), (1, 2, 4, 8), (64, 128, 256))
                          if v * x.element_size() <= 16]
-            variants += [dict(vec=None, eager_via_dispatcher=True)]
             for variant in variants:
-                via = variant.pop("eager_via_dispatcher", False)
-                lif_cuda.TUNING = replace(default, **variant)
-                lif_op.EAGER_VIA_DISPATCHER = via
+                use(variant)
                 same = torch.equal(_fwd_bwd(x, gs, p), expected)
                 timing = time_fn(lambda: _fwd_bwd(x, gs, p), device, warmup=5, repeats=args.repeats)
-                row = dict(precision=precision, T=steps, N=n, **{"vec": variant.get("vec"), "unroll": variant.get("unroll", default.unroll),
-                           "block": variant.get("block", default.block)}, dispatcher=via, same=same,
+                row = dict(precision=precision, T=steps, N=n, **{"vec": variant.get("vec"),
+                           "unroll": variant.get("unroll", default["unroll"]),
+                           "block": variant.get("block", default["block"])}, same=same,
                            median_ms=round(timing.median_ms, 4), p10_ms=round(timing.p10_ms, 4),
                            p90_ms=round(timing.p90_ms, 4), floor_ms=round(floor, 4),
                            x_floor=round(timing.median_ms / floor, 3))
                 rows.append(row)
-                lif_op.EAGER_VIA_DISPATCHER = False
             best = min((r for r in rows if r["precision"] == precision and r["T"] == steps and r["N"] == n),
                        key=lambda r: r["median_ms"])
             auto = next(r for r in rows if r["precision"] == precision and r["T"] == steps and r["N"] == n
-                        and r["vec"] is None and not r["dispatcher"])
+                        and r["vec"] is None)
             print(f"{precision} T={steps:3d} N={n:8d} floor {floor:.4f} ms | auto {auto['median_ms']:.4f} "
                   f"({auto['x_floor']}x) | best {best['median_ms']:.4f} ({best['x_floor']}x) "
                   f"vec={best['vec']} unroll={best['unroll']} block={best['block']}", flush=True)
-    lif_cuda.TUNING = default
+    use(default)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""``tfbench layer``: one LIF layer timed alone over T, N, precision and direction (the paper's Fig. 5)."""
+"""``tfbench layer``: one neuron layer (LIF, IF, PLIF) timed alone over T, N, precision and direction (the paper's Fig. 5)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,9 @@ def layer(
     = "both",
     mode: Annotated[str, typer.Option(help=(
         "How it is launched, comma-separated: eager, graph (replayed from a CUDA graph)."))] = "eager",
-    neuron: Annotated[str, typer.Option(help="LIF (the paper's preset) or IF.")] = "LIF",
+    neuron: Annotated[str, typer.Option(help=(
+        "LIF (the paper's preset), IF, or PLIF (the paper's neuron with a learned time constant, "
+        "SpikingJelly's ParametricLIFNode)."))] = "LIF",
     device: Annotated[str | None, typer.Option(show_default="the best device present",
                                                help="cpu, cuda or cuda:N.")] = None,
     baseline: Annotated[str | None, typer.Option(show_default=f"{DEFAULT_BASELINE} if swept, else the first",
@@ -140,7 +142,8 @@ def layer(
     = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Time cells again even if OUT already has them.")] = False,
 ) -> None:
-    """Time one LIF layer per backend over T and N (the paper's Fig. 5 sweep): median, spread, floor."""
+    """Time one neuron layer (--neuron LIF, IF or PLIF) per backend over T and N (the paper's Fig. 5 sweep):
+    median, spread, floor."""
     given = explicit(ctx) - {"config", "out", "force"}
     values = {k: v for k, v in ctx.params.items() if k not in ("config", "out", "force")}
     if config is not None:

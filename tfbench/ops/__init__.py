@@ -1,5 +1,47 @@
-"""Fused ops. ``jit`` builds and launches the CUDA sources in kernels/; each op has a folder (``lif/``).
+"""The fused-neuron ops: one kernel each way for all T steps of a spiking layer.
 
-The public names are re-exported by the top-level package (``tfbench.lif``, ``tfbench.LIF``); this
-package does not re-export them, so that ``tfbench.ops.lif`` stays the op's folder.
+Layout (docs/neurons.md is the maths; README "Architecture" draws it):
+
+    neurons/      the neurons' descriptions, one file each (lif.py, plif.py): parameters, checks,
+                  presets, the charge the reference computes. No torch: the CLI reads them.
+    reference.py  the plain loop every implementation is tested against
+    library.py    the two ops, registered once with PyTorch (schemas, fake implementations)
+    build.py      builds kernels/tfbench_ops.cpp (the CPU, CUDA and Autograd implementations)
+    jit.py        NVRTC and the driver API: the CUDA kernels (kernels/neurons.cu), cached on disk
+    fallback.py   the ops over the reference where no C++ compiler is found
+    functional.py lif(), plif(), fused(); bytes_per_element
+    modules.py    LIF, PLIF (nn.Module)
+    lif/, plif/   each neuron's public names in one place (``from tfbench.ops.lif import ...``)
+
+Names are loaded on first use (PEP 562): importing this package, or a neuron's description, does
+not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "LIF": "tfbench.ops.modules", "PLIF": "tfbench.ops.modules",
+    "lif": "tfbench.ops.functional", "plif": "tfbench.ops.functional", "fused": "tfbench.ops.functional",
+    "bytes_per_element": "tfbench.ops.functional",
+    "lif_reference": "tfbench.ops.reference", "plif_reference": "tfbench.ops.reference",
+    "neuron_reference": "tfbench.ops.reference",
+    "LIFParams": "tfbench.ops.neurons", "PLIFParams": "tfbench.ops.neurons", "PRESETS": "tfbench.ops.neurons",
+    "PLIF_PRESETS": "tfbench.ops.neurons", "SURROGATES": "tfbench.ops.neurons", "preset": "tfbench.ops.neurons",
+    "plif_preset": "tfbench.ops.neurons",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfbench.ops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {"neurons", "reference", "library", "build", "jit", "fallback", "functional",
+                                  "modules", "lif", "plif"})

@@ -1,4 +1,4 @@
-"""Run-time compilation of tfbench's CUDA sources with NVRTC, and launches through the driver API.
+"""Run-time compilation of tfbench's CUDA sources with NVRTC, and their loading through the driver API.
 
 Why this route: a CUDA build of PyTorch already installs NVRTC (the ``nvidia-cuda-nvrtc`` wheel)
 and the NVIDIA driver ships ``libcuda``. Both are reached here through ``ctypes``, so a user needs
@@ -7,8 +7,9 @@ architecture. Compiled cubins are cached on disk, keyed by the source hash, the 
 architecture and the NVRTC version, so only the first process on a machine pays for the compile
 (about 0.3 s per configuration).
 
-Launches go on PyTorch's current stream, so they order with PyTorch's own work and can be
-captured in CUDA graphs.
+The op's C++ launcher (kernels/tfbench_ops.cpp) asks for a configuration's kernels through
+``tfbench::_kernels`` (``provide_kernels`` below) and launches them on PyTorch's current stream,
+so they order with PyTorch's own work and can be captured in CUDA graphs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import glob
 import hashlib
 import os
 import site
-import struct as _struct
 import sys
 import tempfile
 import threading
@@ -35,7 +35,7 @@ __all__ = [
     "supported_archs",
     "compile_cubin",
     "CudaModule",
-    "KernelArgs",
+    "provide_kernels",
     "cache_dir",
 ]
 
@@ -48,9 +48,9 @@ def kernels_dir() -> Path:
     """The folder holding the CUDA sources: inside the installed package, or the repo's kernels/."""
     here = Path(__file__).resolve().parent.parent  # tfbench/
     for candidate in (here / "kernels", here.parent / "kernels"):
-        if (candidate / "lif.cu").is_file():
+        if (candidate / "neurons.cu").is_file():
             return candidate
-    raise KernelBuildError(f"tfbench's CUDA sources (lif.cu) are missing: looked in {here / 'kernels'} "
+    raise KernelBuildError(f"tfbench's CUDA sources (neurons.cu) are missing: looked in {here / 'kernels'} "
                            f"and {here.parent / 'kernels'}; reinstall tfbench")
 
 
@@ -136,8 +136,8 @@ def _nvrtc_check(code: int, what: str) -> None:
 
 def _source_digest(source_dir: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(source_dir.glob("*.cu*")):
-        digest.update(path.name.encode())
+    for path in sorted(source_dir.rglob("*.cu*")):
+        digest.update(str(path.relative_to(source_dir)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -232,9 +232,6 @@ def _driver() -> ctypes.CDLL:
             lib = ctypes.CDLL("libcuda.so.1")
         except OSError as exc:
             raise KernelBuildError(f"the NVIDIA driver library libcuda.so.1 could not be loaded: {exc}") from exc
-        lib.cuLaunchKernel.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
-                                       ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
-                                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         _CUDA = lib
     return _CUDA
 
@@ -253,7 +250,7 @@ class _Loaded:
 
 
 class CudaModule:
-    """One compiled source, loaded once per device, with its kernels launched on torch's stream."""
+    """One compiled source, loaded once per device; its kernels' handles go to the C++ launcher."""
 
     def __init__(self, image: bytes, names: Sequence[str]):
         self._image = image
@@ -281,23 +278,6 @@ class CudaModule:
             self._per_device[device] = loaded
             return loaded
 
-    def launch(self, name: str, device: int, grid: int, block: int, params: ctypes.Array) -> None:
-        """Launch kernel ``name`` with a 1-D grid on ``device``'s current torch stream.
-
-        ``params`` is the driver's ``void**`` kernel-parameter array (see :class:`KernelArgs`).
-        """
-        loaded = self._per_device.get(device) or self._load(device)
-        stream = _current_stream(device)
-        function = loaded.functions[name]
-        code = _driver().cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, stream, params, None)
-        if code != 0:
-            # The fast path assumes this thread's current context is device's (torch's primary one).
-            # A thread with no context yet, or another device current, lands here: set it, try again.
-            with torch.cuda.device(device):
-                _make_primary_context_current(device)
-                code = _driver().cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, stream, params, None)
-        _cu_check(code, f"launching {name}")
-
 
 def _make_primary_context_current(device: int) -> None:
     """Make ``device``'s primary context (the one PyTorch uses) current on this thread."""
@@ -309,56 +289,22 @@ def _make_primary_context_current(device: int) -> None:
     lib.cuDevicePrimaryCtxRelease(dev)  # torch holds its own reference; this one was only to find it
 
 
-_CODES = {ctypes.c_void_p: "Q", ctypes.c_longlong: "q", ctypes.c_int: "i", ctypes.c_float: "f",
-          ctypes.c_double: "d"}
+_MODULES: dict[tuple[str, str, int], CudaModule] = {}
 
 
-def _flat_format(struct: type[ctypes.Structure], base: int = 0) -> list[tuple[int, str, int]]:
-    """(offset, struct-module code, size) of every scalar field, nested structures flattened."""
-    out = []
-    for name, ctype, *_ in struct._fields_:
-        offset = base + getattr(struct, name).offset
-        if issubclass(ctype, ctypes.Structure):
-            out += _flat_format(ctype, offset)
-        else:
-            out.append((offset, _CODES[ctype], ctypes.sizeof(ctype)))
-    return out
+def provide_kernels(source: str, defines: str, kernels: str, device: int) -> list[int]:
+    """``tfbench::_kernels``: the CUfunction handles (as ints) of ``kernels`` (space-separated names)
+    in ``kernels/<source>`` compiled with ``defines`` ("NAME=VALUE ...") for ``device``'s GPU.
 
-
-class KernelArgs:
-    """A kernel's parameters packed into one reused buffer per thread, to keep launches cheap.
-
-    ``pack(*values)`` writes the values (pointers as ints, 0 for null) with one ``struct.pack_into``
-    and returns the driver's ``void**`` array pointing at each field, fixed once per thread. The
-    driver copies the values at launch, so the buffer can be refilled for the next call right away.
+    Called by the op's C++ launcher on a configuration's first use; modules stay loaded for the process.
     """
-
-    def __init__(self, struct: type[ctypes.Structure]):
-        fields = _flat_format(struct)
-        fmt, pos = "<", 0
-        for offset, code, size in fields:
-            fmt += "x" * (offset - pos) + code
-            pos = offset + size
-        self._format = _struct.Struct(fmt)
-        self._struct_type = struct  # the layout it mirrors (tests read the buffer back through it)
-        self._size = ctypes.sizeof(struct)
-        # one void* per kernel parameter (a nested structure is one parameter, passed by value)
-        self._offsets = [getattr(struct, name).offset for name, *_ in struct._fields_]
-        self._local = threading.local()
-
-    def pack(self, *values) -> ctypes.Array:
-        pair = getattr(self._local, "pair", None)
-        if pair is None:
-            buffer = ctypes.create_string_buffer(self._size)
-            base = ctypes.addressof(buffer)
-            params = (ctypes.c_void_p * len(self._offsets))(*[base + o for o in self._offsets])
-            pair = self._local.pair = (buffer, params)
-        self._format.pack_into(pair[0], 0, *values)
-        return pair[1]
-
-
-def _current_stream(device: int) -> int:
-    get_raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if get_raw is not None:
-        return get_raw(device)
-    return torch.cuda.current_stream(device).cuda_stream
+    key = (source, defines, device)
+    module = _MODULES.get(key)
+    names = kernels.split()
+    if module is None:
+        major, minor = torch.cuda.get_device_capability(device)
+        values = dict(item.split("=", 1) for item in defines.split())
+        image, _ = compile_cubin(source, major * 10 + minor, values)
+        module = _MODULES[key] = CudaModule(image, names)
+    loaded = module._load(device)
+    return [loaded.functions[name].value for name in names]

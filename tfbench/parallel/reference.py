@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..ops.lif import LIFParams, lif
+from ..ops.functional import lif
+from ..ops.neurons import LIFParams
 
 
 class CarryLIF(nn.Module):

@@ -39,11 +39,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from ..ops.lif import LIFParams
-# The op's host functions (what lif()'s eager path calls), not torch.ops.tfbench.*: the dispatcher's
-# first call in a process imports torch's compiler stack (~2 s on a CPU), which the wavefront would
-# pay once per rank in turn, and it costs ~20 us more per call (per chunk here).
-from ..ops.lif.op import _backward_impl, _forward_impl
+from ..ops import library
+from ..ops.functional import kernel_args
+from ..ops.neurons import LIFParams
 from . import dist as tdist
 
 FORWARD, BACKWARD = 0, 1   # message directions (part of each message's tag)
@@ -186,7 +184,7 @@ def forward_segment(xs: Sequence[Tensor], p: LIFParams, link: Link, layer: int) 
     spikes, kept = [], []
     for c, x in enumerate(xs):
         v0 = link.wait(recvs[c], prev, f"the membrane of layer {layer} chunk {c}") if recvs else None
-        s, h, v_last = _forward_impl(x, v0, p, nxt is not None)
+        s, h, v_last = library.forward(x, v0, [], p.name, *kernel_args(p), False, nxt is not None)
         if nxt is not None:
             link.send(v_last, nxt, layer, FORWARD, c)
         spikes.append(s)
@@ -209,7 +207,8 @@ def backward_segment(gss: Sequence[Tensor], hs: Sequence[Tensor], p: LIFParams, 
     grads = []
     for c, (gs, h) in enumerate(zip(gss, hs)):
         gv_last = link.wait(recvs[c], nxt, f"the membrane gradient of layer {layer} chunk {c}") if recvs else None
-        gx, gv0 = _backward_impl(gs, h, gv_last, p, prev is not None)
+        gx, gv0, _ = library.backward(gs, gv_last, h, None, None, [], p.name, *kernel_args(p), False,
+                                      prev is not None)
         if prev is not None:
             link.send(gv0, prev, layer, BACKWARD, c)
         grads.append(gx)
@@ -255,6 +254,9 @@ class PipelinedLIF(nn.Module):
 
     def __init__(self, params: LIFParams, link: Link):
         super().__init__()
+        if params.learned:
+            raise ValueError(f"the temporal pipeline runs LIF neurons (tfbench.ops.neurons.LIFParams), not "
+                             f"{type(params).__name__}: a learned time constant is not carried across ranks")
         self.params = params.validate()
         self.link = link
         self.index = link.register()

@@ -1,13 +1,23 @@
-"""The fused LIF op: ``lif()`` / ``LIF``, its CPU and CUDA implementations, and the reference.
+"""LIF's public names in one place: ``LIF``, ``lif``, ``lif_reference``, ``LIFParams``, ``PRESETS``, ``preset``.
 
-Files (the same in every op folder): params.py (the neuron, presets), reference.py (the plain loop
-every implementation is tested against), cpu.py and cuda.py (the host functions), op.py (the
-PyTorch op, autograd, the public function), module.py (the nn.Module).
+The description (``LIFParams``, ``PRESETS``, ``preset``, ``SURROGATES``) comes without torch; the
+op, the module and the reference are loaded on first use.
 """
 
-from .module import LIF
-from .op import lif
-from .params import PRESETS, SURROGATES, LIFParams, preset
-from .reference import lif_reference
+from __future__ import annotations
 
-__all__ = ["LIF", "lif", "lif_reference", "LIFParams", "PRESETS", "SURROGATES", "preset"]
+import importlib
+
+from ..neurons import SURROGATES
+from ..neurons.lif import PRESETS, LIFParams, preset
+
+_LAZY = {"LIF": "tfbench.ops.modules", "lif": "tfbench.ops.functional", "lif_reference": "tfbench.ops.reference"}
+__all__ = ["LIF", "LIFParams", "PRESETS", "SURROGATES", "lif", "lif_reference", "preset"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfbench.ops.lif' has no attribute {name!r}")

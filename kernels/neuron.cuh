@@ -1,0 +1,568 @@
+// The fused-neuron kernel template: storage dtypes, the per-thread loops over all T steps, written
+// once for every neuron (docs/neurons.md is the maths). A neuron is a struct in kernels/neurons/
+// (lif.cuh, plif.cuh) with its parameters, charge, and parameter gradient; fire, reset and the
+// surrogate are the ones below, shared by the neurons of docs/neurons.md.
+//
+// Compiled three ways from this one text:
+//   - by NVRTC for the GPU (neurons.cu, one module per configuration, built at first use);
+//   - by the system C++ compiler inside the op's extension (tfbench_ops.cpp): the CPU op;
+//   - by the same compiler in the CPU test suite, through that extension.
+//
+// Layout: time-major [T, n], n = prod(*); one thread owns Cfg::vec consecutive neurons for all T
+// steps, the membrane in registers. The kernel-side configuration is a type `Cfg` with members
+//   decay_input, hard_reset, detach_reset (bool), surrogate (0 sigmoid, 1 atan, 2 rect)
+//   vec (neurons per thread), unroll (time steps loaded ahead in the kernels that keep h)
+// On the GPU these are `static constexpr` (neurons.cu, from NVRTC -D switches), so every branch on
+// them folds away; on the host they are run-time fields, so one build covers every configuration.
+#pragma once
+
+#if defined(__CUDACC__)
+#define TFB_HD __host__ __device__ __forceinline__
+#else
+#include <cmath>
+#include <cstring>
+#define TFB_HD inline
+#endif
+#define TFB_RESTRICT __restrict__
+
+// Steps per membrane checkpoint of the kernels that keep x instead of h (save="input"). 8: the
+// checkpoints then add 8/8 = 1 B/element (5% of the 20 the variant moves in fp32), and the recompute
+// backward holds 8 * vec membranes in registers (32 fp32 at 4 neurons/thread, 64 at bf16's 8), which
+// still fits without spills; 16 would halve the 1 B but double the registers. tfbench/ops/library.py
+// reads this line (fake shapes), so it is the one place the value is set.
+#define TFB_CKPT 8
+
+namespace tfb {
+
+typedef long long i64;
+typedef unsigned short u16;
+
+// ---------------------------------------------------------------------------------------------
+// Storage types. bf16/fp16 are carried as raw 16-bit patterns so that NVRTC needs no CUDA
+// headers (a user's machine has none), and the same code compiles on the host.
+// ---------------------------------------------------------------------------------------------
+struct bf16 { u16 bits; };
+struct f16 { u16 bits; };
+
+TFB_HD float bits_to_float(unsigned u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f; std::memcpy(&f, &u, 4); return f;
+#endif
+}
+TFB_HD unsigned float_to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  unsigned u; std::memcpy(&u, &f, 4); return u;
+#endif
+}
+
+// bfloat16: the high half of a float; round to nearest even, NaN stays NaN.
+TFB_HD float to_float(bf16 x) { return bits_to_float((unsigned)x.bits << 16); }
+TFB_HD bf16 bf16_rn(float f) {
+  unsigned u = float_to_bits(f);
+  bf16 r;
+  if ((u & 0x7fffffffu) > 0x7f800000u) { r.bits = (u16)((u >> 16) | 0x40u); return r; }
+  u += 0x7fffu + ((u >> 16) & 1u);
+  r.bits = (u16)(u >> 16);
+  return r;
+}
+
+// float16: the hardware conversion on the GPU, IEEE round-to-nearest-even in software on the host.
+TFB_HD float to_float(f16 x) {
+#if defined(__CUDA_ARCH__)
+  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits)); return f;
+#else
+  unsigned sign = (unsigned)(x.bits & 0x8000u) << 16, exp = (x.bits >> 10) & 0x1fu, man = x.bits & 0x3ffu;
+  if (exp == 0x1fu) return bits_to_float(sign | 0x7f800000u | (man << 13));
+  if (exp == 0) {
+    if (man == 0) return bits_to_float(sign);
+    float mag = (float)man * 5.9604644775390625e-08f;  // man * 2^-24, exact
+    return sign ? -mag : mag;
+  }
+  return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
+#endif
+}
+TFB_HD f16 f16_rn(float f) {
+  f16 r;
+#if defined(__CUDA_ARCH__)
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(f));
+#else
+  unsigned u = float_to_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) { r.bits = (u16)(sign | 0x7e00u); return r; }      // NaN
+  if (a >= 0x477ff000u) { r.bits = (u16)(sign | 0x7c00u); return r; }     // rounds to inf
+  if (a < 0x38800000u) {                                                  // subnormal or zero
+    float m = std::fabs(f) * 16777216.0f;                                 // in units of 2^-24
+    r.bits = (u16)(sign | (unsigned)std::nearbyint(m));
+    return r;
+  }
+  unsigned e = (a >> 23) - 112u, man = a & 0x7fffffu;
+  unsigned h = (e << 10) | (man >> 13), rest = man & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  r.bits = (u16)(sign | h);
+#endif
+  return r;
+}
+
+// One representable step of a 16-bit float pattern towards +inf or -inf.
+TFB_HD u16 step16(u16 b, bool up) {
+  bool neg = (b & 0x8000u) != 0, zero = (b & 0x7fffu) == 0;
+  if (zero) return up ? (u16)0x0001u : (u16)0x8001u;
+  return (up != neg) ? (u16)(b + 1) : (u16)(b - 1);
+}
+
+// The storage dtype's conversions. store_h rounds the membrane so that the spike recomputed from
+// the stored value (h >= v_threshold) is the spike the forward emitted: when rounding to nearest
+// would cross the threshold, it takes the neighbour on h's side (one step, since rounding to
+// nearest moves by at most half a step).
+template <typename S> struct Storage;
+template <> struct Storage<float> {
+  typedef float acc;
+  static TFB_HD float load(float x) { return x; }
+  static TFB_HD float store(float x) { return x; }
+  static TFB_HD float store_h(float h, bool, float) { return h; }
+};
+template <> struct Storage<double> {
+  typedef double acc;
+  static TFB_HD double load(double x) { return x; }
+  static TFB_HD double store(double x) { return x; }
+  static TFB_HD double store_h(double h, bool, double) { return h; }
+};
+template <> struct Storage<bf16> {
+  typedef float acc;
+  static TFB_HD float load(bf16 x) { return to_float(x); }
+  static TFB_HD bf16 store(float x) { return bf16_rn(x); }
+  static TFB_HD bf16 store_h(float h, bool spike, float thr) {
+    bf16 r = bf16_rn(h);
+    float back = to_float(r);
+    if ((back >= thr) != spike) r.bits = step16(r.bits, back < h);
+    return r;
+  }
+};
+template <> struct Storage<f16> {
+  typedef float acc;
+  static TFB_HD float load(f16 x) { return to_float(x); }
+  static TFB_HD f16 store(float x) { return f16_rn(x); }
+  static TFB_HD f16 store_h(float h, bool spike, float thr) {
+    f16 r = f16_rn(h);
+    float back = to_float(r);
+    if ((back >= thr) != spike) r.bits = step16(r.bits, back < h);
+    return r;
+  }
+};
+
+// V neurons of one time step, moved as one aligned access on the GPU (16 bytes for 4 floats or 8
+// halves; the launcher checks the alignment); element by element on the host (no alignment needed).
+template <typename S, int V> struct alignas(sizeof(S) * V) Pack { S v[V]; };
+
+template <typename S, int V> TFB_HD Pack<S, V> load_pack(const void* base, i64 offset) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const Pack<S, V>*>(static_cast<const S*>(base) + offset);
+#else
+  Pack<S, V> p;
+  std::memcpy(p.v, static_cast<const S*>(base) + offset, sizeof(S) * V);
+  return p;
+#endif
+}
+template <typename S, int V> TFB_HD void store_pack(void* base, i64 offset, const Pack<S, V>& p) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<Pack<S, V>*>(static_cast<S*>(base) + offset) = p;
+#else
+  std::memcpy(static_cast<S*>(base) + offset, p.v, sizeof(S) * V);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arithmetic helpers. Each is rounded once and never contracted by the compiler: the forward and
+// the backward's recomputation (another kernel) must round h identically.
+// ---------------------------------------------------------------------------------------------
+TFB_HD float fma_(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+TFB_HD double fma_(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+TFB_HD float mul_(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;  // the host build uses -ffp-contract=off
+#endif
+}
+TFB_HD double mul_(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+TFB_HD float add_(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+TFB_HD double add_(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// Fast exponential and division on the GPU (one multi-function-unit op each): the surrogate is
+// evaluated once per element in backward and the special-function unit, not memory, was the limit
+// for bf16 (kernels/NOTES.md, v2). Their error (a few ulp) is far below the tests' fp32 bounds.
+TFB_HD float exp_(float a) {
+#if defined(__CUDA_ARCH__)
+  return __expf(a);
+#else
+  return std::exp(a);
+#endif
+}
+TFB_HD float rcp_(float a) {
+#if defined(__CUDA_ARCH__)
+  return __fdividef(1.0f, a);
+#else
+  return 1.0f / a;
+#endif
+}
+TFB_HD double rcp_(double a) { return 1.0 / a; }
+TFB_HD double exp_(double a) { return exp(a); }
+TFB_HD float abs_(float a) { return fabsf(a); }
+TFB_HD double abs_(double a) { return fabs(a); }
+
+// ---------------------------------------------------------------------------------------------
+// What every neuron of docs/neurons.md shares: the spike, the reset and the surrogate derivative.
+// P is the neuron's parameter struct; it has v_threshold, v_reset (hard reset: the reset value;
+// soft reset: 0, the rest potential vr) and alpha.
+// ---------------------------------------------------------------------------------------------
+template <class P, typename A> TFB_HD bool fire(const P& p, A h) { return h >= p.v_threshold; }
+
+template <class C, class P, typename A> TFB_HD A reset(const C& c, const P& p, A h, bool spike) {
+  if (c.hard_reset) return spike ? p.v_reset : h;
+  return spike ? h - p.v_threshold : h;
+}
+
+template <class C, class P, typename A> TFB_HD A surrogate(const C& c, const P& p, A u) {
+  if (c.surrogate == 0) {          // sigmoid: alpha sig(alpha u) (1 - sig(alpha u))
+    A sg = rcp_(A(1) + exp_(-p.alpha * u));
+    return p.alpha * sg * (A(1) - sg);
+  }
+  if (c.surrogate == 1) {          // atan: alpha / 2 / (1 + (pi/2 alpha u)^2)
+    A w = A(1.5707963267948966) * p.alpha * u;
+    return A(0.5) * p.alpha * rcp_(A(1) + w * w);
+  }
+  return abs_(u) < A(1) / (A(2) * p.alpha) ? p.alpha : A(0);  // rect: unit area, width 1/alpha
+}
+
+// dL/dh[t] from dL/ds[t] and dL/dv[t]; h is the pre-reset membrane (docs/neurons.md, "Backward").
+template <class C, class P, typename A> TFB_HD A grad_h(const C& c, const P& p, A gs, A gv, A h) {
+  A g = surrogate(c, p, h - p.v_threshold);
+  A keep = fire(p, h) ? A(0) : A(1);
+  A dvdh;
+  if (c.hard_reset) dvdh = c.detach_reset ? keep : keep + (p.v_reset - h) * g;
+  else dvdh = c.detach_reset ? A(1) : A(1) - p.v_threshold * g;
+  return gs * g + gv * dvdh;
+}
+
+// The neuron interface the loops below use (kernels/neurons/lif.cuh is the plainest example):
+//   template <typename A> struct Params;            its constants (and learnable tensors' pointers)
+//   template <typename A> struct Local { A k; };    per-neuron values, loaded once per thread
+//   static Local<A> local(p, i)                     for neuron i
+//   static A charge(c, p, l, v, x)                  h[t] from v[t-1] and x[t]
+//   static A grad_x(c, l, gh), grad_v(c, l, gh)     dL/dx[t], dL/dv[t-1] from dL/dh[t]
+//   static constexpr bool learns                    whether it has a learnable parameter, and then
+//   static A param_term(c, p, h, v_prev)            dh[t]/d(parameter), up to param_scale
+//   static A param_scale(c, p, l)                   the factor applied to sum_t gh[t] * param_term
+// The loops hand param_term the membrane before the step, v[t-1] (v0 for t = 0): the backward
+// recovers it from h[t-1] as reset(h[t-1]) with no extra load (a value carried from step to step).
+
+// ---------------------------------------------------------------------------------------------
+// The arguments of every kernel, one struct for all four, filled by the launcher
+// (tfbench_ops.cpp) and read by the kernels: the one definition of the kernels' parameters.
+// Storage pointers are untyped (the storage dtype is a compile-time choice of the kernel).
+// ---------------------------------------------------------------------------------------------
+template <typename A, class P> struct Args {
+  const void* x;        // [T, n] storage: input current (forward kernels, recompute backward)
+  const void* gs;       // [T, n] storage: dL/ds (backward kernels)
+  void* s;              // [T, n] storage: spikes (forward kernels)
+  void* h;              // [T, n] storage: pre-reset membrane (written by forward, read by backward)
+  A* ckpt;              // [ceil(T / TFB_CKPT) - 1, n]: membrane checkpoints (save="input")
+  const A* v0;          // [n] or null: initial membrane (null: the rest potential)
+  A* v_last;            // [n] or null: final membrane v_T (null: not wanted)
+  const A* gv_last;     // [n] or null: dL/dv_T (null: v_T unused)
+  void* gx;             // [T, n] storage: dL/dx
+  A* gv0;               // [n] or null: dL/dv0 (null: not wanted)
+  A* gparam;            // [ceil(n / group)] or null: partial sums of dL/d(parameter) (learning neurons)
+  i64 n;                // neurons
+  int steps;            // T
+  int group;            // neurons per partial sum of gparam (a power of two, see the launcher)
+  P p;                  // the neuron's parameters
+};
+
+// ---------------------------------------------------------------------------------------------
+// The per-thread loops. `i0` is the first of this thread's Cfg::vec neurons; the caller guarantees
+// i0 + vec <= n. Offsets are 64-bit: T * n may exceed 2^31.
+// ---------------------------------------------------------------------------------------------
+template <class N, class C, typename S, typename A>
+TFB_HD void forward_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec, U = C::unroll;
+  typedef Pack<S, V> pack_t;
+  const auto& p = a.p;
+  const i64 n = a.n;
+  typename N::template Local<A> l[V];
+  A v[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    l[k] = N::local(p, i0 + k);
+    v[k] = a.v0 ? a.v0[i0 + k] : p.v_reset;
+  }
+  int t = 0;
+  for (; t + U <= a.steps; t += U) {
+    pack_t xs[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) xs[u] = load_pack<S, V>(a.x, (i64)(t + u) * n + i0);
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      pack_t sp, hp;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        A hk = N::charge(c, p, l[k], v[k], St::load(xs[u].v[k]));
+        bool spike = fire(p, hk);
+        sp.v[k] = St::store(spike ? A(1) : A(0));
+        hp.v[k] = St::store_h(hk, spike, p.v_threshold);
+        v[k] = reset(c, p, hk, spike);
+      }
+      store_pack<S, V>(a.s, (i64)(t + u) * n + i0, sp);
+      store_pack<S, V>(a.h, (i64)(t + u) * n + i0, hp);
+    }
+  }
+  for (; t < a.steps; ++t) {
+    pack_t xp = load_pack<S, V>(a.x, (i64)t * n + i0), sp, hp;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      A hk = N::charge(c, p, l[k], v[k], St::load(xp.v[k]));
+      bool spike = fire(p, hk);
+      sp.v[k] = St::store(spike ? A(1) : A(0));
+      hp.v[k] = St::store_h(hk, spike, p.v_threshold);
+      v[k] = reset(c, p, hk, spike);
+    }
+    store_pack<S, V>(a.s, (i64)t * n + i0, sp);
+    store_pack<S, V>(a.h, (i64)t * n + i0, hp);
+  }
+  if (a.v_last)
+#pragma unroll
+    for (int k = 0; k < V; ++k) a.v_last[i0 + k] = v[k];
+}
+
+// One backward step for the thread's neuron k: gh from (gs, gv, h); dL/dx out; gv becomes dL/dv[t-1].
+// For a learning neuron it also adds the previous (later) step's parameter term, now that v[t] =
+// reset(h[t]) -- that step's v_prev -- is known, and remembers this step's gh and h for the next.
+template <class N, class C, class P, typename A>
+TFB_HD A backward_step(const C& c, const P& p, const typename N::template Local<A>& l, A gs, A h, A& gv,
+                       A& gsum, A& gh_next, A& h_next) {
+  A gh = grad_h(c, p, gs, gv, h);
+  gv = N::grad_v(c, l, gh);
+  if (N::learns) {
+    gsum += gh_next * N::param_term(c, p, h_next, reset(c, p, h, fire(p, h)));
+    gh_next = gh;
+    h_next = h;
+  }
+  return N::grad_x(c, l, gh);
+}
+
+// The end of a backward loop: dL/dv0, and the learning neuron's per-neuron dL/d(parameter) into
+// `gparam` (step 0's term, with v_prev = v0, is added here).
+template <class N, class C, typename A, int V>
+TFB_HD void backward_finish(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
+                            const typename N::template Local<A> (&l)[V], const A (&gv)[V], A (&gsum)[V],
+                            const A (&gh_next)[V], const A (&h_next)[V], A (&gparam)[V]) {
+  if (a.gv0)
+#pragma unroll
+    for (int k = 0; k < V; ++k) a.gv0[i0 + k] = gv[k];
+  if (N::learns)
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      A v_first = a.v0 ? a.v0[i0 + k] : a.p.v_reset;
+      gsum[k] += gh_next[k] * N::param_term(c, a.p, h_next[k], v_first);
+      gparam[k] = gsum[k] * N::param_scale(c, a.p, l[k]);
+    }
+}
+
+// Keeps h. gparam: the thread's per-neuron dL/d(parameter) (learning neurons), for the caller to reduce.
+template <class N, class C, typename S, typename A>
+TFB_HD void backward_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
+                            A (&gparam)[C::vec]) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec, U = C::unroll;
+  typedef Pack<S, V> pack_t;
+  const auto& p = a.p;
+  const i64 n = a.n;
+  typename N::template Local<A> l[V];
+  A gv[V], gsum[V], gh_next[V], h_next[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    l[k] = N::local(p, i0 + k);
+    gv[k] = a.gv_last ? a.gv_last[i0 + k] : A(0);
+    gsum[k] = A(0);
+    gh_next[k] = A(0);  // step T's: none, so its term is 0
+    h_next[k] = A(0);
+  }
+  int t = a.steps - 1;
+  for (; t + 1 - U >= 0; t -= U) {
+    pack_t gp[U], hp[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      gp[u] = load_pack<S, V>(a.gs, (i64)(t - u) * n + i0);
+      hp[u] = load_pack<S, V>(a.h, (i64)(t - u) * n + i0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      pack_t out;
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        out.v[k] = St::store(backward_step<N>(c, p, l[k], St::load(gp[u].v[k]), St::load(hp[u].v[k]), gv[k],
+                                              gsum[k], gh_next[k], h_next[k]));
+      store_pack<S, V>(a.gx, (i64)(t - u) * n + i0, out);
+    }
+  }
+  for (; t >= 0; --t) {
+    pack_t gp = load_pack<S, V>(a.gs, (i64)t * n + i0), hp = load_pack<S, V>(a.h, (i64)t * n + i0), out;
+#pragma unroll
+    for (int k = 0; k < V; ++k)
+      out.v[k] = St::store(backward_step<N>(c, p, l[k], St::load(gp.v[k]), St::load(hp.v[k]), gv[k], gsum[k],
+                                            gh_next[k], h_next[k]));
+    store_pack<S, V>(a.gx, (i64)t * n + i0, out);
+  }
+  backward_finish<N>(c, i0, a, l, gv, gsum, gh_next, h_next, gparam);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keep x instead of h (save="input"). The forward writes only s, and the membrane v at every
+// TFB_CKPT-th step boundary: ckpt[j - 1] = v before step j * TFB_CKPT, j = 1..J-1, J = ceil(T /
+// TFB_CKPT) segments (the first starts from v0, which needs no copy). The backward takes the
+// segments from last to first: from the segment's starting membrane it recomputes the segment's h
+// from x into registers with charge() and reset() exactly as the forward ran them (h at the
+// arithmetic precision, so its spike is the forward's bit for bit in every storage dtype: no
+// rounded h, hence no store_h nudge), then runs the backward over those steps in reverse.
+// ---------------------------------------------------------------------------------------------
+TFB_HD int segment_steps(int t0, int steps) { return steps - t0 < TFB_CKPT ? steps - t0 : TFB_CKPT; }
+
+template <class N, class C, typename S, typename A>
+TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec, K = TFB_CKPT;
+  typedef Pack<S, V> pack_t;
+  const auto& p = a.p;
+  const i64 n = a.n;
+  typename N::template Local<A> l[V];
+  A v[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    l[k] = N::local(p, i0 + k);
+    v[k] = a.v0 ? a.v0[i0 + k] : p.v_reset;
+  }
+  for (int t0 = 0; t0 < a.steps; t0 += K) {
+    const int len = segment_steps(t0, a.steps);
+    if (t0 > 0)
+#pragma unroll
+      for (int k = 0; k < V; ++k) a.ckpt[(i64)(t0 / K - 1) * n + i0 + k] = v[k];
+    pack_t xs[K];
+#pragma unroll
+    for (int u = 0; u < K; ++u)
+      if (u < len) xs[u] = load_pack<S, V>(a.x, (i64)(t0 + u) * n + i0);
+#pragma unroll
+    for (int u = 0; u < K; ++u) {
+      if (u < len) {
+        pack_t sp;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          A hk = N::charge(c, p, l[k], v[k], St::load(xs[u].v[k]));
+          bool spike = fire(p, hk);
+          sp.v[k] = St::store(spike ? A(1) : A(0));
+          v[k] = reset(c, p, hk, spike);
+        }
+        store_pack<S, V>(a.s, (i64)(t0 + u) * n + i0, sp);
+      }
+    }
+  }
+  if (a.v_last)
+#pragma unroll
+    for (int k = 0; k < V; ++k) a.v_last[i0 + k] = v[k];
+}
+
+template <class N, class C, typename S, typename A>
+TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
+                                      A (&gparam)[C::vec]) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec, K = TFB_CKPT;
+  typedef Pack<S, V> pack_t;
+  const auto& p = a.p;
+  const i64 n = a.n;
+  typename N::template Local<A> l[V];
+  A gv[V], gsum[V], gh_next[V], h_next[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    l[k] = N::local(p, i0 + k);
+    gv[k] = a.gv_last ? a.gv_last[i0 + k] : A(0);
+    gsum[k] = A(0);
+    gh_next[k] = A(0);
+    h_next[k] = A(0);
+  }
+  for (int j = (a.steps - 1) / K; j >= 0; --j) {
+    const int t0 = j * K, len = segment_steps(t0, a.steps);
+    A v[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k)
+      v[k] = j > 0 ? a.ckpt[(i64)(j - 1) * n + i0 + k] : (a.v0 ? a.v0[i0 + k] : p.v_reset);
+    // the segment's h, recomputed as forward_ckpt_thread computed it
+    pack_t xs[K];
+#pragma unroll
+    for (int u = 0; u < K; ++u)
+      if (u < len) xs[u] = load_pack<S, V>(a.x, (i64)(t0 + u) * n + i0);
+    A hs[K][V];
+#pragma unroll
+    for (int u = 0; u < K; ++u) {
+      if (u < len) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          A hk = N::charge(c, p, l[k], v[k], St::load(xs[u].v[k]));
+          hs[u][k] = hk;
+          v[k] = reset(c, p, hk, fire(p, hk));
+        }
+      }
+    }
+    // the backward over the segment, last step first
+    pack_t gp[K];
+#pragma unroll
+    for (int u = 0; u < K; ++u)
+      if (u < len) gp[u] = load_pack<S, V>(a.gs, (i64)(t0 + u) * n + i0);
+#pragma unroll
+    for (int u = K - 1; u >= 0; --u) {
+      if (u < len) {
+        pack_t out;
+#pragma unroll
+        for (int k = 0; k < V; ++k)
+          out.v[k] = St::store(backward_step<N>(c, p, l[k], St::load(gp[u].v[k]), hs[u][k], gv[k], gsum[k],
+                                                gh_next[k], h_next[k]));
+        store_pack<S, V>(a.gx, (i64)(t0 + u) * n + i0, out);
+      }
+    }
+  }
+  backward_finish<N>(c, i0, a, l, gv, gsum, gh_next, h_next, gparam);
+}
+
+}  // namespace tfb

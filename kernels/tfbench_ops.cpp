@@ -1,0 +1,568 @@
+// The fused-neuron ops' implementations, registered with PyTorch's dispatcher:
+//   CPU       the per-thread loops of neuron.cuh compiled for the host, run over every neuron;
+//   CUDA      the same loops as NVRTC-built kernels (neurons.cu), launched through the driver API;
+//   Autograd  a C++ autograd node whose backward calls tfbench::neuron_backward (dispatched again).
+// The schemas are declared once, in tfbench/ops/library.py, which also registers the fake
+// implementations for torch.compile and loads this file (built at first use by
+// torch.utils.cpp_extension against PyTorch's headers only: no CUDA toolkit). One path for eager
+// calls, torch.compile and CUDA graphs.
+//
+// The launcher below is the one place that picks the launch shape (threads per block, neurons per
+// thread, steps loaded ahead) and fills the kernels' argument struct (neuron.cuh's Args). The CUDA
+// kernels' handles come from Python (tfbench::_kernels, NVRTC and a disk cache: tfbench/ops/jit.py),
+// once per configuration; the stream is PyTorch's current one, through c10's device-generic
+// interface; cuLaunchKernel is looked up in libcuda with dlsym.
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "neurons/all.cuh"
+
+namespace {
+
+using at::Tensor;
+using c10::ArrayRef;
+using tfb::i64;
+
+// ---------------------------------------------------------------------------------------------
+// Settings (tfbench::_set): the launch shape, and poisoned outputs for the tests.
+// Defaults measured on an H100 (kernels/NOTES.md); the tuning sweep (bench/tune.py) changes them.
+// ---------------------------------------------------------------------------------------------
+std::atomic<int64_t> g_block{128};        // threads per block: small blocks spread a small layer over more SMs
+std::atomic<int64_t> g_unroll{4};         // steps loaded ahead in the kernels that keep h: 4 x 16 B in flight
+std::atomic<int64_t> g_vec_bytes{16};     // widest access per thread and step: one 16-byte load
+std::atomic<int64_t> g_min_threads{1024}; // per SM: use wide accesses only while this many threads remain
+std::atomic<int64_t> g_force_vec{0};      // > 0: this many neurons per thread (the tuning sweep)
+std::atomic<int64_t> g_poison{0};         // 1: every output starts as NaN (an unwritten element fails a test)
+
+int64_t set_option(c10::string_view key, int64_t value) {
+  std::atomic<int64_t>* slot = nullptr;
+  if (key == "block") slot = &g_block;
+  else if (key == "unroll") slot = &g_unroll;
+  else if (key == "vec_bytes") slot = &g_vec_bytes;
+  else if (key == "min_threads_per_sm") slot = &g_min_threads;
+  else if (key == "vec") slot = &g_force_vec;
+  else if (key == "poison") slot = &g_poison;
+  TORCH_CHECK(slot != nullptr, "tfbench::_set: unknown setting '", std::string(key),
+              "'; known: block, unroll, vec_bytes, min_threads_per_sm, vec, poison");
+  if (value < 0) return slot->load();  // a negative value only reads it
+  if (key == "block") TORCH_CHECK(value >= 32 && value <= 1024 && (value & (value - 1)) == 0,
+                                  "block must be a power of two in 32..1024, got ", value);
+  if (key == "unroll") TORCH_CHECK(value == 1 || value == 2 || value == 4 || value == 8 || value == 16,
+                                   "unroll must be 1, 2, 4, 8 or 16, got ", value);
+  if (key == "vec") TORCH_CHECK(value == 0 || value == 1 || value == 2 || value == 4 || value == 8,
+                                "vec must be 0 (choose per call), 1, 2, 4 or 8, got ", value);
+  return slot->exchange(value);
+}
+
+Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  if (g_poison.load(std::memory_order_relaxed))
+    return at::full(sizes, std::numeric_limits<double>::quiet_NaN(), options);
+  return at::empty(sizes, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What one call is: shapes, dtypes, the switches every neuron shares, the learned tensor's layout.
+// ---------------------------------------------------------------------------------------------
+enum Storage { kFloat = 0, kBFloat16 = 1, kHalf = 2, kDouble = 3 };
+
+Storage storage_of(const Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return kFloat;
+    case at::kBFloat16: return kBFloat16;
+    case at::kHalf: return kHalf;
+    case at::kDouble: return kDouble;
+    default: TORCH_CHECK(false, "tfbench: x must be float32, bfloat16, float16 or float64, got ", t.scalar_type());
+  }
+}
+
+struct Switches {
+  bool decay_input, hard_reset, detach_reset;
+  int surrogate;  // 0 sigmoid, 1 atan, 2 rect
+};
+
+Switches switches_of(at::IntArrayRef s) {
+  TORCH_CHECK(s.size() == 4, "tfbench: switches must be [decay_input, hard_reset, detach_reset, surrogate]");
+  TORCH_CHECK(s[3] >= 0 && s[3] <= 2, "tfbench: surrogate code must be 0, 1 or 2, got ", s[3]);
+  return {s[0] != 0, s[1] != 0, s[2] != 0, (int)s[3]};
+}
+
+// The learned tensor (PLIF's w): one value for the layer ([] or [1]) or one per channel of a
+// [T, B, C, ...] input ([C]); converted to the arithmetic dtype. `inner` = prod(x.shape[3:]).
+struct Learned {
+  Tensor values;           // undefined when the neuron learns nothing
+  i64 channels = 1, inner = 1;
+};
+
+Learned learned_of(at::TensorList learned, const Tensor& x, at::ScalarType acc, i64 n, bool learns, const char* name) {
+  Learned out;
+  out.inner = n > 0 ? n : 1;
+  TORCH_CHECK(learned.size() == (learns ? 1u : 0u), "tfbench: neuron ", name, " takes ", learns ? 1 : 0,
+              " learned tensor(s), got ", learned.size());
+  if (learned.empty()) return out;
+  const Tensor& w = learned[0];
+  TORCH_CHECK(w.device() == x.device(), "tfbench: the learned parameter must be on x's device (", x.device(),
+              "), got ", w.device());
+  out.values = w.to(acc).contiguous().view({-1});
+  out.channels = out.values.numel();
+  if (out.channels > 1) {
+    TORCH_CHECK(x.dim() >= 3 && x.size(2) == out.channels, "tfbench: a per-channel parameter of ", out.channels,
+                " values needs x of shape [T, B, C, ...] with C = ", out.channels, ", got ", x.sizes());
+    i64 inner = 1;
+    for (int64_t d = 3; d < x.dim(); ++d) inner *= x.size(d);
+    out.inner = inner;
+  } else {
+    TORCH_CHECK(out.channels == 1, "tfbench: the learned parameter must not be empty");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CUDA side: driver entry points, kernel handles per configuration, the launch shape.
+// ---------------------------------------------------------------------------------------------
+void* driver_symbol(const char* name) {
+  static void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+  TORCH_CHECK(lib != nullptr, "tfbench: libcuda.so.1 (the NVIDIA driver) could not be loaded");
+  void* sym = dlsym(lib, name);
+  TORCH_CHECK(sym != nullptr, "tfbench: ", name, " not found in libcuda.so.1");
+  return sym;
+}
+
+using LaunchFn = int (*)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*,
+                         void**, void**);
+
+// A thread PyTorch has not run CUDA work on (the autograd engine's, say) may have no current
+// context: make the device's primary context, the one PyTorch uses, current, then retry.
+void make_primary_context_current(int device) {
+  using DeviceGet = int (*)(int*, int);
+  using Retain = int (*)(void**, int);
+  using SetCurrent = int (*)(void*);
+  static auto get = reinterpret_cast<DeviceGet>(driver_symbol("cuDeviceGet"));
+  static auto retain = reinterpret_cast<Retain>(driver_symbol("cuDevicePrimaryCtxRetain"));
+  static auto set = reinterpret_cast<SetCurrent>(driver_symbol("cuCtxSetCurrent"));
+  int dev = 0;
+  void* ctx = nullptr;
+  int code = get(&dev, device);
+  if (code == 0) code = retain(&ctx, dev);  // the reference is kept: PyTorch holds the context for good anyway
+  if (code == 0) code = set(ctx);
+  TORCH_CHECK(code == 0, "tfbench: making the CUDA context current failed with CUDA error ", code);
+}
+
+int sm_count(int device) {
+  static std::mutex lock;
+  static std::unordered_map<int, int> counts;
+  std::lock_guard<std::mutex> guard(lock);
+  auto it = counts.find(device);
+  if (it != counts.end()) return it->second;
+  using GetAttribute = int (*)(int*, int, int);
+  static auto attribute = reinterpret_cast<GetAttribute>(driver_symbol("cuDeviceGetAttribute"));
+  int count = 0;
+  int code = attribute(&count, 16 /* CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT */, device);
+  TORCH_CHECK(code == 0, "tfbench: reading the GPU's multiprocessor count failed with CUDA error ", code);
+  counts[device] = count;
+  return count;
+}
+
+enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3 };
+const char* const kKernelNames = "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute";
+
+struct KernelSet { void* fn[4]; };
+
+// Handles of one configuration's four kernels, compiled and loaded by Python on first use.
+const KernelSet& kernels(const char* neuron, const Switches& sw, Storage storage, int vec, int unroll, int device) {
+  static std::mutex lock;
+  static std::unordered_map<std::string, KernelSet> cache;
+  std::string defines = std::string("TFB_NEURON=") + neuron + " TFB_STORAGE=" + std::to_string((int)storage) +
+                        " TFB_DECAY_INPUT=" + std::to_string((int)sw.decay_input) +
+                        " TFB_HARD_RESET=" + std::to_string((int)sw.hard_reset) +
+                        " TFB_DETACH_RESET=" + std::to_string((int)sw.detach_reset) +
+                        " TFB_SURROGATE=" + std::to_string(sw.surrogate) + " TFB_VEC=" + std::to_string(vec) +
+                        " TFB_UNROLL=" + std::to_string(unroll);
+  std::string key = defines + " @" + std::to_string(device);
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  // Not under the lock: Python takes the GIL, and a thread holding the GIL may be waiting here.
+  static auto provider = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("tfbench::_kernels", "")
+                             .typed<std::vector<int64_t>(c10::string_view, c10::string_view, c10::string_view,
+                                                         int64_t)>();
+  std::vector<int64_t> handles = provider.call("neurons.cu", defines, kKernelNames, device);
+  TORCH_CHECK(handles.size() == 4, "tfbench::_kernels returned ", handles.size(), " handles, expected 4");
+  KernelSet set;
+  for (int i = 0; i < 4; ++i) set.fn[i] = reinterpret_cast<void*>(handles[i]);
+  std::lock_guard<std::mutex> guard(lock);
+  return cache.emplace(key, set).first->second;  // a set another thread stored first is kept
+}
+
+bool aligned(const Tensor& t, int64_t bytes) {
+  return !t.defined() || reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0;
+}
+
+// Neurons per thread: the widest access that divides n, still leaves enough threads to fill the
+// GPU, and fits the alignment of every [T, n] tensor accessed that many at a time.
+int choose_vec(i64 n, int64_t itemsize, int device, std::initializer_list<const Tensor*> vectors) {
+  if (g_force_vec.load() > 0) {
+    int vec = (int)g_force_vec.load();
+    bool ok = n % vec == 0;
+    for (const Tensor* t : vectors) ok = ok && aligned(*t, vec * itemsize);
+    return ok ? vec : 1;
+  }
+  const i64 enough = (i64)sm_count(device) * g_min_threads.load();
+  for (int vec = 8; vec > 1; vec /= 2) {
+    if (vec * itemsize > g_vec_bytes.load() || n % vec || n / vec < enough) continue;
+    bool ok = true;
+    for (const Tensor* t : vectors) ok = ok && aligned(*t, vec * itemsize);
+    if (ok) return vec;
+  }
+  return 1;
+}
+
+// Neurons per partial sum of a learned parameter's gradient: a power of two that no channel
+// boundary crosses (it divides `inner`), at most one block's neurons (reduced in the block).
+int64_t choose_group(const Learned& l, int64_t neurons_per_block) {
+  if (l.channels == 1) return neurons_per_block;
+  int64_t group = 1;
+  while (group < neurons_per_block && l.inner % (group * 2) == 0) group *= 2;
+  return group;
+}
+
+template <typename A, class P>
+void launch_cuda(void* fn, const tfb::Args<A, P>& args, int vec, int64_t block, const at::Device& device) {
+  static auto launch = reinterpret_cast<LaunchFn>(driver_symbol("cuLaunchKernel"));
+  const i64 threads = (args.n + vec - 1) / vec;
+  const unsigned grid = (unsigned)((threads + block - 1) / block);
+  void* stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device).native_handle();
+  void* params[1] = {const_cast<void*>(static_cast<const void*>(&args))};
+  int code = launch(fn, grid, 1, 1, (unsigned)block, 1, 1, 0, stream, params, nullptr);
+  if (code != 0) {
+    make_primary_context_current(device.index());
+    code = launch(fn, grid, 1, 1, (unsigned)block, 1, 1, 0, stream, params, nullptr);
+  }
+  TORCH_CHECK(code == 0, "tfbench: launching a fused-neuron kernel failed with CUDA error ", code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU side: the same per-thread loops, one "thread" of kHostVec neurons after another.
+// ---------------------------------------------------------------------------------------------
+constexpr int kHostVec = 8;  // neurons per step of a host loop: 32 B of fp32, half a cache line
+
+template <int V> struct HostCfg {
+  bool decay_input, hard_reset, detach_reset;
+  int surrogate;
+  static constexpr int vec = V, unroll = 1;
+};
+
+template <class N, typename S, typename A, int V>
+void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, typename N::template Params<A>>& a) {
+  const HostCfg<V> c{sw.decay_input, sw.hard_reset, sw.detach_reset, sw.surrogate};
+  A g[V];
+  switch (which) {
+    case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
+    case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
+    case kBackward: tfb::backward_thread<N, HostCfg<V>, S, A>(c, i0, a, g); break;
+    case kBackwardRecompute: tfb::backward_recompute_thread<N, HostCfg<V>, S, A>(c, i0, a, g); break;
+  }
+  if (N::learns && a.gparam)
+    for (int k = 0; k < V; ++k) a.gparam[(i0 + k) / a.group] += g[k];  // in neuron order: deterministic
+}
+
+template <class N, typename S, typename A>
+void run_host(Kernel which, const Switches& sw, const tfb::Args<A, typename N::template Params<A>>& a) {
+  const i64 body = a.n - a.n % kHostVec;
+  for (i64 i0 = 0; i0 < body; i0 += kHostVec) host_kernel<N, S, A, kHostVec>(which, sw, i0, a);
+  for (i64 i0 = body; i0 < a.n; ++i0) host_kernel<N, S, A, 1>(which, sw, i0, a);
+}
+
+template <class N, typename A>
+void run_host_storage(Kernel which, const Switches& sw, Storage storage,
+                      const tfb::Args<A, typename N::template Params<A>>& a) {
+  switch (storage) {
+    case kFloat: run_host<N, float, A>(which, sw, a); return;
+    case kBFloat16: run_host<N, tfb::bf16, A>(which, sw, a); return;
+    case kHalf: run_host<N, tfb::f16, A>(which, sw, a); return;
+    case kDouble: break;
+  }
+  TORCH_CHECK(false, "tfbench: unreachable storage code");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One call of a kernel, on either device.
+// ---------------------------------------------------------------------------------------------
+template <class N, typename A>
+void run(const char* name, Kernel which, const Switches& sw, Storage storage, tfb::Args<A, typename N::template Params<A>>& a,
+         const Tensor& like, const Learned& learned, std::initializer_list<const Tensor*> vectors,
+         Tensor* partials) {
+  const bool learns = N::learns && partials != nullptr;
+  if (!like.is_cuda()) {
+    if (learns) {
+      a.group = (int)choose_group(learned, kHostVec);
+      *partials = at::zeros({(a.n + a.group - 1) / a.group}, like.options().dtype(
+                                 storage == kDouble ? at::kDouble : at::kFloat));
+      a.gparam = partials->data_ptr<A>();
+    }
+    if constexpr (std::is_same<A, double>::value) {
+      tfb::Args<A, typename N::template Params<A>>& ad = a;
+      run_host<N, double, double>(which, sw, ad);
+    } else {
+      run_host_storage<N, A>(which, sw, storage, a);
+    }
+    return;
+  }
+  const int device = like.device().index();
+  const int vec = choose_vec(a.n, like.element_size(), device, vectors);
+  const int64_t block = g_block.load();
+  if (learns) {
+    a.group = (int)choose_group(learned, block * vec);
+    *partials = new_output({(a.n + a.group - 1) / a.group}, like.options().dtype(
+                               storage == kDouble ? at::kDouble : at::kFloat));
+    a.gparam = partials->data_ptr<A>();
+  }
+  const int unroll = (int)g_unroll.load();
+  const KernelSet& set = kernels(name, sw, storage, vec, unroll, device);
+  launch_cuda(set.fn[which], a, vec, block, like.device());
+}
+
+// The learned parameter's gradient from the kernel's partial sums: one small fixed-order
+// reduction (ATen's), to the parameter's shape and dtype.
+Tensor reduce_partials(const Tensor& partials, const Learned& learned, const Tensor& w, i64 n, int64_t group) {
+  Tensor total;
+  if (learned.channels == 1) {
+    total = partials.sum();
+  } else {
+    const i64 batch = n / (learned.channels * learned.inner);
+    total = partials.view({batch, learned.channels, learned.inner / group}).sum(at::IntArrayRef{0, 2});
+  }
+  return total.to(w.scalar_type()).view(w.sizes());
+}
+
+template <class N> struct Op {
+  template <typename A> using Params = typename N::template Params<A>;
+
+  template <typename A>
+  static Params<A> params(ArrayRef<double> constants, const Learned& l) {
+    const A* w = l.values.defined() ? l.values.template data_ptr<A>() : nullptr;
+    return N::template make<A>(constants.data(), w, l.inner, l.channels);
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor> forward(const char* name, const Tensor& x, const std::optional<Tensor>& v0_,
+                                                    at::TensorList learned_, ArrayRef<double> constants,
+                                                    const Switches& sw, bool save_input, bool want_v_last) {
+    const Storage storage = storage_of(x);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const i64 steps = x.size(0), n = steps ? x.numel() / steps : 0;
+    const Learned learned = learned_of(learned_, x, acc, n, N::learns, name);
+    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
+    Tensor s = new_output(x.sizes(), x.options());
+    Tensor v_last = new_output(want_v_last ? x.sizes().slice(1) : at::IntArrayRef{0}, x.options().dtype(acc));
+    Tensor kept;
+    if (save_input) {
+      std::vector<int64_t> shape = x.sizes().vec();
+      shape[0] = steps > 0 ? (steps - 1) / TFB_CKPT : 0;
+      kept = new_output(shape, x.options().dtype(acc));
+    } else {
+      kept = new_output(x.sizes(), x.options());
+    }
+    if (n == 0) return {s, kept, v_last};
+    tfb::Args<A, Params<A>> a{};
+    a.x = x.data_ptr();
+    a.s = s.data_ptr();
+    if (save_input) a.ckpt = kept.data_ptr<A>();
+    else a.h = kept.data_ptr();
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.v_last = want_v_last ? v_last.data_ptr<A>() : nullptr;
+    a.n = n;
+    a.steps = (int)steps;
+    a.p = params<A>(constants, learned);
+    if (save_input) run<N, A>(name, kForwardCkpt, sw, storage, a, x, learned, {&x, &s}, nullptr);
+    else run<N, A>(name, kForward, sw, storage, a, x, learned, {&x, &s, &kept}, nullptr);
+    return {s, kept, v_last};
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, std::vector<Tensor>> backward(
+      const char* name, const std::optional<Tensor>& gs_, const std::optional<Tensor>& gv_last_, const Tensor& kept,
+      const std::optional<Tensor>& x_, const std::optional<Tensor>& v0_, at::TensorList learned_,
+      ArrayRef<double> constants, const Switches& sw, bool save_input, bool want_gv0) {
+    TORCH_CHECK(!save_input || (x_.has_value() && x_->defined()), "tfbench: save_input=True needs x in backward");
+    const Tensor like = save_input ? x_->contiguous() : kept.contiguous();  // [T, *] in the storage dtype
+    const Storage storage = storage_of(like);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const i64 steps = like.size(0), n = steps ? like.numel() / steps : 0;
+    const Learned learned = learned_of(learned_, like, acc, n, N::learns, name);
+    Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(like.scalar_type()).contiguous() : at::zeros_like(like);
+    Tensor gv_last = gv_last_.has_value() && gv_last_->defined() && gv_last_->numel() > 0
+                         ? gv_last_->to(acc).contiguous() : Tensor();
+    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
+    Tensor ckpt = save_input ? kept.to(acc).contiguous() : Tensor();
+    Tensor gx = new_output(like.sizes(), like.options());
+    Tensor gv0 = new_output(want_gv0 ? like.sizes().slice(1) : at::IntArrayRef{0}, like.options().dtype(acc));
+    std::vector<Tensor> glearned;
+    if (n == 0) {
+      for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
+      return {gx, gv0, glearned};
+    }
+    tfb::Args<A, Params<A>> a{};
+    a.gs = gs.data_ptr();
+    if (save_input) {
+      a.x = like.data_ptr();
+      a.ckpt = ckpt.data_ptr<A>();
+    } else {
+      a.h = like.data_ptr();
+    }
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.gv_last = gv_last.defined() ? gv_last.data_ptr<A>() : nullptr;
+    a.gx = gx.data_ptr();
+    a.gv0 = want_gv0 ? gv0.data_ptr<A>() : nullptr;
+    a.n = n;
+    a.steps = (int)steps;
+    a.p = params<A>(constants, learned);
+    Tensor partials;
+    Tensor* want_partials = learned.values.defined() ? &partials : nullptr;
+    run<N, A>(name, save_input ? kBackwardRecompute : kBackward, sw, storage, a, like, learned, {&gs, &like, &gx},
+              want_partials);
+    if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], n, a.group));
+    return {gx, gv0, glearned};
+  }
+};
+
+// The op's entry points: dispatch on the neuron's name (kernels/neurons/all.cuh) and the arithmetic dtype.
+std::tuple<Tensor, Tensor, Tensor> neuron_forward(const Tensor& x_, const std::optional<Tensor>& v0,
+                                                  at::TensorList learned, c10::string_view neuron,
+                                                  ArrayRef<double> constants, at::IntArrayRef switches,
+                                                  bool save_input, bool want_v_last) {
+  TORCH_CHECK(x_.dim() >= 1 && x_.size(0) >= 1, "tfbench: x must have shape [T, *] with T >= 1, got ", x_.sizes());
+  c10::DeviceGuard guard(x_.device());
+  const Tensor x = x_.contiguous();
+  const Switches sw = switches_of(switches);
+  const bool dbl = x.scalar_type() == at::kDouble;
+#define TFB_FORWARD(S, NAME)                                                                                  \
+  if (neuron == NAME)                                                                                         \
+    return dbl ? Op<tfb::S>::forward<double>(#S, x, v0, learned, constants, sw, save_input, want_v_last)      \
+               : Op<tfb::S>::forward<float>(#S, x, v0, learned, constants, sw, save_input, want_v_last);
+  TFB_NEURONS(TFB_FORWARD)
+#undef TFB_FORWARD
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron), "'");
+}
+
+std::tuple<Tensor, Tensor, std::vector<Tensor>> neuron_backward(
+    const std::optional<Tensor>& gs, const std::optional<Tensor>& gv_last, const Tensor& kept,
+    const std::optional<Tensor>& x, const std::optional<Tensor>& v0, at::TensorList learned, c10::string_view neuron,
+    ArrayRef<double> constants, at::IntArrayRef switches, bool save_input, bool want_gv0) {
+  c10::DeviceGuard guard(kept.device());
+  const Switches sw = switches_of(switches);
+  const bool dbl = (save_input ? x->scalar_type() : kept.scalar_type()) == at::kDouble;
+#define TFB_BACKWARD(S, NAME)                                                                                     \
+  if (neuron == NAME)                                                                                             \
+    return dbl ? Op<tfb::S>::backward<double>(#S, gs, gv_last, kept, x, v0, learned, constants, sw, save_input,   \
+                                              want_gv0)                                                           \
+               : Op<tfb::S>::backward<float>(#S, gs, gv_last, kept, x, v0, learned, constants, sw, save_input,    \
+                                             want_gv0);
+  TFB_NEURONS(TFB_BACKWARD)
+#undef TFB_BACKWARD
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron), "'");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autograd: forward below the autograd key, backward through tfbench::neuron_backward.
+// ---------------------------------------------------------------------------------------------
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class NeuronFunction : public torch::autograd::Function<NeuronFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const std::optional<Tensor>& v0,
+                               at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
+                               at::IntArrayRef switches, bool save_input, bool want_v_last) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("tfbench::neuron_forward", "")
+                         .typed<decltype(neuron_forward)>();
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [s, kept, v_last] = op.call(x, v0, learned, neuron, constants, switches, save_input, want_v_last);
+    std::vector<Tensor> saved{kept, save_input ? x : Tensor(), v0.has_value() ? *v0 : Tensor()};
+    for (const Tensor& w : learned) saved.push_back(w);
+    ctx->save_for_backward(saved);
+    ctx->saved_data["neuron"] = std::string(neuron);
+    ctx->saved_data["constants"] = constants.vec();
+    ctx->saved_data["switches"] = switches.vec();
+    ctx->saved_data["save_input"] = save_input;
+    ctx->saved_data["v0_dtype"] = v0.has_value() ? (int64_t)v0->scalar_type() : (int64_t)-1;
+    ctx->set_materialize_grads(false);  // an unused output gets no zero-filled gradient (no extra pass)
+    ctx->mark_non_differentiable({kept});
+    return {s, kept, v_last};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("tfbench::neuron_backward", "")
+                         .typed<decltype(neuron_backward)>();
+    auto saved = ctx->get_saved_variables();
+    std::vector<Tensor> learned(saved.begin() + 3, saved.end());
+    const int64_t v0_dtype = ctx->saved_data["v0_dtype"].toInt();
+    const bool want_gv0 = v0_dtype >= 0 && ctx->needs_input_grad(1);
+    std::optional<Tensor> gs, gv_last, x, v0;
+    if (grads.size() > 0 && grads[0].defined()) gs = grads[0];
+    if (grads.size() > 2 && grads[2].defined()) gv_last = grads[2];
+    if (saved[1].defined()) x = saved[1];
+    if (saved[2].defined()) v0 = saved[2];
+    const std::string neuron = ctx->saved_data["neuron"].toStringRef();
+    const std::vector<double> constants = ctx->saved_data["constants"].toDoubleVector();
+    const std::vector<int64_t> switches = ctx->saved_data["switches"].toIntVector();
+    auto [gx, gv0, glearned] = op.call(gs, gv_last, saved[0], x, v0, learned, neuron, constants, switches,
+                                       ctx->saved_data["save_input"].toBool(), want_gv0);
+    variable_list out{gx, want_gv0 ? gv0.to((at::ScalarType)v0_dtype) : Tensor()};
+    for (Tensor& g : glearned) out.push_back(g);
+    for (int i = 0; i < 5; ++i) out.push_back(Tensor());  // neuron, constants, switches, save_input, want_v_last
+    return out;
+  }
+};
+
+std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, const std::optional<Tensor>& v0,
+                                                           at::TensorList learned, c10::string_view neuron,
+                                                           ArrayRef<double> constants, at::IntArrayRef switches,
+                                                           bool save_input, bool want_v_last) {
+  auto out = NeuronFunction::apply(x, v0, learned, neuron, constants, switches, save_input, want_v_last);
+  return {out[0], out[1], out[2]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
+  m.impl("neuron_forward", TORCH_FN(neuron_forward));
+  m.impl("neuron_backward", TORCH_FN(neuron_backward));
+}
+
+TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
+  m.impl("neuron_forward", TORCH_FN(neuron_forward));
+  m.impl("neuron_backward", TORCH_FN(neuron_backward));
+}
+
+TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
+  m.impl("neuron_forward", TORCH_FN(neuron_forward_autograd));
+}
+
+TORCH_LIBRARY_IMPL(tfbench, CompositeExplicitAutograd, m) {
+  m.impl("_set", TORCH_FN(set_option));
+}

@@ -1,0 +1,115 @@
+"""The fused-neuron ops, registered once with PyTorch's dispatcher.
+
+Two ops serve every neuron (the neuron is an argument: its name, constants and learnable tensors):
+
+    tfbench::neuron_forward(x, v0, learned, neuron, constants, switches, save_input, want_v_last)
+        -> (s, kept, v_T)
+    tfbench::neuron_backward(gs, gv_T, kept, x, v0, learned, neuron, constants, switches, save_input,
+                             want_gv0) -> (dL/dx, dL/dv0, [dL/dlearned])
+
+``kept`` is what backward needs: h, the pre-reset membrane ``[T, *]`` in x's dtype
+(``save_input=False``), or the membrane checkpoints ``[(T - 1) // CKPT, *]`` in float32 (float64
+for float64 x) from which backward recomputes h from x (``save_input=True``). ``want_v_last=False``
+gives an empty v_T (never written), ``want_gv0=False`` an empty dL/dv0.
+
+The schemas are declared here, once, with their fake implementations (shapes for torch.compile);
+kernels/tfbench_ops.cpp gives the CPU, CUDA and Autograd implementations (build.py builds it at
+first use). The same registration serves eager calls, torch.compile(fullgraph=True) and CUDA
+graphs, and ``torch.library.opcheck`` checks it (tests/ops). Where the C++ cannot be built,
+fallback.py registers implementations over the reference instead (``IMPLEMENTATION`` says which
+is in use and why).
+
+Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
+way to get a configuration's NVRTC-compiled kernels, jit.py) and ``tfbench::_set`` (the launch
+shape and the tests' poisoned outputs, in the C++ or the fallback).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import Tensor
+
+from . import build, jit
+
+# Steps per membrane checkpoint with save_input=True: kernels/neuron.cuh's TFB_CKPT (the reason is there).
+CKPT = int(re.search(r"^#define TFB_CKPT (\d+)", (jit.kernels_dir() / "neuron.cuh").read_text(), re.M).group(1))
+
+SCHEMAS = {
+    "neuron_forward": "(Tensor x, Tensor? v0, Tensor[] learned, str neuron, float[] constants, int[] switches, "
+                      "bool save_input, bool want_v_last) -> (Tensor, Tensor, Tensor)",
+    "neuron_backward": "(Tensor? gs, Tensor? gv_last, Tensor kept, Tensor? x, Tensor? v0, Tensor[] learned, "
+                       "str neuron, float[] constants, int[] switches, bool save_input, bool want_gv0) "
+                       "-> (Tensor, Tensor, Tensor[])",
+    "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
+    "_set": "(str key, int value) -> int",
+}
+
+LIBRARY = torch.library.Library("tfbench", "DEF")
+for _name, _schema in SCHEMAS.items():
+    LIBRARY.define(_name + _schema)
+
+
+def ckpt_rows(steps: int) -> int:
+    """Membrane checkpoints kept for ``steps`` time steps with save_input: one at each CKPT-th step
+    boundary after 0 (the first segment starts from v0, which needs no copy); 0 when steps <= CKPT."""
+    return (steps - 1) // CKPT
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@torch.library.register_fake("tfbench::neuron_forward", lib=LIBRARY)
+def _forward_fake(x, v0, learned, neuron, constants, switches, save_input, want_v_last):
+    acc = _acc(x.dtype)
+    kept = x.new_empty((ckpt_rows(x.shape[0]), *x.shape[1:]), dtype=acc) if save_input else x.new_empty(x.shape)
+    v_last = x.new_empty(x.shape[1:] if want_v_last else (0,), dtype=acc)
+    return x.new_empty(x.shape), kept, v_last
+
+
+@torch.library.register_fake("tfbench::neuron_backward", lib=LIBRARY)
+def _backward_fake(gs, gv_last, kept, x, v0, learned, neuron, constants, switches, save_input, want_gv0):
+    like = x if save_input else kept
+    gv0 = like.new_empty(like.shape[1:] if want_gv0 else (0,), dtype=_acc(like.dtype))
+    return like.new_empty(like.shape), gv0, [w.new_empty(w.shape) for w in learned]
+
+
+LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")
+
+_REASON = build.load()
+if _REASON is None:
+    IMPLEMENTATION = "C++ (kernels/tfbench_ops.cpp: CPU host loops, CUDA NVRTC kernels, C++ autograd)"
+else:
+    from . import fallback
+
+    fallback.register(LIBRARY)
+    IMPLEMENTATION = f"fallback over the reference (fallback.py): {_REASON}"
+
+FORWARD = torch.ops.tfbench.neuron_forward.default
+BACKWARD = torch.ops.tfbench.neuron_backward.default
+
+
+def native() -> bool:
+    """Whether the C++ implementations are in use (else the fallback; IMPLEMENTATION says why)."""
+    return _REASON is None
+
+
+def set_option(key: str, value: int) -> int:
+    """Set one of the launcher's settings (block, unroll, vec_bytes, min_threads_per_sm, vec, poison);
+    returns the previous value. ``value < 0`` only reads it."""
+    return torch.ops.tfbench._set(key, int(value))
+
+
+def forward(x: Tensor, v0: Tensor | None, learned: list[Tensor], neuron: str, constants: list[float],
+            switches: list[int], save_input: bool, want_v_last: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``tfbench::neuron_forward`` (its docstring at the top of this module)."""
+    return FORWARD(x, v0, learned, neuron, constants, switches, save_input, want_v_last)
+
+
+def backward(gs: Tensor | None, gv_last: Tensor | None, kept: Tensor, x: Tensor | None, v0: Tensor | None,
+             learned: list[Tensor], neuron: str, constants: list[float], switches: list[int], save_input: bool,
+             want_gv0: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """``tfbench::neuron_backward`` (its docstring at the top of this module)."""
+    return BACKWARD(gs, gv_last, kept, x, v0, learned, neuron, constants, switches, save_input, want_gv0)
