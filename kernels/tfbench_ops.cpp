@@ -62,7 +62,7 @@ int64_t set_option(c10::string_view key, int64_t value) {
   else if (key == "min_threads_per_sm") slot = &g_min_threads;
   else if (key == "vec") slot = &g_force_vec;
   else if (key == "poison") slot = &g_poison;
-  TORCH_CHECK(slot != nullptr, "tfbench::_set: unknown setting '", std::string(key),
+  TORCH_CHECK(slot != nullptr, "tfbench::_set: unknown setting '", std::string(key.data(), key.size()),
               "'; known: block, unroll, vec_bytes, min_threads_per_sm, vec, poison");
   if (value < 0) return slot->load();  // a negative value only reads it
   if (key == "block") TORCH_CHECK(value >= 32 && value <= 1024 && (value & (value - 1)) == 0,
@@ -464,7 +464,7 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward(const Tensor& x_, const std::o
                : Op<tfb::S>::forward<float>(#S, x, v0, learned, constants, sw, save_input, want_v_last);
   TFB_NEURONS(TFB_FORWARD)
 #undef TFB_FORWARD
-  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron), "'");
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
 std::tuple<Tensor, Tensor, std::vector<Tensor>> neuron_backward(
@@ -482,7 +482,7 @@ std::tuple<Tensor, Tensor, std::vector<Tensor>> neuron_backward(
                                              want_gv0);
   TFB_NEURONS(TFB_BACKWARD)
 #undef TFB_BACKWARD
-  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron), "'");
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +504,7 @@ class NeuronFunction : public torch::autograd::Function<NeuronFunction> {
     std::vector<Tensor> saved{kept, save_input ? x : Tensor(), v0.has_value() ? *v0 : Tensor()};
     for (const Tensor& w : learned) saved.push_back(w);
     ctx->save_for_backward(saved);
-    ctx->saved_data["neuron"] = std::string(neuron);
+    ctx->saved_data["neuron"] = std::string(neuron.data(), neuron.size());
     ctx->saved_data["constants"] = constants.vec();
     ctx->saved_data["switches"] = switches.vec();
     ctx->saved_data["save_input"] = save_input;

@@ -2,8 +2,9 @@
 
 The maths is the same as ``save="h"``: against the float64 reference on every parameter combination
 (within cases.error_bounds), and against ``save="h"`` itself: spikes and v_T bit for bit in every
-dtype (the recomputed h is the forward's), gradients bit for bit in fp32 (both kernels round h and
-differentiate it the same way); in bf16/fp16 the gradient uses the unrounded h, so it is compared
+dtype (the recomputed h is the forward's), gradients bit for bit in fp32 on the CPU (both loops round h
+and differentiate it the same way; on a GPU to 1e-6, as NVRTC may fuse a product into an fma in one
+backward kernel and not the other); in bf16/fp16 the gradient uses the unrounded h, so it is compared
 with the reference. Outputs start as NaN (conftest.py).
 """
 
@@ -38,7 +39,12 @@ def _same_as_kept(x: torch.Tensor, v0: torch.Tensor | None, p: LIFParams, ws, wv
     assert torch.equal(a[1], b[1]), "v_T differs from save='h'"
     if x.dtype in (torch.float32, torch.float64):
         for got, want in zip(a[2:4], b[2:4]):
-            assert want is None or torch.equal(got, want), "gradients differ from save='h'"
+            if want is None:
+                continue
+            if x.device.type == "cpu":
+                assert torch.equal(got, want), "gradients differ from save='h'"
+            else:  # NVRTC may contract a product into an fma differently in the two backward kernels
+                assert rel_err(got, want) < 1e-6, "gradients differ from save='h'"
 
 
 def _check(x, v0, p, seed):
@@ -192,7 +198,7 @@ def test_non_contiguous_input_and_v0_in_another_dtype(device):
     assert torch.equal(masked(s, mask, True), masked(rs, mask, True))
     assert_within(masked(gx, mask, True), masked(rgx, mask, True), bound["gx"][:, mask], "dL/dx")
     # v0 is rounded to float32 by the op: its gradient is then that of the rounded v0
-    rs2, rv2, rgx2, rgv02, _ = reference64(x, v0.float(), p, ws, wv)
+    _, _, _, rgv02, _ = reference64(x, v0.float(), p, ws, wv)
     assert_within(masked(gv0, mask, False), masked(rgv02, mask, False), bound["gv0"][mask], "dL/dv0")
     _same_as_kept(x, v0, p, ws, wv)
 

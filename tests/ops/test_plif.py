@@ -83,9 +83,9 @@ def test_keeping_the_input_equals_keeping_h(device):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     if device == "cpu":
         assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3]) and torch.equal(a[4][0], b[4][0])
-    else:  # fp32 but the backward kernels of the two saves unroll differently: the same operations, so still equal
-        assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
-        assert rel_err(a[4][0], b[4][0]) < 1e-6
+    else:  # the same operations, but NVRTC may contract a product into an fma differently in the two kernels
+        for got, want in ((a[2], b[2]), (a[3], b[3]), (a[4][0], b[4][0])):
+            assert rel_err(got, want) < 1e-6
 
 
 @pytest.mark.parametrize("device", DEVICES)

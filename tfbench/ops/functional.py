@@ -103,8 +103,8 @@ def fused(x: Tensor, v0: Tensor | None, p: NeuronParams, learned: Sequence[Tenso
 
 
 def _run(x: Tensor, v0: Tensor | None, p: NeuronParams, learned: Sequence[Tensor], save: str,
-         want_v_last: bool) -> tuple[Tensor, Tensor | None]:
-    constants, switches = kernel_args(p)
+         want_v_last: bool, args: tuple[list[float], list[int]] | None = None) -> tuple[Tensor, Tensor | None]:
+    constants, switches = kernel_args(p) if args is None else args
     s, _, v_last = library.FORWARD(x, v0, list(learned), p.name, constants, switches, save == "input", want_v_last)
     return s, (v_last if want_v_last else None)
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .functional import _run, check_inputs, check_w
+from .functional import _run, check_inputs, check_w, kernel_args
 from .neurons import LIFParams, PLIFParams, check_save, plif_preset, preset
 
 
@@ -30,6 +30,7 @@ class LIF(nn.Module):
         super().__init__()
         self.params = LIFParams(tau, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha).validate()
         self.save = check_save(save)
+        self._kernel_args = kernel_args(self.params)  # looked up once, not per call
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "LIF":
@@ -38,7 +39,7 @@ class LIF(nn.Module):
 
     def forward(self, x: Tensor, v0: Tensor | None = None, return_state: bool = False):
         check_inputs(x, v0)
-        s, v_last = _run(x, v0, self.params, (), self.save, return_state)
+        s, v_last = _run(x, v0, self.params, (), self.save, return_state, self._kernel_args)
         return (s, v_last) if return_state else s
 
     def extra_repr(self) -> str:
@@ -68,6 +69,7 @@ class PLIF(nn.Module):
             raise ValueError(f"channels must be None (one w for the layer) or an int >= 1, got {channels!r}")
         self.channels = channels
         self.save = check_save(save)
+        self._kernel_args = kernel_args(self.params)
         shape = () if channels is None else (channels,)
         self.w = nn.Parameter(torch.full(shape, self.params.init_w(), dtype=torch.float32))
 
@@ -85,7 +87,7 @@ class PLIF(nn.Module):
     def forward(self, x: Tensor, v0: Tensor | None = None, return_state: bool = False):
         check_inputs(x, v0)
         check_w(x, self.w)
-        s, v_last = _run(x, v0, self.params, (self.w,), self.save, return_state)
+        s, v_last = _run(x, v0, self.params, (self.w,), self.save, return_state, self._kernel_args)
         return (s, v_last) if return_state else s
 
     def extra_repr(self) -> str:
