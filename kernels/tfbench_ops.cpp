@@ -187,22 +187,27 @@ const char* const kKernelNames = "tfb_forward tfb_backward tfb_forward_ckpt tfb_
 
 struct KernelSet { void* fn[4]; };
 
-// Handles of one configuration's four kernels, compiled and loaded by Python on first use.
-const KernelSet& kernels(const char* neuron, const Switches& sw, Storage storage, int vec, int unroll, int device) {
+// Handles of one configuration's four kernels, compiled and loaded by Python on first use. The
+// cache key packs the configuration into one integer, so a hit costs no string work.
+const KernelSet& kernels(int neuron_index, const char* neuron, const Switches& sw, Storage storage, int vec,
+                         int unroll, int device) {
   static std::mutex lock;
-  static std::unordered_map<std::string, KernelSet> cache;
+  static std::unordered_map<uint64_t, KernelSet> cache;
+  const uint64_t key = (uint64_t)neuron_index | (uint64_t)storage << 8 | (uint64_t)sw.decay_input << 10 |
+                       (uint64_t)sw.hard_reset << 11 | (uint64_t)sw.detach_reset << 12 |
+                       (uint64_t)sw.surrogate << 13 | (uint64_t)vec << 16 | (uint64_t)unroll << 24 |
+                       (uint64_t)device << 32;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
   std::string defines = std::string("TFB_NEURON=") + neuron + " TFB_STORAGE=" + std::to_string((int)storage) +
                         " TFB_DECAY_INPUT=" + std::to_string((int)sw.decay_input) +
                         " TFB_HARD_RESET=" + std::to_string((int)sw.hard_reset) +
                         " TFB_DETACH_RESET=" + std::to_string((int)sw.detach_reset) +
                         " TFB_SURROGATE=" + std::to_string(sw.surrogate) + " TFB_VEC=" + std::to_string(vec) +
                         " TFB_UNROLL=" + std::to_string(unroll);
-  std::string key = defines + " @" + std::to_string(device);
-  {
-    std::lock_guard<std::mutex> guard(lock);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
   // Not under the lock: Python takes the GIL, and a thread holding the GIL may be waiting here.
   static auto provider = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("tfbench::_kernels", "")
@@ -310,6 +315,15 @@ void run_host_storage(Kernel which, const Switches& sw, Storage storage,
 // ---------------------------------------------------------------------------------------------
 // One call of a kernel, on either device.
 // ---------------------------------------------------------------------------------------------
+// The neuron's position in TFB_NEURONS (part of the kernel cache key).
+template <class N> constexpr int neuron_index() {
+  int i = 0, found = -1;
+#define TFB_INDEX(S, NAME) if (std::is_same<N, tfb::S>::value) found = i; ++i;
+  TFB_NEURONS(TFB_INDEX)
+#undef TFB_INDEX
+  return found;
+}
+
 template <class N, typename A>
 void run(const char* name, Kernel which, const Switches& sw, Storage storage, tfb::Args<A, typename N::template Params<A>>& a,
          const Tensor& like, const Learned& learned, std::initializer_list<const Tensor*> vectors,
@@ -340,7 +354,7 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
     a.gparam = partials->data_ptr<A>();
   }
   const int unroll = (int)g_unroll.load();
-  const KernelSet& set = kernels(name, sw, storage, vec, unroll, device);
+  const KernelSet& set = kernels(neuron_index<N>(), name, sw, storage, vec, unroll, device);
   launch_cuda(set.fn[which], a, vec, block, like.device());
 }
 
@@ -561,6 +575,9 @@ TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
 
 TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   m.impl("neuron_forward", TORCH_FN(neuron_forward_autograd));
+  // The backward op is not differentiated again: straight through to the device implementation (else
+  // PyTorch's boxed "autograd not implemented" fallback runs first, ~20 us per call on a slow host).
+  m.impl("neuron_backward", torch::CppFunction::makeFallthrough());
 }
 
 TORCH_LIBRARY_IMPL(tfbench, CompositeExplicitAutograd, m) {
