@@ -1,4 +1,4 @@
-"""The pre-timing check: spikes equal to LIF_SPEC's except after a near-tie."""
+"""The pre-timing check: spikes equal to the reference's (docs/neurons.md) except after a near-tie."""
 
 from __future__ import annotations
 

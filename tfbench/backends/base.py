@@ -39,6 +39,13 @@ class Unsupported(ValueError):
     """This backend's library cannot express the requested neuron (the message says what)."""
 
 
+def require(p: NeuronParams, known: tuple[type, ...], library: str) -> None:
+    """Unsupported unless ``p`` is one of the descriptions the adapter maps (a neuron added to
+    tfbench.ops later is "n/a" here until its adapter maps it, never silently another neuron)."""
+    if not isinstance(p, known):
+        raise Unsupported(f"{library}'s adapter has no mapping for {type(p).__name__}")
+
+
 @dataclass(frozen=True)
 class Backend:
     """One neuron implementation the harness can put into every spiking layer."""
@@ -47,12 +54,12 @@ class Backend:
     description: str
     make_layer: LayerFactory
     distribution: str | None = None       # the pip distribution whose version is recorded
-    differences: str = ""                 # where this library's neuron differs from LIF_SPEC
+    differences: str = ""                 # where this library's neuron differs from docs/neurons.md
     requires_cuda: bool = False
     probe: Callable[[], str | None] | None = None  # extra check: None, or why it cannot run
     # single-step layer ``[*] -> [*]`` that keeps its membrane until ``reset_state()`` (``--step-mode single``)
     make_step_layer: LayerFactory | None = None
-    # the bytes its layer must move per element, for its memory floor (bench/layer.py); None: LIF_SPEC's
+    # the bytes its layer must move per element, for its memory floor (bench/layer.py); None: docs/neurons.md's
     # rule for an op keeping h (x, s, h forward; gs, h, gx backward: 24 B fp32, 12 B bf16/fp16)
     bytes_per_element: BytesRule | None = None
 

@@ -1,22 +1,22 @@
 """Norse 1.1 ``LIFBoxCell`` (its LIF without a synaptic current), stepped in a loop over T.
 
 Norse's ``LIFCell``/``LIF`` integrate the input into a synaptic current first, which delays it by one
-step; ``LIFBoxCell`` drops that current and is the one that matches LIF_SPEC. How LIF_SPEC maps onto
+step; ``LIFBoxCell`` drops that current and is the one that matches docs/neurons.md. How the LIF of docs/neurons.md maps onto
 ``LIFBoxParameters`` with ``dt = 1``:
 
 - one Euler step ``v + dt*tau_mem_inv*(I + v_leak - v)`` with ``tau_mem_inv = 1/tau``,
-  ``v_leak = vr`` is exactly LIF_SPEC's ``decay_input`` update; without ``decay_input`` the adapter
+  ``v_leak = vr`` is exactly docs/neurons.md's ``decay_input`` update; without ``decay_input`` the adapter
   feeds ``I = tau * x``.
 - an IF neuron (``tau = inf``) cannot be expressed: with ``tau_mem_inv = 0`` no input reaches the
   membrane. It raises :class:`Unsupported`.
 - hard reset: ``reset_value``; soft reset: ``reset_subtract``; both keep the spike in the reset
   path's graph. ``detach_reset=True`` passes Norse a reset callable (``LIFBoxParameters.reset_method``
   takes any) that detaches the spike.
-- surrogate: Norse has no sigmoid; its ``tanh`` surrogate ``1 - tanh(k*u)^2`` equals LIF_SPEC's
+- surrogate: Norse has no sigmoid; its ``tanh`` surrogate ``1 - tanh(k*u)^2`` equals docs/neurons.md's
   sigmoid ``alpha*sig(alpha*u)*(1 - sig(alpha*u))`` with ``k = alpha/2`` only when ``alpha = 4``
   (otherwise it is ``4/alpha`` times it), so other alphas, ``atan`` and ``rect`` raise
   :class:`Unsupported`.
-- Norse fires on ``v > v_th`` (LIF_SPEC: ``>=``): only an exact tie differs.
+- Norse fires on ``v > v_th`` (tfbench: ``>=``): only an exact tie differs.
 - PLIF (a learned membrane time constant) raises :class:`Unsupported`: Norse 1.1's neurons take
   ``tau_mem_inv`` as a fixed tensor of their parameter tuple, not a learnable module parameter, so
   learning it would be a neuron written around Norse, not Norse's.
@@ -29,14 +29,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops.neurons import NeuronParams, PLIFParams
-from .base import Backend, Unsupported, quiet_import
+from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
+from .base import Backend, Unsupported, quiet_import, require
 
-DIFFERENCES = ("fires on v > threshold (LIF_SPEC >=: exact ties only); sigmoid surrogate only at alpha=4 (via "
+DIFFERENCES = ("fires on v > threshold (tfbench: >=; exact ties only); sigmoid surrogate only at alpha=4 (via "
                "its tanh surrogate, k=2); no atan/rect surrogate; no IF neuron (tau=inf); without decay_input "
                "the input is scaled by tau; no PLIF (no learnable time constant)")
 
-# Norse's sigmoid stand-in, 1 - tanh(k u)^2 with k = alpha/2, is (4/alpha) x LIF_SPEC's sigmoid g(u):
+# Norse's sigmoid stand-in, 1 - tanh(k u)^2 with k = alpha/2, is (4/alpha) x docs/neurons.md's sigmoid g(u):
 # equal only at this alpha.
 SIGMOID_ALPHA_EXACT = 4.0
 
@@ -55,6 +55,7 @@ def _parameters(p: NeuronParams):
     if isinstance(p, PLIFParams):
         raise Unsupported("Norse 1.1 has no neuron with a learnable membrane time constant (its LIFBoxParameters "
                           "hold tau_mem_inv as a fixed tensor, not a module parameter): PLIF n/a")
+    require(p, (LIFParams,), "Norse")
     quiet_import("norse.torch")
     from norse.torch.functional.lif_box import LIFBoxParameters
     from norse.torch.functional.reset import reset_subtract, reset_value

@@ -1,23 +1,23 @@
 """snnTorch 1.0 ``Leaky``, stepped in a Python loop over T as snnTorch's tutorials and users do.
 
-How LIF_SPEC maps onto ``snn.Leaky(beta, threshold, spike_grad, reset_mechanism)``:
+How the LIF of docs/neurons.md maps onto ``snn.Leaky(beta, threshold, spike_grad, reset_mechanism)``:
 
 - ``beta = 1 - 1/tau`` (``tau = inf``: ``beta = 1``, an IF neuron).
 - ``decay_input``: snnTorch adds the input unscaled (``U = beta*U + I``), so the adapter feeds it
-  ``x / tau``; then ``U[t]`` is exactly LIF_SPEC's pre-reset membrane ``h[t]``.
+  ``x / tau``; then ``U[t]`` is exactly docs/neurons.md's pre-reset membrane ``h[t]``.
 - Hard reset to ``v_reset``: ``reset_mechanism="zero"`` on the membrane shifted by ``v_reset``
   (``threshold = v_threshold - v_reset``), which leaves every spike unchanged.
 - snnTorch applies the reset one step late: ``U[t]`` is the pre-reset membrane and the spike of
   step t-1 zeroes it at step t. For a hard reset that is the same recurrence, so the spikes are
   identical. For a soft reset it is not: snnTorch subtracts the threshold *after* the leak
-  (``beta*U + I - S*thr``), LIF_SPEC before it (``beta*(U - S*thr) + I``); the two agree only for an
+  (``beta*U + I - S*thr``), tfbench before it (``beta*(U - S*thr) + I``); the two agree only for an
   IF neuron, so a leaky soft-reset neuron raises :class:`Unsupported`.
 - The reset signal is always detached from autograd in snnTorch (as ``detach_reset=True``); with
   ``detach_reset=False`` the gradients differ (the spikes do not). Stated in ``DIFFERENCES``.
-- Surrogates: snnTorch's ``sigmoid(slope)`` and ``atan(alpha)`` have LIF_SPEC's g(u) when given its
+- Surrogates: snnTorch's ``sigmoid(slope)`` and ``atan(alpha)`` have docs/neurons.md's g(u) when given its
   alpha (their own defaults are slope 25 and alpha 2, so the adapter always passes alpha); ``rect``
   goes through snnTorch's ``custom_surrogate``.
-- snnTorch fires on ``U > threshold`` (LIF_SPEC: ``>=``): only an exact tie differs. Its spikes are
+- snnTorch fires on ``U > threshold`` (tfbench: ``>=``): only an exact tie differs. Its spikes are
   float32 whatever the input dtype (``(U > 0).float()``), so under autocast they are promoted.
 
 PLIF (docs/neurons.md, "PLIF") maps onto ``snn.Leaky(learn_beta=True)`` with beta = 1 - 1/init_tau:
@@ -36,11 +36,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops.neurons import NeuronParams, PLIFParams
-from .base import Backend, Unsupported, quiet_import
+from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
+from .base import Backend, Unsupported, quiet_import, require
 
 DIFFERENCES = ("reset one step late (spikes identical for hard reset); reset always detached from autograd "
-               "(as detach_reset=True); fires on U > threshold (LIF_SPEC >=: exact ties only); no leaky soft "
+               "(as detach_reset=True); fires on U > threshold (tfbench: >=; exact ties only); no leaky soft "
                "reset; decay_input by scaling the input by 1/tau; PLIF: learns beta = 1 - 1/tau (clamped to "
                "[0, 1]) instead of w with 1/tau = sigmoid(w): same spikes, different parameter gradient")
 
@@ -68,8 +68,9 @@ def _leaky(p: NeuronParams) -> nn.Module:
     PLIF neuron with a learnable beta = 1 - 1/init_tau."""
     snn = quiet_import("snntorch")
 
+    require(p, (LIFParams, PLIFParams), "snnTorch")
     if not p.hard_reset and not math.isinf(p.tau):
-        raise Unsupported("snnTorch subtracts the threshold after the leak (U = beta*U + I - S*thr), LIF_SPEC "
+        raise Unsupported("snnTorch subtracts the threshold after the leak (U = beta*U + I - S*thr), tfbench "
                           "before it; a leaky soft-reset neuron cannot be expressed (only tau=inf)")
     beta = 1.0 if math.isinf(p.tau) else 1.0 - 1.0 / p.tau
     threshold = p.v_threshold - p.rest

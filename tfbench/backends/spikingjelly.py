@@ -18,8 +18,8 @@ import math
 
 from torch import Tensor, nn
 
-from ..ops.neurons import NeuronParams, PLIFParams
-from .base import Backend, Unsupported
+from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
+from .base import Backend, Unsupported, require
 
 DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
 
@@ -80,6 +80,7 @@ class SpikingJellyNeuron(nn.Module):
         super().__init__()
         from spikingjelly.activation_based import neuron, surrogate
 
+        require(p, (LIFParams, PLIFParams), "SpikingJelly")
         if p.surrogate == "sigmoid":
             sg = surrogate.Sigmoid(alpha=p.alpha)
         elif p.surrogate == "atan":
