@@ -33,4 +33,12 @@ app.command("profile")(profile)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import sys
+
+    from .common import INTERRUPTED_EXIT
+
+    try:
+        app()
+    except KeyboardInterrupt:        # before the app's own handler is in place (while it starts)
+        print("Interrupted: stopped before anything was recorded", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
