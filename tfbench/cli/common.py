@@ -79,6 +79,15 @@ class OneLineErrors(TyperGroup):
         return rv
 
 
+    def invoke(self, ctx: Any) -> Any:
+        """The command; Ctrl-C inside it prints one line saying what was kept (typer would exit silently)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            print(f"Interrupted: {interrupted_message(e)}", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+
+
 def interrupted_message(e: BaseException) -> str:
     """What an interruption left behind (the commands raise a KeyboardInterrupt whose text says it)."""
     cause = e if isinstance(e, KeyboardInterrupt) else (e.__cause__ or e.__context__)
