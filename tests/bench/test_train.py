@@ -444,3 +444,37 @@ def test_cuda_graph_option_trains(backend: str, precision: str) -> None:
     assert eager.status == graphed.status == "ok", (eager.status, graphed.status)
     assert graphed.cuda_graphs and graphed.options == "graphs" and graphed.timed_steps == eager.timed_steps
     assert graphed.train_loss == pytest.approx(eager.train_loss, rel=0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_warm_up_is_undone_under_a_cuda_graph(monkeypatch) -> None:
+    """Warm-up, capture, then the state put back: the graph's replays from there compute what a fresh
+    eager run computes from the same weights and batches, loss for loss (the rate coding's generator,
+    registered with the graph, restarts too; cuDNN fixed to deterministic algorithms)."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    dev = torch.device("cuda")
+    p = NEURONS["LIF"]
+    cfg = normalize(RunConfig(backend="tfbench", dataset="MNIST", T=3, batch_size=4, device="cuda"))
+    batches = [(torch.rand(4, 1, 28, 28, device=dev, generator=torch.Generator(device=dev).manual_seed(i)),
+                torch.arange(4, device=dev) + i) for i in range(5)]
+    losses = []
+    for graphed in (False, True):
+        torch.manual_seed(0)
+        net = models.build("Spiking-ResNet18", lambda: get("tfbench").layer(p), num_classes=10).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=True)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        step = step_module.TrainingStep(net, opt, data.MNIST, cfg, gen)
+        run = step_module.GraphedStep(step, dev, gen) if graphed else None
+        if run is not None:
+            step_module.warm_up(step, run, *batches[0])
+            assert run.graph is not None
+        out = []
+        for x, y in batches:
+            if run is None:
+                out.append(float(step(x, y)))
+            else:
+                run.load(x, y)
+                out.append(float(run()))
+        losses.append(out)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5), losses
