@@ -66,7 +66,7 @@ def _neuron(cfg: RunConfig, device: torch.device):
     backend can run, else the record's status (n/a, oom, error)."""
     arch = models.get(cfg.arch)
     if not arch.spiking:
-        return None, False, "ANN: ReLU in every spiking layer's place, at batch T*B", None
+        return None, False, "the ANN twin: ReLU in every spiking layer's place, at batch T*B", None
     backend = backends.get(cfg.backend)
     params = neuron_params(cfg)
     reason = backend.unavailable(device)

@@ -119,6 +119,7 @@ def energy_bars(runs: pd.DataFrame, out_dir: Path | str, name: str = "energy") -
         bars = ax.bar(xs, ys, width, label="ANN twin" if backend == "ann" else backend)
         ax.bar_label(bars, labels=[f"{y:.3g} J\n{w:.0f} W" if y and w == w and w is not None else "" for y, w in
                                    zip(ys, watts)], fontsize=6, padding=1)
+    ax.set_ylim(top=1.15 * float(table["energy_per_step_j"].max()))   # room for the labels
     ax.set_xticks(range(len(configs)), configs, fontsize=8)
     ax.set_ylabel("GPU energy per training step (J)")
     ax.set_title(f"Spiking-ResNet training step, energy ({_device_note(table['device'])})", fontsize=10)

@@ -287,7 +287,8 @@ def differences_notes(table: pd.DataFrame) -> list[str]:
             if diff and diff.lower() != "none" and row["backend"] not in seen:
                 seen[row["backend"]] = diff
     energy = {str(n) for n in table.get("energy_note", []) if isinstance(n, str) and n}
-    return (list(notes) + [f"{backend} differs from tfbench's neuron (docs/neurons.md): {diff}"
+    return (list(notes) + [f"{backend}: {diff}" if backend == ANN_BACKEND else
+                           f"{backend} differs from tfbench's neuron (docs/neurons.md): {diff}"
                            for backend, diff in seen.items()] + [f"energy: {n}" for n in sorted(energy)])
 
 
