@@ -33,6 +33,15 @@ BACKENDS: dict[str, Backend] = {
         Backend("norse", "Norse 1.1 LIFBoxCell (LIF without synaptic current), one call per time step",
                 f"{_PKG}.norse", f"{_PKG}.norse:NorseLIF", f"{_PKG}.norse:NorseLIFStep",
                 distribution="norse", imports=("norse.torch",)),
+        Backend("spikingjelly014", "SpikingJelly 0.0.0.0.14 LIFNode, multi-step, its CuPy back end (the paper's "
+                "SJ-CuPy baseline), in its own environment",
+                f"{_PKG}.spikingjelly014", f"{_PKG}.spikingjelly014:make_cupy", distribution="spikingjelly",
+                imports=("spikingjelly.activation_based.neuron", "cupy"), requires_cuda=True,
+                environment="spikingjelly014"),
+        Backend("spikingjelly014-torch", "SpikingJelly 0.0.0.0.14 LIFNode, multi-step, its PyTorch back end (the "
+                "paper's SJ-PyTorch baseline), in its own environment",
+                f"{_PKG}.spikingjelly014", f"{_PKG}.spikingjelly014:make_torch", distribution="spikingjelly",
+                imports=("spikingjelly.activation_based.neuron",), environment="spikingjelly014"),
         Backend("tfbench-recompute", "tfbench's temporal-fusion LIF keeping x (not h) for backward: h recomputed "
                 "from x and a membrane checkpoint every 8 steps",
                 f"{_PKG}.tfbench_recompute", f"{_PKG}.tfbench_recompute:make_layer",

@@ -72,6 +72,21 @@ class Backend:
     distribution: str | None = None       # the pip distribution whose version is recorded
     imports: tuple[str, ...] = ()
     requires_cuda: bool = False
+    environment: str | None = None        # a peer environment of its own (environments.py): runs in a worker
+
+    def peer_environment(self):
+        """Its :class:`~tfbench.backends.environments.PeerEnvironment` (None: tfbench's own environment)."""
+        if self.environment is None:
+            return None
+        from .environments import get
+
+        return get(self.environment)
+
+    @property
+    def isolated(self) -> bool:
+        """Whether a run with it must go to a worker process (it has an environment and this is not it)."""
+        env = self.peer_environment()
+        return env is not None and not env.active
 
     def adapter(self) -> ModuleType:
         """The adapter module (imported now: it imports torch)."""
@@ -87,14 +102,20 @@ class Backend:
 
     def installed(self) -> bool:
         """Whether the library behind it is installed (tfbench's own backends always are)."""
+        if self.isolated:
+            return self.peer_environment().installed()
         return self.distribution is None or self.version() is not None
 
     def unavailable(self, device: Any = None) -> str | None:
-        """None when the backend can run on ``device``, else a short reason."""
-        if not self.installed():
-            return f"{self.distribution} is not installed (pip install 'tfbench[peers]')"
+        """None when the backend can run on ``device``, else a short reason. A backend with an
+        environment of its own is checked here only for what needs no import (the device, the
+        install, which it does on first use); the rest is checked in its worker."""
         if self.requires_cuda and (device is None or str(device).split(":")[0] != "cuda"):
             return f"{self.name} runs only on CUDA GPUs"
+        if self.isolated:
+            return self.peer_environment().unavailable()
+        if not self.installed():
+            return f"{self.distribution} is not installed (pip install 'tfbench[peers]')"
         failure = _import_failure(self.imports)
         if failure is not None:
             return f"{self.distribution} {self.version()} is installed but {failure}"

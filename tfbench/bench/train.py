@@ -105,6 +105,16 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
     reason = strategy.unavailable(models.get(cfg.arch).spiking, cfg.backend, cfg.step_mode)
     if reason is not None:
         return finished(rec, status=na(reason), baseline=baseline)
+    backend = backends.get(cfg.backend) if models.get(cfg.arch).spiking else None
+    if backend is not None and backend.isolated:      # its library lives in an environment of its own
+        reason = backend.unavailable(device) or (
+            f"{backend.name} runs in a worker process of its own; --parallel is not available for it"
+            if cfg.parallel != "none" else None)
+        if reason is not None:
+            return finished(rec, status=na(reason), baseline=baseline)
+        from .worker import train_in_environment
+
+        return train_in_environment(cfg, backend.peer_environment(), baseline)
     timing.synchronize(device)
     setup_start = time.perf_counter()
     neuron, checked, differences, status = _neuron(cfg, device)

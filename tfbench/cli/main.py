@@ -7,6 +7,7 @@ import typer
 from .common import OneLineErrors
 from .compare import compare
 from .layer import layer
+from .peers import app as peers_app
 from .plot import plot
 from .profile import profile
 from .run import HELP as RUN_HELP
@@ -29,6 +30,7 @@ app.command("layer")(layer)
 app.command("plot")(plot)
 app.command("scale")(scale)
 app.command("profile")(profile)
+app.add_typer(peers_app, name="peers")
 
 
 def main() -> None:
