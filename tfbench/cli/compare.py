@@ -115,7 +115,7 @@ def compare(
     config: Annotated[Path | None, typer.Option(help=(
         "A sweep file (TOML, e.g. configs/table1.toml): \\[defaults] and \\[\\[grid]] tables of these options "
         "(lists make a grid); options given on the command line override it."))] = None,
-    ann_floor: Annotated[bool, typer.Option("--ann-floor", help=(
+    ann_floor: Annotated[bool, typer.Option("--ann-floor/--no-ann-floor", help=(
         "Also train the ANN twin (ResNet with ReLU) at batch T*B: the floor row, where the neuron costs "
         "nothing."))] = False,
     out: Annotated[Path, typer.Option(help=(
