@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
-from .base import Backend, Unsupported, quiet_import, require
+from .base import Unsupported, quiet_import, require
 
 DIFFERENCES = ("fires on v > threshold (tfbench: >=; exact ties only); sigmoid surrogate only at alpha=4 (via "
                "its tanh surrogate, k=2); no atan/rect surrogate; no IF neuron (tau=inf); without decay_input "
@@ -119,12 +119,3 @@ class NorseLIFStep(nn.Module):
         z, self.state = self.cell(xt, self.state)
         return z
 
-
-BACKEND = Backend(
-    name="norse",
-    description="Norse 1.1 LIFBoxCell (LIF without synaptic current), one call per time step",
-    make_layer=NorseLIF,
-    distribution="norse",
-    differences=DIFFERENCES,
-    make_step_layer=NorseLIFStep,
-)

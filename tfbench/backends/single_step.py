@@ -3,18 +3,16 @@
 In single-step mode the whole network runs one time step at a time, as snnTorch's and Norse's
 tutorials train; each neuron keeps its membrane between calls until ``reset_state()``. The snnTorch
 and Norse adapters carry their own single-step layers; this module gives the other three theirs,
-each built from the same op or class as its multi-step layer, and ``with_step_layer`` attaches them.
+each built from the same op or class as its multi-step layer (the registry names them), for LIF and
+PLIF alike.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 from torch import Tensor, nn
 
 from ..ops.neurons import NeuronParams
-from .base import Backend
-from .spikingjelly import SpikingJellyNeuron, _set_implementation
+from .spikingjelly import SpikingJellyLIF, _set_implementation
 
 
 class FusedStep(nn.Module):
@@ -34,14 +32,21 @@ class FusedStep(nn.Module):
         return s.squeeze(0)
 
 
-class TorchLoopStep(nn.Module):
+def FusedLIFStep(p: NeuronParams) -> FusedStep:  # noqa: N802 - the registry's name for it
+    """The ``tfbench`` backend's single-step layer."""
+    from .tfbench_fused import make_layer
+
+    return FusedStep(make_layer(p))
+
+
+class TorchLoopLIFStep(nn.Module):
     """The reference's step (``neuron_reference`` on ``[1, *]``), membrane carried between calls."""
 
     def __init__(self, p: NeuronParams):
         super().__init__()
-        from .torch_loop import TorchLoopNeuron
+        from .torch_loop import TorchLoopLIF
 
-        self.loop = TorchLoopNeuron(p)
+        self.loop = TorchLoopLIF(p)
         self.v: Tensor | None = None
 
     def reset_state(self) -> None:
@@ -54,12 +59,12 @@ class TorchLoopStep(nn.Module):
         return s.squeeze(0)
 
 
-class SpikingJellyStep(nn.Module):
+class SpikingJellyLIFStep(nn.Module):
     """SpikingJelly's node in single-step mode (``step_mode='s'``); its own state, reset on demand."""
 
     def __init__(self, p: NeuronParams, requested: str):
         super().__init__()
-        multi = SpikingJellyNeuron(p, requested)   # same mapping of the neuron as the multi-step layer
+        multi = SpikingJellyLIF(p, requested)   # same mapping of the neuron as the multi-step layer
         multi.node.step_mode = "s"
         self.node = multi.node
         self.kind = multi.kind
@@ -73,23 +78,9 @@ class SpikingJellyStep(nn.Module):
         return self.node(x)
 
 
-def _fused_step(p: NeuronParams) -> FusedStep:
-    from .tfbench_fused import fused_layer
-
-    return FusedStep(fused_layer(p))
+def spikingjelly_auto(p: NeuronParams) -> SpikingJellyLIFStep:
+    return SpikingJellyLIFStep(p, "auto")
 
 
-STEP_LAYERS = {
-    "tfbench": _fused_step,
-    "torch": TorchLoopStep,
-    "spikingjelly": lambda p: SpikingJellyStep(p, "auto"),
-    "spikingjelly-torch": lambda p: SpikingJellyStep(p, "torch"),
-}
-
-
-
-def with_step_layer(backend: Backend) -> Backend:
-    """``backend`` with its single-step layer from ``STEP_LAYERS`` attached (unchanged if it has one)."""
-    if backend.make_step_layer is not None or backend.name not in STEP_LAYERS:
-        return backend
-    return dataclasses.replace(backend, make_step_layer=STEP_LAYERS[backend.name])
+def spikingjelly_torch(p: NeuronParams) -> SpikingJellyLIFStep:
+    return SpikingJellyLIFStep(p, "torch")

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
-from .base import Backend, Unsupported, quiet_import, require
+from .base import Unsupported, quiet_import, require
 
 DIFFERENCES = ("reset one step late (spikes identical for hard reset); reset always detached from autograd "
                "(as detach_reset=True); fires on U > threshold (tfbench: >=; exact ties only); no leaky soft "
@@ -133,12 +133,3 @@ class SnnTorchLIFStep(nn.Module):
         spk, self.mem = self.leaky(xt, self.mem)
         return spk
 
-
-BACKEND = Backend(
-    name="snntorch",
-    description="snnTorch 1.0 Leaky, one call per time step in a Python loop (as its tutorials train)",
-    make_layer=SnnTorchLIF,
-    distribution="snntorch",
-    differences=DIFFERENCES,
-    make_step_layer=SnnTorchLIFStep,
-)

@@ -19,7 +19,7 @@ import math
 from torch import Tensor, nn
 
 from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
-from .base import Backend, Unsupported, require
+from .base import Unsupported, require
 
 DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
 
@@ -72,7 +72,7 @@ def implementation(device, kind: str | None = None) -> str:
     return name
 
 
-class SpikingJellyNeuron(nn.Module):
+class SpikingJellyLIF(nn.Module):
     """``LIFNode`` (``IFNode`` for tau = inf) or ``ParametricLIFNode``, ``step_mode='m'``, reset before
     every call so that each batch starts at rest."""
 
@@ -115,24 +115,11 @@ class SpikingJellyNeuron(nn.Module):
             raise
 
 
-def _make(requested: str):
-    return lambda p: SpikingJellyNeuron(p, requested)
+def make_auto(p: NeuronParams) -> SpikingJellyLIF:
+    """Its automatically selected GPU implementation (Triton on a GPU without a source build)."""
+    return SpikingJellyLIF(p, "auto")
 
 
-BACKEND = Backend(
-    name="spikingjelly",
-    description=("SpikingJelly 2.0 LIFNode / ParametricLIFNode, multi-step, its own fused GPU kernel "
-                 "(automatic selection)"),
-    make_layer=_make("auto"),
-    distribution="spikingjelly",
-    differences=DIFFERENCES,
-)
-
-BACKEND_TORCH = Backend(
-    name="spikingjelly-torch",
-    description=("SpikingJelly 2.0 LIFNode / ParametricLIFNode, multi-step, its pure-torch path "
-                 "(SJ_LIF_CUDA_IMPLEMENTATION / SJ_PLIF_CUDA_IMPLEMENTATION=torch)"),
-    make_layer=_make("torch"),
-    distribution="spikingjelly",
-    differences=DIFFERENCES,
-)
+def make_torch(p: NeuronParams) -> SpikingJellyLIF:
+    """Its pure-torch path."""
+    return SpikingJellyLIF(p, "torch")

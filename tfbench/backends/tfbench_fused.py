@@ -1,15 +1,18 @@
-"""tfbench's own fused ops (kernels/neurons.cu on GPUs, the same loops compiled for the host on CPUs)."""
+"""tfbench's own fused ops, LIF and PLIF (kernels/neurons.cu on GPUs, the same loops compiled for the
+host on CPUs)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
-from .base import Backend, require
+from .base import require
+
+DIFFERENCES = ""
 
 
-def fused_layer(p: NeuronParams, save: str = "h") -> nn.Module:
-    """``tfbench.LIF`` or ``tfbench.PLIF`` (one w for the layer) for the description ``p``."""
+def make_layer(p: NeuronParams, save: str = "h") -> nn.Module:
+    """``tfbench.LIF`` or ``tfbench.PLIF`` (one w for the layer, from init_tau) for the description ``p``."""
     from ..ops import LIF, PLIF
 
     require(p, (LIFParams, PLIFParams), "tfbench")
@@ -18,8 +21,6 @@ def fused_layer(p: NeuronParams, save: str = "h") -> nn.Module:
     return LIF(**p.as_kwargs(), save=save)
 
 
-BACKEND = Backend(
-    name="tfbench",
-    description="tfbench's temporal-fusion neurons (LIF, PLIF): one forward and one backward kernel for all T steps",
-    make_layer=fused_layer,
-)
+def implementation(device) -> str:
+    """The fused op runs its CUDA kernels on a GPU and the same loops compiled for the host elsewhere."""
+    return "cuda kernel" if str(device).startswith("cuda") else "cpu loop"

@@ -1,4 +1,5 @@
-"""The serial baseline: docs/neurons.md as a plain PyTorch loop over T (the reference), autograd through every step."""
+"""The serial baseline: the neuron's plain PyTorch reference (docs/neurons.md), a loop over T,
+autograd through every step."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.neurons import NeuronParams
-from .base import Backend
+
+DIFFERENCES = ""
 
 
-class TorchLoopNeuron(nn.Module):
-    """``tfbench.ops.reference.neuron_reference`` as a layer; a PLIF neuron's w is its parameter."""
+class TorchLoopLIF(nn.Module):
+    """``tfbench.ops.reference.neuron_reference`` as a layer (any neuron); a PLIF neuron's w is its
+    parameter, SpikingJelly's initial value."""
 
     def __init__(self, p: NeuronParams):
         super().__init__()
         self.p = p
-        if p.learned:  # PLIF: w, SpikingJelly's initial value
+        if p.learned:
             self.w = nn.Parameter(torch.tensor(p.init_w(), dtype=torch.float32))
 
     def learned(self) -> tuple[Tensor, ...]:
@@ -25,11 +28,3 @@ class TorchLoopNeuron(nn.Module):
         from ..ops.reference import neuron_reference
 
         return neuron_reference(x, None, self.p, self.learned())[0]
-
-
-
-BACKEND = Backend(
-    name="torch",
-    description="plain PyTorch loop over T (autograd through each step): the serial baseline",
-    make_layer=TorchLoopNeuron,
-)
