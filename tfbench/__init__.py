@@ -15,8 +15,11 @@ import importlib
 
 __version__ = "0.1.0"
 # public name -> the module that defines it
-_LAZY = {name: "tfbench.ops" for name in ("LIF", "PRESETS", "LIFParams", "lif", "lif_reference", "preset", "PLIF",
-                                          "PLIF_PRESETS", "PLIFParams", "plif", "plif_reference")}
+# (each from the module that defines it: ``tfbench.ops.lif`` is a package, so ``tfbench.ops`` has no ``lif`` function)
+_LAZY = {"LIF": "tfbench.ops.modules", "PLIF": "tfbench.ops.modules", "lif": "tfbench.ops.functional",
+         "plif": "tfbench.ops.functional", "lif_reference": "tfbench.ops.reference",
+         "plif_reference": "tfbench.ops.reference",
+         **{name: "tfbench.ops.neurons" for name in ("PRESETS", "LIFParams", "preset", "PLIF_PRESETS", "PLIFParams")}}
 _LAZY["accelerate"] = "tfbench.integrations.spikingjelly"
 __all__ = [*_LAZY, "__version__"]
 

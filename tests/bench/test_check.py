@@ -64,7 +64,8 @@ from tfbench.backends import BACKENDS, Unsupported, get  # noqa: E402
 from tfbench.ops.neurons import PLIF_PRESETS, PLIFParams  # noqa: E402
 from tfbench.ops.reference import plif_reference  # noqa: E402
 
-PLIF_CANNOT = {"norse": "learnable membrane time constant"}
+PLIF_CANNOT = {"norse": "learnable membrane time constant", "spikingjelly014": "no mapping for PLIFParams",
+               "spikingjelly014-torch": "no mapping for PLIFParams"}
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

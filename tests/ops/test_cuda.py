@@ -12,7 +12,8 @@ import threading
 import pytest
 import torch
 
-from tfbench.ops import LIF, PLIF, PLIF_PRESETS, PRESETS, LIFParams, lif, lif_reference, library, plif
+from tfbench.ops import LIF, PLIF, PLIF_PRESETS, PRESETS, LIFParams, lif_reference, library, plif
+from tfbench.ops.functional import lif
 
 from .cases import (assert_within, error_bounds, loss_weights, make_input, make_v0, make_w, masked, reference64,
                     rel_err, run_with_grads, tie_mask)

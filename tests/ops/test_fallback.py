@@ -9,7 +9,8 @@ import sys
 
 SCRIPT = r"""
 import torch
-from tfbench.ops import library, lif, plif, LIF, PLIF, PRESETS, PLIF_PRESETS
+from tfbench.ops import library, plif, LIF, PLIF, PRESETS, PLIF_PRESETS
+from tfbench.ops.functional import lif
 from tfbench.ops.reference import neuron_reference
 from tests.ops.cases import (make_input, make_v0, make_w, loss_weights, run_with_grads, reference64, tie_mask,
                              masked, error_bounds, assert_within)

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tfbench
-from tfbench.ops import LIF, PRESETS, LIFParams, lif, lif_reference, library
+from tfbench.ops import LIF, PRESETS, LIFParams, lif_reference, library
+from tfbench.ops.functional import lif
 from tests.conftest import DEVICES
 
 from .cases import (ALL_PARAMS, assert_within, error_bounds, loss_weights, make_input, make_v0, masked, param_id,
@@ -317,11 +318,22 @@ def test_infinite_input_gives_the_reference_spikes(device, v_reset):
     assert s[1, 0] == 1  # +inf fires
 
 
+def test_the_public_names_are_the_functions_whatever_was_imported_first():
+    """``tfbench.ops.lif`` is a package: importing it must not turn ``tfbench.lif`` into that module."""
+    code = ("import tfbench.ops.lif, tfbench.ops.neurons.plif, tfbench.backends.tfbench_fused\n"
+            "import tfbench\n"
+            "assert callable(tfbench.lif) and tfbench.lif.__module__ == 'tfbench.ops.functional'\n"
+            "assert tfbench.plif.__module__ == 'tfbench.ops.functional' and tfbench.ops.lif.lif is tfbench.lif\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 def test_neuron_descriptions_import_without_torch():
     """The command line's --help reads the neuron descriptions: they must not import torch."""
     code = ("import sys\n"
             "import tfbench, tfbench.ops, tfbench.ops.neurons, tfbench.ops.neurons.lif, tfbench.ops.neurons.plif\n"
-            "import tfbench.ops.lif, tfbench.ops.plif\n"
+            "import tfbench.ops.lif\n"
             "from tfbench.ops.neurons import PRESETS, PLIF_PRESETS, PLIFParams\n"
             "PLIFParams(init_tau=1.25).validate(); PRESETS['paper'].as_kwargs()\n"
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n"

@@ -17,7 +17,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfbench.ops import LIF, PRESETS, LIFParams, bytes_per_element, lif, lif_reference, library
+from tfbench.ops import LIF, PRESETS, LIFParams, bytes_per_element, lif_reference, library
+from tfbench.ops.functional import lif
 from tfbench.ops.library import CKPT, ckpt_rows
 from tests.conftest import DEVICES
 

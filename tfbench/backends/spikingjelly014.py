@@ -27,7 +27,7 @@ class SpikingJelly014LIF(nn.Module):
         super().__init__()
         from spikingjelly.activation_based import neuron, surrogate
 
-        require(p, (LIFParams,), "SpikingJelly 0.0.0.0.14 (the paper's LIF baselines; PLIF not mapped)")
+        require(p, (LIFParams,), "SpikingJelly 0.0.0.0.14")  # the paper's baselines are LIF; PLIF not mapped
         if p.surrogate == "sigmoid":
             sg = surrogate.Sigmoid(alpha=p.alpha)
         elif p.surrogate == "atan":

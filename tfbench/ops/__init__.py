@@ -11,10 +11,11 @@ Layout (docs/neurons.md is the maths; README "Architecture" draws it):
     fallback.py   the ops over the reference where no C++ compiler is found
     functional.py lif(), plif(), fused(); bytes_per_element
     modules.py    LIF, PLIF (nn.Module)
-    lif/, plif/   each neuron's public names in one place (``from tfbench.ops.lif import ...``)
+    lif/          LIF's public names in one place (``from tfbench.ops.lif import LIF, lif, PRESETS``)
 
 Names are loaded on first use (PEP 562): importing this package, or a neuron's description, does
-not import torch.
+not import torch. ``tfbench.ops.lif`` is that package, not the function: the function is
+``tfbench.lif`` (``tfbench.ops.functional.lif``, ``tfbench.ops.lif.lif``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import importlib
 
 _LAZY = {
     "LIF": "tfbench.ops.modules", "PLIF": "tfbench.ops.modules",
-    "lif": "tfbench.ops.functional", "plif": "tfbench.ops.functional", "fused": "tfbench.ops.functional",
+    "plif": "tfbench.ops.functional", "fused": "tfbench.ops.functional",
     "bytes_per_element": "tfbench.ops.functional",
     "lif_reference": "tfbench.ops.reference", "plif_reference": "tfbench.ops.reference",
     "neuron_reference": "tfbench.ops.reference",
@@ -44,4 +45,4 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(__all__) | {"neurons", "reference", "library", "build", "jit", "fallback", "functional",
-                                  "modules", "lif", "plif"})
+                                  "modules", "lif"})
