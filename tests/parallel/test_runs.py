@@ -31,7 +31,7 @@ def _one_process(d: dict, r: int):
     return s.detach(), v_T.detach(), gx, gv0
 
 
-@pytest.mark.parametrize("k,cases", [(2, (1, 4)), (4, (1, 3))])
+@pytest.mark.parametrize("k,cases", [(2, (1, 6)), (4, (1, 3))])   # 6 > RECV_AHEAD: receives posted on the way
 def test_pipelined_runs_equal_each_run_alone(tmp_path, k, cases):
     T = 8
     results = workers.spawn(workers.pipelined_runs, k, str(tmp_path), T, cases)

@@ -6,19 +6,20 @@ runs the whole layer (all N neurons, one kernel launch per run and direction: no
 
 Protocol, forward, on rank g (the tags name the run, so gloo pairs them; NCCL pairs in posting
 order, the same on both sides):
-1. post a receive from rank g-1 for every run's membrane ``v0`` (R buffers of N values, all at once:
-   rank g-1 may run ahead by any number of runs);
-2. for r = 0, 1, ..., R-1: wait for run r's ``v0`` (rank 0: the run's own initial membrane, or
-   rest), run the op on run r's segment, ``isend`` its ``v_T`` to rank g+1 (the last rank keeps it:
-   the run's final membrane) and go straight on to run r+1, the send still in flight.
+for r = 0, 1, ..., R-1: make sure receives from rank g-1 are posted for runs up to
+r + ``RECV_AHEAD`` - 1, wait for run r's ``v0`` (rank 0: the run's own initial membrane, or rest),
+run the op on run r's segment, ``isend`` its ``v_T`` to rank g+1 (the last rank keeps it: the
+run's final membrane) and go straight on to run r+1, the send still in flight.
 Backward is the same in reverse: rank g receives run r's dL/dv_T from rank g+1 (the last rank: the
 run's own gradient of its final membrane, or zero), runs the op's backward and sends dL/dv0 to rank
 g-1 (rank 0 keeps it: the gradient of the run's initial membrane).
 
-So up to R runs are in flight at once, one segment on each rank. On a GPU no call here blocks the
-host: a receive's wait makes the compute stream wait for NCCL's stream, where the transfers run,
-and a send waits on the compute stream from NCCL's side, so the kernels of run r+1 overlap the
-transfer of run r's membrane. Each run's result is exactly one process's: every segment is the same
+So up to k runs are being computed at once, one segment on each rank, with more queued. On a GPU no
+call here blocks the host, so each rank's host enqueues all R runs within milliseconds: a receive's
+wait makes the compute stream wait for NCCL's stream, where the transfers run, and a send waits on
+the compute stream from NCCL's side, so the kernels of run r+1 overlap the transfer of run r's
+membrane. Every run's input must have the same shape and dtype (the receive buffers are made
+ahead from run r's). Each run's result is exactly one process's: every segment is the same
 op started from the previous segment's v_T (tests/parallel check it bit for bit in fp32).
 
 Time. With every segment taking ``t_seg`` and a hop ``t_c``, rank g starts run r at
@@ -37,6 +38,11 @@ from torch import Tensor
 from . import segment_op
 from .segment_op import LIFParams
 from .temporal import BACKWARD, FORWARD, Link
+
+# Receives posted ahead of the run being computed: a membrane that arrives early finds its buffer
+# (a NCCL send waits on its own stream until the receive is posted), yet a rank does not post R of
+# them (R up to hundreds, ~15 us of host time each) before its first kernel.
+RECV_AHEAD = 4
 
 # Per run, forward: (run, spikes, kept h, v_T on the last rank when final=True, else None).
 ForwardSink = Callable[[int, Tensor, Tensor, "Tensor | None"], None]
@@ -74,16 +80,15 @@ def forward_runs(runs: int, x_of: Callable[[int], Tensor], p: LIFParams, link: L
     _check_runs(runs, link)
     prev, nxt = link.prev, link.next
     out: list[tuple] = []
-    recvs: list = []
+    recvs: dict[int, tuple] = {}
     for r in range(runs):
         x = x_of(r)
-        if prev is not None and not recvs:
-            dtype = segment_op.membrane_dtype(x.dtype)
-            recvs = [link.post_recvs([x.shape[1:]], dtype, x.device, prev, layer, FORWARD, q)[0]
-                     for q in range(runs)]
         if prev is not None:
-            v0 = link.wait(recvs[r], prev, f"run {r}'s membrane")
-            recvs[r] = None                  # the buffer goes with the run
+            while len(recvs) + r < min(runs, r + RECV_AHEAD):
+                q = r + len(recvs)
+                recvs[q] = link.post_recvs([x.shape[1:]], segment_op.membrane_dtype(x.dtype), x.device, prev, layer,
+                                           FORWARD, q)[0]
+            v0 = link.wait(recvs.pop(r), prev, f"run {r}'s membrane")
         else:
             v0 = v0_of(r) if v0_of is not None else None
         s, h, v_last = segment_op.forward(x, v0, p, nxt is not None or final)
@@ -114,16 +119,15 @@ def backward_runs(runs: int, gs_of: Callable[[int], Tensor], h_of: Callable[[int
     _check_runs(runs, link)
     prev, nxt = link.prev, link.next
     out: list[tuple] = []
-    recvs: list = []
+    recvs: dict[int, tuple] = {}
     for r in range(runs):
         h = h_of(r)
-        if nxt is not None and not recvs:
-            dtype = segment_op.membrane_dtype(h.dtype)
-            recvs = [link.post_recvs([h.shape[1:]], dtype, h.device, nxt, layer, BACKWARD, q)[0]
-                     for q in range(runs)]
         if nxt is not None:
-            gv_last = link.wait(recvs[r], nxt, f"run {r}'s membrane gradient")
-            recvs[r] = None
+            while len(recvs) + r < min(runs, r + RECV_AHEAD):
+                q = r + len(recvs)
+                recvs[q] = link.post_recvs([h.shape[1:]], segment_op.membrane_dtype(h.dtype), h.device, nxt, layer,
+                                           BACKWARD, q)[0]
+            gv_last = link.wait(recvs.pop(r), nxt, f"run {r}'s membrane gradient")
         else:
             gv_last = gv_last_of(r) if gv_last_of is not None else None
         gx, gv0 = segment_op.backward(gs_of(r), h, gv_last, p, prev is not None or initial_grad)
