@@ -11,14 +11,7 @@
 set -u
 res=${1:?results folder}
 mkdir -p "$res"
-if [ -d .whl ] && ! python -c "import spikingjelly" 2>/dev/null; then   # the peers, carried as wheels
-  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    > /dev/null 2>&1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-tf() { python -m tfbench "$@"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$res/gpu.txt" 2>&1
+source scripts/device_env.sh
 python -m pytest -q -p no:cacheprovider tests/bench/test_train.py tests/bench/test_energy.py \
   -k "cuda or graph or energy" 2>&1 | tail -15 | tee "$res/issue11_cuda_tests.log"
 tf compare --config configs/epoch_times.toml --device cuda --out "$res" 2>&1 | tee "$res/epoch_times.log" | tail -30

@@ -12,14 +12,7 @@ set -u
 res=${1:?results folder}
 wheels=${2:-}
 mkdir -p "$res"
-if [ -d .whl ] && ! python -c "import spikingjelly" 2>/dev/null; then   # the peers, carried as wheels
-  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    > /dev/null 2>&1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-tf() { python -m tfbench "$@"; }
+source scripts/device_env.sh
 tf peers install spikingjelly014 ${wheels:+--find-links "$wheels"} 2>&1 | tail -2
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$res/gpu.txt" 2>&1
 tf compare --config configs/table1.toml --arch Spiking-ResNet18,Spiking-ResNet50 --no-ann-floor --synthetic \
   --epochs 1 --max-steps 10 --device cuda --out "$res" 2>&1 | tee "$res/table1.log" | tail -45

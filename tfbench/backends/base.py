@@ -73,6 +73,11 @@ class Backend:
     imports: tuple[str, ...] = ()
     requires_cuda: bool = False
     environment: str | None = None        # a peer environment of its own (environments.py): runs in a worker
+    # how SpikingJelly's zoo models get this backend's neuron (tfbench/integrations/spikingjelly/zoo.py):
+    # "layer" (its layer in every neuron's place) or "accelerated" (SpikingJelly's own nodes, then
+    # tfbench.accelerate, keeping ``zoo_save``)
+    zoo: str = "layer"
+    zoo_save: str = "h"
 
     def peer_environment(self):
         """Its :class:`~tfbench.backends.environments.PeerEnvironment` (None: tfbench's own environment)."""

@@ -83,7 +83,8 @@ def _text(v) -> str:
 
 
 def _family(arch: str) -> str:
-    return str(arch).removeprefix("Spiking-")
+    """What an arch and its ANN twin share: Spiking-ResNet18 and ResNet18; sj:x and sj:x-ann."""
+    return str(arch).removeprefix("Spiking-").removesuffix("-ann")
 
 
 def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
