@@ -74,6 +74,12 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     d = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
     assert d["status"].startswith("n/a: the temporal pipeline needs the membrane at segment boundaries")
     assert "torch does not expose" in d["status"]
+    # a model built with its library's own neurons would run every segment from rest: refused, not run
+    result = cli("run", "--parallel", "temporal", "--nproc", "2", "--arch", "sj:spiking_resnet18", "--device", "cpu",
+                 "-T", "4", "--synthetic", "--out", tmp_path)
+    assert result.exit_code == 1
+    d = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
+    assert d["status"].startswith("n/a: the temporal pipeline puts its own neuron") and "sj:spiking_resnet18" in d["status"]
 
 
 class _Fixed(Batches):

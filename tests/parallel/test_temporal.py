@@ -102,3 +102,12 @@ def test_segments_and_chunks():
     assert chunk_bounds(2, 5) == [(0, 1), (1, 2)]
     with pytest.raises(ValueError, match="chunks must be >= 1, got 0"):
         chunk_bounds(4, 0)
+
+
+def test_a_model_without_pipelined_neurons_is_refused():
+    from torch import nn
+
+    from tfbench.parallel.temporal import Link, TemporalParallel
+
+    with pytest.raises(ValueError, match="Sequential has no PipelinedLIF layer"):
+        TemporalParallel(nn.Sequential(nn.Linear(2, 2)), Link(ranks=[0], rank=0))

@@ -87,7 +87,7 @@ def run_parallel(cfg: RunConfig, nproc: int | None, out: Path, quick: bool = Fal
         from .. import backends, models
 
         arch = models.get(cfg.arch)
-        reason = pstrategy.unavailable(cfg.parallel, arch.spiking, cfg.backend, cfg.step_mode)
+        reason = pstrategy.unavailable(cfg.parallel, arch, cfg.backend, cfg.step_mode)
         if reason is None and arch.spiking:
             reason = backends.get(cfg.backend).unavailable(cfg.device)
         if reason is not None:

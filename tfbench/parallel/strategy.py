@@ -31,8 +31,8 @@ class Strategy:
     def __init__(self, world_size: int = 1):
         self.world_size = world_size
 
-    def unavailable(self, spiking: bool, backend: str, step_mode: str) -> str | None:
-        """Why this strategy cannot train with ``backend`` (None: it can)."""
+    def unavailable(self, arch, backend: str, step_mode: str) -> str | None:
+        """Why this strategy cannot train ``arch`` (a ``models.Arch``) with ``backend`` (None: it can)."""
         return None
 
     def neuron(self, make: Callable[[], nn.Module] | None, params):
@@ -92,10 +92,14 @@ class TemporalPipeline(Strategy):
         self.micro_batches = micro_batches
         self.link: Link | None = None
 
-    def unavailable(self, spiking: bool, backend: str, step_mode: str) -> str | None:
-        if not spiking:
+    def unavailable(self, arch, backend: str, step_mode: str) -> str | None:
+        if not arch.spiking:
             return "the temporal pipeline passes spiking layers' membranes between ranks; an ANN has none " \
                    "(use --parallel data)"
+        if arch.builder is not None:
+            return (f"the temporal pipeline puts its own neuron (which passes the membrane between ranks) in "
+                    f"tfbench's Spiking-ResNets; {arch.name} is built with its library's neurons (use --parallel "
+                    f"data)")
         if backend != TEMPORAL_BACKEND:
             return (f"the temporal pipeline needs the membrane at segment boundaries (v0/v_T), which {backend} "
                     f"does not expose (use --backend {TEMPORAL_BACKEND}, or --parallel data)")
@@ -214,8 +218,8 @@ def check_config(mode: str, world_size: int, chunks: int, *, T: int, batch_size:
     return canonical
 
 
-def unavailable(mode: str, spiking: bool, backend: str, step_mode: str) -> str | None:
+def unavailable(mode: str, arch, backend: str, step_mode: str) -> str | None:
     """Why ``mode`` cannot train with ``backend`` (None: it can), without a process group."""
     if mode == "temporal":
-        return TemporalPipeline().unavailable(spiking, backend, step_mode)
+        return TemporalPipeline().unavailable(arch, backend, step_mode)
     return None

@@ -322,6 +322,9 @@ class TemporalParallel(nn.Module):
         super().__init__()
         if micro_batches < 1:
             raise ValueError(f"micro_batches must be >= 1, got {micro_batches}")
+        if not any(isinstance(m, PipelinedLIF) for m in module.modules()):
+            raise ValueError(f"{type(module).__name__} has no PipelinedLIF layer: its neurons would start every "
+                             "segment from rest; build it with the pipeline's neuron")
         self.module = module
         self.link = link
         self.micro_batches = micro_batches
