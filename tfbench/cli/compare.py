@@ -21,7 +21,7 @@ from ..bench.train import (
     event_dataset_names,
     run_sweep,
 )
-from ..data.base import POOL_BATCHES
+from ..data import POOL_BATCHES
 from ..report import tables
 from ..results.store import Store, load
 from .common import (

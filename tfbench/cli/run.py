@@ -10,7 +10,7 @@ import typer
 
 from ..bench.progress import RichReporter
 from ..bench.train import RunConfig, check_data, train
-from ..data.base import POOL_BATCHES
+from ..data import POOL_BATCHES
 from ..report import tables
 from ..results.store import Store, load
 from . import distributed
