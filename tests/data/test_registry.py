@@ -17,10 +17,10 @@ HEAVY = ("torch", "torchvision", "numpy", "spikingjelly")
 
 
 def test_names_and_lookup() -> None:
-    assert list(data.DATASETS) == ["MNIST", "CIFAR-10", "N-MNIST", "DvsGesture"]
-    assert data.get("n-mnist") is data.N_MNIST
+    assert list(data.DATASETS) == ["MNIST", "CIFAR-10", "N-MNIST", "DvsGesture", "Glyphs"]
+    assert data.get("glyphs") is data.GLYPHS and data.get("n-mnist") is data.N_MNIST
     with pytest.raises(ValueError, match="unknown dataset 'ImageNet'; choose from: MNIST, CIFAR-10, N-MNIST, "
-                                         "DvsGesture$"):
+                                         "DvsGesture, Glyphs$"):
         data.get("ImageNet")
     for spec in data.DATASETS.values():
         assert spec.in_channels == 3 and spec.num_classes in (10, 11)

@@ -1,4 +1,4 @@
-"""Datasets: a plain registry of :class:`DatasetSpec` (MNIST, CIFAR-10, N-MNIST, DvsGesture).
+"""Datasets: a plain registry of :class:`DatasetSpec` (MNIST, CIFAR-10, N-MNIST, DvsGesture, Glyphs).
 
 ``get(name)`` (case-insensitive; a miss lists the known names) returns the spec;
 ``spec.batches(DataRequest(...), synthetic)`` gives device batches and ``spec.encode`` the network
@@ -14,6 +14,7 @@ batch sources and encoders are loaded on first use (PEP 562). The modules:
     batches.py     batch sources on the device: in-memory, DataLoader, random images, a pre-made pool
     encoding.py    raw batch -> [T, B, C, H, W]: rate coding for images, time-first event frames
     vision.py      MNIST and CIFAR-10 through torchvision
+    glyphs.py      Glyphs, the built-in generated digits
     events/        N-MNIST and DvsGesture: specs, raw archives, frame cache, synthetic frames
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import importlib
 
 from .errors import DataError, DatasetCorrupted, DatasetMissing, DataUnavailable
-from .registry import CIFAR10, DATASETS, DVS_GESTURE, MNIST, N_MNIST, get
+from .registry import CIFAR10, DATASETS, DVS_GESTURE, GLYPHS, MNIST, N_MNIST, get
 from .spec import POOL_BATCHES, DataRequest, DatasetSpec, Lazy, lazy
 
 # public name -> the module that defines it (imports torch: loaded on first use)
@@ -33,7 +34,7 @@ _LAZY = {
                                                   "to_model_input")},
 }
 
-__all__ = ["CIFAR10", "DATASETS", "DVS_GESTURE", "MNIST", "N_MNIST", "POOL_BATCHES", "DataError",
+__all__ = ["CIFAR10", "DATASETS", "DVS_GESTURE", "GLYPHS", "MNIST", "N_MNIST", "POOL_BATCHES", "DataError",
            "DataRequest", "DataUnavailable", "DatasetCorrupted", "DatasetMissing", "DatasetSpec", "Lazy", "get",
            "lazy", *_LAZY]
 
