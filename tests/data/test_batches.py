@@ -91,7 +91,7 @@ def test_event_encoding_gives_the_channels_asked_for() -> None:
     assert two.shape == (2, 2, 2, 34, 34) and three.shape == (2, 2, 3, 34, 34)
     torch.testing.assert_close(two, three[:, :, :2], rtol=0, atol=0)
     with pytest.raises(ValueError, match="3 channels only"):
-        data.MNIST.encode(torch.rand(2, 1, 28, 28), 2, None, 2)
+        data.MNIST.encode(torch.full((2, 1, 28, 28), 0.5), 2, torch.Generator().manual_seed(0), 2)
 
 
 class _Damaged(Dataset):

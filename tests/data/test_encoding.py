@@ -9,7 +9,7 @@ from tfbench.data.encoding import to_model_input
 
 
 def test_to_model_input_is_time_first_with_an_optional_zero_channel():
-    frames = torch.rand(3, 5, 2, 6, 7, dtype=torch.float64)
+    frames = torch.rand(3, 5, 2, 6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     three = to_model_input(frames)
     assert three.shape == (5, 3, 3, 6, 7) and three.dtype == torch.float64 and three.is_contiguous()
     for t in range(5):
