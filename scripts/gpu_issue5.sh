@@ -12,14 +12,7 @@ set -u
 stage=${1:?stage: tests, layer, step or options}
 res=${2:?results folder}
 mkdir -p "$res"
-if [ -d .whl ] && ! python -c "import spikingjelly, snntorch, norse" 2>/dev/null; then   # the peers, carried as wheels
-  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    > /dev/null 2>&1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-python -c "import spikingjelly, snntorch, norse" 2>/dev/null || echo "warning: a peer library is missing" >&2
-tf() { python -m tfbench "$@"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$res/gpu.txt" 2>&1
+source scripts/device_env.sh
 
 case "$stage" in
   tests)

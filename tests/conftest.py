@@ -19,6 +19,8 @@ import torch
 from hypothesis import HealthCheck, settings
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# a peer environment (SpikingJelly 0.0.0.0.14) is installed by .ci/run, never by a test on first use
+os.environ["TFBENCH_NO_AUTO_INSTALL"] = "1"
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)

@@ -2,6 +2,7 @@
 
     s, v_T = tfbench.lif(x)                 # x: [T, *]; all T steps in one fused kernel
     layer = tfbench.LIF.from_preset("paper")
+    report = tfbench.accelerate(model)      # a SpikingJelly model's neurons fused in place
 
 The op's names are loaded on first use (PEP 562), so that ``import tfbench`` (and the command
 line's ``--help``) does not import torch.
@@ -14,6 +15,7 @@ import importlib
 __version__ = "0.1.0"
 # public name -> the module that defines it
 _LAZY = {name: "tfbench.ops.lif" for name in ("LIF", "PRESETS", "LIFParams", "lif", "lif_reference", "preset")}
+_LAZY["accelerate"] = "tfbench.integrations.spikingjelly"
 __all__ = [*_LAZY, "__version__"]
 
 

@@ -49,8 +49,13 @@ def _input(p: LIFParams, steps: int = 12, n: int = 2048, seed: int = 0) -> torch
     return (torch.randn(steps, n, generator=g) * 1.2 + 0.4) * scale
 
 
+# the backends whose library shares tfbench's environment (the others run in worker processes:
+# tests/backends/test_environments.py)
+IN_PROCESS = [name for name, b in BACKENDS.items() if b.environment is None]
+
+
 @pytest.mark.parametrize("neuron", list(NEURONS))
-@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("backend", IN_PROCESS)
 def test_same_spikes_as_the_reference_or_unsupported(backend: str, neuron: str) -> None:
     p = NEURONS[neuron]
     b = get(backend)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tfbench.bench import profile as prof
-from tfbench.bench.train import RunConfig
+from tfbench.results.schema import RunConfig
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -28,7 +28,7 @@ def test_names_fall_into_categories(name: str, expected: str) -> None:
 
 def test_profile_of_a_real_run() -> None:
     cfg = RunConfig(dataset="MNIST", backend="torch", synthetic=True, T=2, batch_size=2, epochs=1,
-                    max_steps=prof.WARMUP_STEPS + prof.SETTLE_STEPS + prof.ACTIVE_STEPS, device="cpu")
+                    max_steps=prof.STEPS, device="cpu")
     p = prof.profile_step(cfg)
     assert p.status == "ok" and p.device == "cpu" and p.step_ms > 0
     assert p.categories["convolution"] > 0 and p.categories["batchnorm"] > 0

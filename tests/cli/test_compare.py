@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from tfbench.bench import config as config_module
 from tfbench.bench import train as train_module
-from tfbench.bench.train import pending_record
+from tfbench.bench.config import normalize
+from tfbench.bench.records import pending_record
 from tfbench.cli import compare as compare_module
 
 from .conftest import assert_one_line_error
@@ -34,7 +36,8 @@ def test_compare_resume_and_force(cli, tmp_path: Path) -> None:
     assert table.set_index("backend").loc["torch", "speedup"] == pytest.approx(1.0)
     assert table.set_index("backend").loc["ann", "x_floor"] == pytest.approx(1.0)
     md = (tmp_path / "compare.md").read_text()
-    assert "speed-up" in md and "| norse |" in md and "norse differs from LIF_SPEC" in md
+    assert "speed-up" in md and "| norse |" in md and "norse differs from tfbench's neuron" in md
+    assert "setup s" in md and "train s/epoch" in md
     assert "speed-up over torch" in result.output
 
     again = cli("compare", *TINY, "--backends", "torch,norse", "--ann-floor", "--out", tmp_path)
@@ -52,7 +55,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(cli, tmp_path: Path) -
     result = cli("compare", *TINY, "--backends", "norse,torch", "--neuron", "IF", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     statuses = {r["backend"]: r["status"] for r in _records(tmp_path)}
-    assert statuses["norse"].startswith("unavailable: ") and statuses["torch"] == "ok"
+    assert statuses["norse"].startswith("n/a: ") and statuses["torch"] == "ok"
     assert "norse: n/a:" in result.output
 
 
@@ -71,21 +74,12 @@ def test_sweep_file_with_grid_and_overrides(cli, tmp_path: Path) -> None:
 
 def test_the_shipped_sweep_files_expand() -> None:
     """configs/table1.toml is the paper's Table 1 grid; configs/fig5.toml the Fig. 5 layer grid."""
-    sweep = compare_module.read_sweep(ROOT / "configs" / "table1.toml")
-    cli_defaults = {k: None for k in compare_module.RUN_KEYS} | {
-        "dataset": "MNIST", "arch": "Spiking-ResNet18", "neuron": "LIF", "time_steps": "32", "batch_size": "100",
-        "epochs": 5, "lr": 1e-3, "seed": 0, "precision": "fp32", "step_mode": "multi", "data_root": "data",
-        "download": False, "synthetic": True, "ann_floor": False}
-    entries = compare_module.sweep_values(cli_defaults, set(), sweep["defaults"], sweep["grid"],
-                                          compare_module.RUN_KEYS, "table1")
-    configs = []
-    for values in entries:
-        c, names, baseline = compare_module.run_configs(values)
-        configs += c
-        assert baseline == "spikingjelly-torch"
-    configs = compare_module.unique(configs)
+    configs, baseline = compare_module.plan({"synthetic": True, "device": "cpu"}, {},
+                                            compare_module.read_sweep(ROOT / "configs" / "table1.toml"))
+    assert baseline == "spikingjelly014"                  # SJ-CuPy, the paper's strongest baseline
     spiking = [c for c in configs if c.backend != "ann"]
-    assert len(spiking) == 3 * 4 * 6 and len(configs) - len(spiking) == 3 * 4
+    assert {c.backend for c in spiking} == {"spikingjelly014-torch", "spikingjelly014", "tfbench", "spikingjelly"}
+    assert len(spiking) == 3 * 4 * 4 and len(configs) - len(spiking) == 3 * 4
     assert {c.T for c in configs} == {32} and {c.epochs for c in configs} == {5}
     assert {c.batch_size for c in configs if c.dataset == "DvsGesture"} == {10}
     assert {c.batch_size for c in configs if c.dataset != "DvsGesture"} == {100}
@@ -95,24 +89,26 @@ def test_the_shipped_sweep_files_expand() -> None:
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
-    (("--backends", "tfbench,brian2"), ("unknown backend 'brian2'", "tfbench, torch, spikingjelly")),
+    (("--backends", "tfbench,brian2"), ("unknown --backends 'brian2'", "tfbench, torch, spikingjelly")),
     (("--backends", "tfbench", "--baseline", "norse"), ("unknown baseline 'norse'", "choose from: tfbench")),
-    (("--dataset", "MNIST,ImageNet"), ("unknown dataset 'ImageNet'", "MNIST, CIFAR-10, N-MNIST, DvsGesture")),
-    (("--arch", "VGG"), ("unknown arch 'VGG'", "Spiking-ResNet18")),
-    (("--precision", "fp32,fp8"), ("unknown precision 'fp8'", "fp32, bf16, fp16")),
+    (("--dataset", "MNIST,ImageNet"), ("unknown --dataset 'ImageNet'", "MNIST, CIFAR-10, N-MNIST, DvsGesture")),
+    (("--arch", "VGG"), ("unknown --arch 'VGG'", "Spiking-ResNet18")),
+    (("--precision", "fp32,fp8"), ("unknown --precision 'fp8'", "fp32, bf16, fp16")),
     (("--device", "tpu"), ("'tpu'", "choose from: cpu")),
-    (("-T", "4,x"), ("T must be whole numbers", "'x'")),
-    (("--batch-size", "0"), ("batch size must be >= 1", "got 0")),
+    (("-T", "4,x"), ("--time-steps must be a whole number", "'x'")),
+    (("-T", "4,,8"), ("--time-steps '4,,8' has an empty item",)),
+    (("--batch-size", "0"), ("--batch-size must be >= 1", "got 0")),
+    (("--max-steps", "0"), ("--max-steps must be >= 1", "got 0")),
+    (("--epochs", "1,2"), ("--epochs takes one value", "'1,2'")),
     (("--batch-size", "60001", "--synthetic"), ("batch size 60001", "choose 1..60000")),
     (("--config", "configs/none.toml"), ("config file 'configs/none.toml' not found",)),
-    (("--split-by", "time"), ("--split-by applies only to the event-camera datasets (N-MNIST, DvsGesture)",
-                              "the datasets here: MNIST")),
-    (("--dataset", "MNIST,CIFAR-10", "--in-channels", "2"), ("--in-channels 2 applies only to the event-camera "
-                                                             "datasets", "MNIST, CIFAR-10 feed the 3-channel stem")),
-    (("--dataset", "N-MNIST", "--in-channels", "2,x"), ("in-channels must be whole numbers", "'x'")),
-    (("--dataset", "N-MNIST", "--in-channels", "2,5"), ("in-channels 5 is not possible for N-MNIST",
-                                                        "choose from: 2, 3")),
-    (("--dataset", "MNIST,DvsGesture", "--split-by", "number,frames"), ("unknown split-by 'frames'",
+    (("--split-by", "time"), ("split-by 'time' applies only to the event-camera datasets (N-MNIST, DvsGesture)",
+                              "MNIST has no events")),
+    (("--dataset", "MNIST,CIFAR-10", "--in-channels", "2"), ("in-channels 2 applies only to the event-camera "
+                                                             "datasets", "MNIST feeds the 3-channel stem")),
+    (("--dataset", "N-MNIST", "--in-channels", "2,x"), ("--in-channels must be a whole number", "'x'")),
+    (("--dataset", "N-MNIST", "--in-channels", "2,5"), ("unknown --in-channels '5'", "choose from: 2, 3")),
+    (("--dataset", "MNIST,DvsGesture", "--split-by", "number,frames"), ("unknown --split-by 'frames'",
                                                                         "choose from: number, time")),
     (("--dataset", "N-MNIST", "--synthetic", "--split-by", "number,time"), ("split-by 'time' needs the real",)),
 ])
@@ -126,6 +122,23 @@ def test_bad_sweep_file_and_missing_data(cli, tmp_path: Path) -> None:
     bad.write_text("[defaults]\nbackend = 'torch'\n")
     assert_one_line_error(cli("compare", "--config", bad, "--out", tmp_path), "unknown key 'backend'",
                           "backends", codes=(2,))
+    for text, fragments in [
+        ("[defaults]\nsynthetic = 'false'\n", ("synthetic must be true or false", "'false' (a string)")),
+        ("[defaults]\ndownload = 'false'\n", ("download must be true or false",)),
+        ("[defaults]\nann_floor = 'false'\n", ("ann_floor must be true or false",)),
+        ("[defaults]\nlr = 'fast'\n", ("lr must be a number", "'fast'")),
+        ("[defaults]\nseed = 'abc'\n", ("seed must be a whole number", "'abc'")),
+        ("[defaults]\nseed = 1.5\n", ("seed must be a whole number", "1.5")),
+        ("[defaults]\nepochs = [1, 2]\n", ("epochs takes one value", "[1, 2]")),
+        ("[defaults]\nT = []\n", ("T is an empty list",)),
+        ("defaults = 5\n", ("defaults must be a table", "5")),
+        ("grid = 5\n", ("grid must be a list of tables",)),
+        ("colour = 'red'\n", ("unknown top-level key 'colour'", "kind, description, defaults, grid")),
+        ("[[grid]]\nmax_steps = 0\n", ("[[grid]] #1 max_steps must be >= 1", "got 0")),
+    ]:
+        bad.write_text(text)
+        assert_one_line_error(cli("compare", "--config", bad, "--out", tmp_path), *fragments, codes=(2,))
+    assert not (tmp_path / "runs.jsonl").exists()
     broken = tmp_path / "broken.toml"
     broken.write_text("[defaults\n")
     assert_one_line_error(cli("compare", "--config", broken), "is not valid TOML", codes=(2,))
@@ -137,12 +150,12 @@ def _fake_sweep(monkeypatch) -> list:
     """Runs record at once (no training) and real data counts as present: what the options reach is checked."""
     ran: list = []
 
-    def fake_train(cfg, reporter=None):
-        ran.append(cfg.normalized())
+    def fake_train(cfg, reporter=None, **kw):
+        ran.append(normalize(cfg))
         return dataclasses.replace(pending_record(cfg), status="ok", step_ms=1.0, train_time_s=[1.0])
 
     monkeypatch.setattr(train_module, "train", fake_train)
-    monkeypatch.setattr(compare_module, "check_data", lambda cfg: None)
+    monkeypatch.setattr(train_module, "check_data", lambda cfg: None)
     return ran
 
 
@@ -181,17 +194,10 @@ def test_the_step_sweeps_expand(monkeypatch) -> None:
     """configs/step_targets.toml: eager and graphed rows for tfbench, SpikingJelly and the ANN floor;
     configs/step_options.toml: channels-last (alone and graphed) and compiled rows for tfbench and the ANN.
     Each option combination is its own config (and key)."""
-    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda", 0))  # graphs need a GPU
-    cli_defaults = {k: None for k in compare_module.RUN_KEYS} | {
-        "dataset": "MNIST", "arch": "Spiking-ResNet18", "neuron": "LIF", "time_steps": "32", "batch_size": "100",
-        "epochs": 5, "lr": 1e-3, "seed": 0, "precision": "fp32", "step_mode": "multi", "data_root": "data",
-        "download": False, "synthetic": False, "ann_floor": False, "device": "cpu"}
+    monkeypatch.setattr(config_module, "resolve_device", lambda name: torch.device("cuda", 0))  # graphs need a GPU
     by_options: dict[str, list] = {}
     for stem in ("step_targets", "step_options"):
-        sweep = compare_module.read_sweep(ROOT / "configs" / f"{stem}.toml")
-        entries = compare_module.sweep_values(cli_defaults, set(), sweep["defaults"], sweep["grid"],
-                                              compare_module.RUN_KEYS, stem)
-        configs = compare_module.unique([c for values in entries for c in compare_module.run_configs(values)[0]])
+        configs, _ = compare_module.plan({}, {}, compare_module.read_sweep(ROOT / "configs" / f"{stem}.toml"))
         assert {c.dataset for c in configs} == {"CIFAR-10"} and all(c.synthetic for c in configs)
         assert {c.batch_size for c in configs} == {100} and {c.max_steps for c in configs} == {25}
         for c in configs:

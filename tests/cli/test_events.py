@@ -29,7 +29,7 @@ def test_synthetic_nmnist_trains(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rec = _record(tmp_path)
     assert (rec["status"], rec["dataset"], rec["split_by"], rec["in_channels"]) == ("ok", "N-MNIST", "number", 3)
-    assert rec["steps_per_epoch"] == 2 and rec["timed_steps"] == 1 and rec["step_ms"] > 0
+    assert rec["steps_per_epoch"] == 2 and rec["timed_steps"] == 2 and rec["step_ms"] > 0
     assert rec["n_params"] == 11_181_642                     # the 3-channel stem, 10 classes
     assert "frames split by number, 3 input channels" in result.output
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tfbench.bench.train import NEURONS
+from tfbench.bench.config import NEURONS
 from tfbench.results import store as store_module
 from tfbench.results.schema import LayerRecord
 

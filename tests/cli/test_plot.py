@@ -20,7 +20,7 @@ def test_plot_writes_figures(cli, store: Path, tmp_path: Path) -> None:  # noqa:
 def test_plot_errors(cli, store: Path, tmp_path: Path) -> None:  # noqa: F811
     assert_one_line_error(cli("plot", "--results", tmp_path / "nothing"), "no results at", codes=(1,))
     assert_one_line_error(cli("plot", "--results", store, "--baseline", "brian2", "--out", tmp_path),
-                          "baseline 'brian2' has no runs", "ann, norse, snntorch, tfbench, torch", codes=(2,))
+                          "baseline 'brian2' has no runs", "choose from: norse, snntorch, tfbench, torch", codes=(2,))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert_one_line_error(cli("plot", "--results", empty), "no records", codes=(1,))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from tfbench.bench.train import pending_record
+from tfbench.bench import train as train_module
+from tfbench.bench.records import pending_record
 from tfbench.cli import run as run_module
 from tfbench.cli.main import app
 
@@ -33,7 +34,7 @@ def test_a_tiny_run_is_recorded_and_shown(cli, tmp_path: Path) -> None:
 
 
 def _fake_train(seen: list):
-    def fake(cfg, reporter=None):
+    def fake(cfg, reporter=None, **kw):
         seen.append(cfg)
         return dataclasses.replace(pending_record(cfg), status="ok", step_ms=1.0, train_time_s=[1.0],
                                    test_accuracy=[0.5])
@@ -43,7 +44,7 @@ def _fake_train(seen: list):
 
 def test_no_options_runs_the_quick_synthetic_demo(cli, tmp_path: Path, monkeypatch) -> None:
     seen: list = []
-    monkeypatch.setattr(run_module, "train", _fake_train(seen))
+    monkeypatch.setattr(train_module, "train", _fake_train(seen))
     monkeypatch.chdir(tmp_path)
     result = cli("run")
     assert result.exit_code == 0, result.output
@@ -57,7 +58,7 @@ def test_no_options_runs_the_quick_synthetic_demo(cli, tmp_path: Path, monkeypat
 
 def test_any_workload_option_gives_the_paper_defaults(cli, tmp_path: Path, monkeypatch) -> None:
     seen: list = []
-    monkeypatch.setattr(run_module, "train", _fake_train(seen))
+    monkeypatch.setattr(train_module, "train", _fake_train(seen))
     assert cli("run", "--synthetic", "--out", tmp_path).exit_code == 0
     cfg = seen[0]
     assert (cfg.T, cfg.batch_size, cfg.epochs, cfg.max_steps, cfg.lr, cfg.neuron, cfg.arch) == (
@@ -70,29 +71,34 @@ def test_a_run_that_cannot_happen_exits_1(cli, tmp_path: Path) -> None:
     result = cli("run", *TINY, "--backend", "norse", "--neuron", "IF", "--out", tmp_path)
     assert result.exit_code == 1
     assert "n/a" in result.output and "IF neuron" in result.output
-    assert json.loads((tmp_path / "runs.jsonl").read_text())["status"].startswith("unavailable: ")
+    assert json.loads((tmp_path / "runs.jsonl").read_text())["status"].startswith("n/a: ")
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
-    (("--dataset", "ImageNet"), ("'ImageNet'", "mnist", "cifar-10", "n-mnist", "dvsgesture")),
-    (("--arch", "VGG16"), ("'VGG16'", "spiking-resnet18", "spiking-resnet50")),
+    (("--dataset", "ImageNet"), ("unknown --dataset 'ImageNet'", "MNIST, CIFAR-10, N-MNIST, DvsGesture")),
+    (("--arch", "VGG16"), ("'VGG16'", "Spiking-ResNet18", "Spiking-ResNet50")),
     (("--backend", "brian2"), ("'brian2'", "tfbench", "spikingjelly-torch", "snntorch", "norse")),
     (("--device", "tpu"), ("'tpu'", "choose from: cpu")),
     (("--device", "cuda:7"), ("'cuda:7'", "choose from: cpu")),
-    (("--neuron", "Izhikevich"), ("'Izhikevich'", "lif", "if")),
-    (("--precision", "fp8"), ("'fp8'", "fp32", "bf16", "fp16")),
-    (("--step-mode", "both"), ("'both'", "multi", "single")),
-    (("--batch-size", "0"), ("batch size", "got 0")),
+    (("--neuron", "Izhikevich"), ("'Izhikevich'", "LIF, IF")),
+    (("--precision", "fp8"), ("'fp8'", "fp32, bf16, fp16")),
+    (("--step-mode", "both"), ("'both'", "multi, single")),
+    (("--batch-size", "0"), ("--batch-size must be >= 1", "got 0")),
+    (("--batch-size", "1.5"), ("--batch-size must be a whole number", "'1.5'")),
     (("--batch-size", "70000", "--synthetic"), ("batch size 70000", "60000 samples", "choose 1..60000")),
-    (("-T", "0"), ("T must be >= 1", "got 0")),
-    (("--lr", "-1"), ("lr must be a positive number", "-1")),
+    (("-T", "0"), ("--time-steps must be >= 1", "got 0")),
+    (("-T", "4,8"), ("--time-steps takes one value", "'4,8'")),
+    (("--lr", "-1"), ("--lr must be > 0", "-1")),
+    (("--lr", "fast"), ("--lr must be a number", "'fast'")),
+    (("--seed", "abc"), ("--seed must be a whole number", "'abc'")),
+    (("--max-steps", "0"), ("--max-steps must be >= 1", "got 0")),
     (("--split-by", "time"), ("split-by 'time' applies only to the event-camera datasets (N-MNIST, DvsGesture)",
                               "MNIST has no events")),
     (("--dataset", "CIFAR-10", "--split-by", "number"), ("split-by 'number' applies only to", "CIFAR-10")),
     (("--in-channels", "2"), ("in-channels 2 applies only to the event-camera datasets (N-MNIST, DvsGesture)",
                               "MNIST feeds the 3-channel stem")),
-    (("--dataset", "N-MNIST", "--split-by", "frames"), ("'frames'", "number", "time")),
-    (("--dataset", "DvsGesture", "--in-channels", "1"), ("'1'", "'2', '3'")),
+    (("--dataset", "N-MNIST", "--split-by", "frames"), ("'frames'", "number, time")),
+    (("--dataset", "DvsGesture", "--in-channels", "1"), ("'1'", "2, 3")),
     (("--dataset", "N-MNIST", "--synthetic", "--split-by", "time"), ("split-by 'time' needs the real N-MNIST data",)),
 ])
 def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
@@ -114,7 +120,7 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, args, fragments) -> None:
 ])
 def test_event_options_reach_the_record(cli, tmp_path: Path, monkeypatch, args, expected) -> None:
     seen: list = []
-    monkeypatch.setattr(run_module, "train", _fake_train(seen))
+    monkeypatch.setattr(train_module, "train", _fake_train(seen))
     result = cli("run", "--synthetic", *args, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert (seen[0].dataset, seen[0].split_by, seen[0].in_channels) == expected
@@ -126,8 +132,8 @@ def test_event_options_reach_the_record(cli, tmp_path: Path, monkeypatch, args, 
 
 def test_real_split_by_time_reaches_the_record(cli, tmp_path: Path, monkeypatch) -> None:
     seen: list = []
-    monkeypatch.setattr(run_module, "train", _fake_train(seen))
-    monkeypatch.setattr(run_module, "check_data", lambda cfg: seen.append(("checked", cfg.split_by)))
+    monkeypatch.setattr(train_module, "train", _fake_train(seen))
+    monkeypatch.setattr(train_module, "check_data", lambda cfg: seen.append(("checked", cfg.split_by)))
     assert cli("run", "--dataset", "N-MNIST", "--split-by", "time", "--out", tmp_path).exit_code == 0
     assert seen[0] == ("checked", "time") and seen[1].split_by == "time"
     assert json.loads((tmp_path / "runs.jsonl").read_text())["split_by"] == "time"

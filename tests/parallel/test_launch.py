@@ -63,7 +63,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
                  "-T", "4", "--synthetic", "--out", tmp_path)
     assert result.exit_code == 1
     d = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
-    assert d["status"].startswith("unavailable: the temporal pipeline needs the membrane at segment boundaries")
+    assert d["status"].startswith("n/a: the temporal pipeline needs the membrane at segment boundaries")
     assert "torch does not expose" in d["status"]
 
 

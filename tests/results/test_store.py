@@ -149,3 +149,30 @@ def test_concurrent_appends_do_not_interleave(tmp_path: Path) -> None:
     assert len(lines) == 50
     assert all(json.loads(line)["neuron_params"] == "x" * 5000 for line in lines)
     assert os.path.getsize(path) == sum(len(line) + 1 for line in lines)
+
+
+def test_status_words_are_one_set() -> None:
+    from tfbench.results import schema
+
+    assert schema.normalize_status("unavailable: not installed") == "n/a: not installed"
+    assert schema.status_word("unavailable: x") == schema.NA and schema.status_word("error: boom") == schema.ERROR
+    assert [schema.is_finished(s) for s in ("ok", "oom", "n/a: x", "unavailable: x", "error: y", "pending")] == [
+        True, True, True, True, False, False]
+    assert schema.na("why") == "n/a: why" and schema.error("what") == "error: what"
+
+
+def test_committed_records_keep_their_keys() -> None:
+    """The schema's key derivation gives every committed record the key it was written with, so a
+    resumed sweep over committed results still skips them."""
+    import glob
+    import json
+
+    from tfbench.results.schema import RECORD_KINDS
+
+    root = Path(__file__).resolve().parents[2]
+    files = glob.glob(str(root / "results" / "**" / "*.jsonl"), recursive=True)
+    assert files
+    for path in files:
+        for line in open(path):
+            d = json.loads(line)
+            assert RECORD_KINDS[d["kind"]].from_dict(d).key == d["key"], (path, d.get("backend"))

@@ -1,28 +1,27 @@
-"""What a neuron backend is: a name, the library behind it, and a factory for a multi-step layer.
+"""What a neuron backend is: a name, the library behind it, and where its layers are made.
 
 A backend's layer takes ``[T, *]`` input current and returns ``[T, *]`` spikes; it keeps no state
 between calls (a new batch starts from the resting membrane). ``unavailable(device)`` gives the
-reason a backend cannot run (library missing, no GPU path), or None when it can: the harness
-shows that reason as "n/a: reason" instead of silently using something else.
+reason a backend cannot run here (library missing or failing to import, no GPU path), or None when
+it can: the harness shows that reason as "n/a: reason" instead of silently using something else.
+
+A :class:`Backend` is plain data, so the registry (``tfbench/backends/__init__.py``) is read without
+importing torch or any peer library (the command line's ``--help`` lists it). Its adapter module —
+the layer classes, ``DIFFERENCES`` (where the library's neuron differs from tfbench's,
+docs/neurons.md), and optionally ``bytes_per_element`` (its layer's bytes moved per element, for
+its memory floor), ``implementation(device)`` (which kernel the library chose) and ``probe()`` (an
+extra reason it cannot run) — is imported on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import warnings
-from collections.abc import Callable
-from types import ModuleType
 from dataclasses import dataclass
-
-import torch
-from torch import nn
-
-from ..ops.lif import LIFParams
-
-LayerFactory = Callable[[LIFParams], nn.Module]
-# Bytes each element of [T, N] must cross device memory, from (storage dtype, T, direction)
-BytesRule = Callable[[torch.dtype, int, str], float]
+from types import ModuleType
+from typing import Any, Callable
 
 
 def quiet_import(name: str) -> ModuleType:
@@ -37,22 +36,66 @@ class Unsupported(ValueError):
     """This backend's library cannot express the requested neuron (the message says what)."""
 
 
+def _resolve(ref: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute (the module imported now)."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@functools.lru_cache(maxsize=None)
+def _import_failure(modules: tuple[str, ...]) -> str | None:
+    """Why one of ``modules`` fails to import (one line), or None when all import."""
+    for name in modules:
+        try:
+            quiet_import(name)
+        except Exception as e:  # noqa: BLE001 - any failure to import means the library cannot run here
+            text = " ".join(str(e).split())[:200]
+            return f"{name} fails to import ({type(e).__name__}: {text})"
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
-    """One neuron implementation the harness can put into every spiking layer."""
+    """One neuron implementation the harness can put into every spiking layer.
+
+    ``module`` is the adapter module; ``layer`` and ``step_layer`` name its factories
+    (``"module:attribute"``, taking the neuron's parameters), ``step_layer`` None when the backend
+    has no single-step layer. ``imports`` are the peer library's modules that must import for it to
+    run (a library installed but broken is n/a, not an error retried on every run).
+    """
 
     name: str
     description: str
-    make_layer: LayerFactory
+    module: str
+    layer_ref: str
+    step_layer_ref: str | None = None
     distribution: str | None = None       # the pip distribution whose version is recorded
-    differences: str = ""                 # where this library's neuron differs from LIF_SPEC
+    imports: tuple[str, ...] = ()
     requires_cuda: bool = False
-    probe: Callable[[], str | None] | None = None  # extra check: None, or why it cannot run
-    # single-step layer ``[*] -> [*]`` that keeps its membrane until ``reset_state()`` (``--step-mode single``)
-    make_step_layer: LayerFactory | None = None
-    # the bytes its layer must move per element, for its memory floor (bench/layer.py); None: LIF_SPEC's
-    # rule for an op keeping h (x, s, h forward; gs, h, gx backward: 24 B fp32, 12 B bf16/fp16)
-    bytes_per_element: BytesRule | None = None
+    environment: str | None = None        # a peer environment of its own (environments.py): runs in a worker
+    # how SpikingJelly's zoo models get this backend's neuron (tfbench/integrations/spikingjelly/zoo.py):
+    # "layer" (its layer in every neuron's place) or "accelerated" (SpikingJelly's own nodes, then
+    # tfbench.accelerate, keeping ``zoo_save``)
+    zoo: str = "layer"
+    zoo_save: str = "h"
+
+    def peer_environment(self):
+        """Its :class:`~tfbench.backends.environments.PeerEnvironment` (None: tfbench's own environment)."""
+        if self.environment is None:
+            return None
+        from .environments import get
+
+        return get(self.environment)
+
+    @property
+    def isolated(self) -> bool:
+        """Whether a run with it must go to a worker process (it has an environment and this is not it)."""
+        env = self.peer_environment()
+        return env is not None and not env.active
+
+    def adapter(self) -> ModuleType:
+        """The adapter module (imported now: it imports torch)."""
+        return importlib.import_module(self.module)
 
     def version(self) -> str | None:
         if self.distribution is None:
@@ -62,23 +105,51 @@ class Backend:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    def unavailable(self, device: torch.device | str | None = None) -> str | None:
-        """None when the backend can run on ``device``, else a short reason."""
-        if self.distribution is not None and self.version() is None:
-            return f"{self.distribution} is not installed (pip install 'tfbench[peers]')"
-        if self.requires_cuda and (device is None or torch.device(device).type != "cuda"):
+    def installed(self) -> bool:
+        """Whether the library behind it is installed (tfbench's own backends always are)."""
+        if self.isolated:
+            return self.peer_environment().installed()
+        return self.distribution is None or self.version() is not None
+
+    def unavailable(self, device: Any = None) -> str | None:
+        """None when the backend can run on ``device``, else a short reason. A backend with an
+        environment of its own is checked here only for what needs no import (the device, the
+        install, which it does on first use); the rest is checked in its worker."""
+        if self.requires_cuda and (device is None or str(device).split(":")[0] != "cuda"):
             return f"{self.name} runs only on CUDA GPUs"
-        if self.probe is not None:
-            return self.probe()
-        return None
+        if self.isolated:
+            return self.peer_environment().unavailable()
+        if not self.installed():
+            return f"{self.distribution} is not installed (pip install 'tfbench[peers]')"
+        failure = _import_failure(self.imports)
+        if failure is not None:
+            return f"{self.distribution} {self.version()} is installed but {failure}"
+        probe = getattr(self.adapter(), "probe", None)
+        return probe() if probe is not None else None
 
-    def layer(self, params: LIFParams) -> nn.Module:
+    @property
+    def differences(self) -> str:
+        """Where this library's neuron differs from tfbench's (docs/neurons.md); "" when it does not."""
+        return getattr(self.adapter(), "DIFFERENCES", "")
+
+    @property
+    def bytes_per_element(self) -> Callable[..., float] | None:
+        """``(dtype, T, direction) -> bytes`` its layer must move per element, for its memory floor;
+        None: the rule of an op keeping h (x, s, h forward; gs, h, gx backward)."""
+        return getattr(self.adapter(), "bytes_per_element", None)
+
+    def implementation(self, device: Any) -> str:
+        """Which implementation the library ran on ``device`` (e.g. SpikingJelly's selected kernel)."""
+        fn = getattr(self.adapter(), "implementation", None)
+        return fn(device) if fn is not None else ""
+
+    def layer(self, params):
         """A fresh multi-step layer ``[T, *] -> [T, *]`` of this backend for the neuron ``params``."""
-        return self.make_layer(params.validate())
+        return _resolve(self.layer_ref)(params.validate())
 
-    def step_layer(self, params: LIFParams) -> nn.Module:
+    def step_layer(self, params):
         """A fresh single-step layer ``[*] -> [*]`` for the neuron ``params``: it keeps its membrane
         between calls (the network is stepped one time step at a time) until ``reset_state()``."""
-        if self.make_step_layer is None:
+        if self.step_layer_ref is None:
             raise Unsupported(f"{self.name} has no single-step layer")
-        return self.make_step_layer(params.validate())
+        return _resolve(self.step_layer_ref)(params.validate())

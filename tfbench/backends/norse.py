@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams
-from .base import Backend, Unsupported, quiet_import
+from .base import Unsupported, quiet_import
 
 DIFFERENCES = ("fires on v > threshold (LIF_SPEC >=: exact ties only); sigmoid surrogate only at alpha=4 (via "
                "its tanh surrogate, k=2); no atan/rect surrogate; no IF neuron (tau=inf); without decay_input "
@@ -111,13 +111,3 @@ class NorseLIFStep(nn.Module):
         xt = x * self.in_scale if self.in_scale != 1.0 else x
         z, self.state = self.cell(xt, self.state)
         return z
-
-
-BACKEND = Backend(
-    name="norse",
-    description="Norse 1.1 LIFBoxCell (LIF without synaptic current), one call per time step",
-    make_layer=NorseLIF,
-    distribution="norse",
-    differences=DIFFERENCES,
-    make_step_layer=NorseLIFStep,
-)

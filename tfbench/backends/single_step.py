@@ -3,17 +3,14 @@
 In single-step mode the whole network runs one time step at a time, as snnTorch's and Norse's
 tutorials train; each neuron keeps its membrane between calls until ``reset_state()``. The snnTorch
 and Norse adapters carry their own single-step layers; this module gives the other three theirs,
-each built from the same op or class as its multi-step layer, and ``with_step_layer`` attaches them.
+each built from the same op or class as its multi-step layer (the registry names them).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams, lif, lif_reference
-from .base import Backend
 from .spikingjelly import SpikingJellyLIF, _set_implementation
 
 
@@ -59,16 +56,9 @@ class SpikingJellyLIFStep(nn.Module):
         return self.node(x)
 
 
-STEP_LAYERS = {
-    "tfbench": FusedLIFStep,
-    "torch": TorchLoopLIFStep,
-    "spikingjelly": lambda p: SpikingJellyLIFStep(p, "auto"),
-    "spikingjelly-torch": lambda p: SpikingJellyLIFStep(p, "torch"),
-}
+def spikingjelly_auto(p: LIFParams) -> SpikingJellyLIFStep:
+    return SpikingJellyLIFStep(p, "auto")
 
 
-def with_step_layer(backend: Backend) -> Backend:
-    """``backend`` with its single-step layer from ``STEP_LAYERS`` attached (unchanged if it has one)."""
-    if backend.make_step_layer is not None or backend.name not in STEP_LAYERS:
-        return backend
-    return dataclasses.replace(backend, make_step_layer=STEP_LAYERS[backend.name])
+def spikingjelly_torch(p: LIFParams) -> SpikingJellyLIFStep:
+    return SpikingJellyLIFStep(p, "torch")

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams
-from .base import Backend, Unsupported, quiet_import
+from .base import Unsupported, quiet_import
 
 DIFFERENCES = ("reset one step late (spikes identical for hard reset); reset always detached from autograd "
                "(as detach_reset=True); fires on U > threshold (LIF_SPEC >=: exact ties only); no leaky soft "
@@ -109,13 +109,3 @@ class SnnTorchLIFStep(nn.Module):
         xt = x * self.in_scale if self.in_scale != 1.0 else x
         spk, self.mem = self.leaky(xt, self.mem)
         return spk
-
-
-BACKEND = Backend(
-    name="snntorch",
-    description="snnTorch 1.0 Leaky, one call per time step in a Python loop (as its tutorials train)",
-    make_layer=SnnTorchLIF,
-    distribution="snntorch",
-    differences=DIFFERENCES,
-    make_step_layer=SnnTorchLIFStep,
-)

@@ -15,7 +15,7 @@ import math
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams
-from .base import Backend, Unsupported
+from .base import Unsupported
 
 DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
 
@@ -100,22 +100,11 @@ class SpikingJellyLIF(nn.Module):
             raise
 
 
-def _make(requested: str):
-    return lambda p: SpikingJellyLIF(p, requested)
+def make_auto(p: LIFParams) -> SpikingJellyLIF:
+    """Its automatically selected GPU implementation (Triton on a GPU without a source build)."""
+    return SpikingJellyLIF(p, "auto")
 
 
-BACKEND = Backend(
-    name="spikingjelly",
-    description="SpikingJelly 2.0 LIFNode, multi-step, its own fused GPU kernel (automatic selection)",
-    make_layer=_make("auto"),
-    distribution="spikingjelly",
-    differences=DIFFERENCES,
-)
-
-BACKEND_TORCH = Backend(
-    name="spikingjelly-torch",
-    description="SpikingJelly 2.0 LIFNode, multi-step, its pure-torch path (SJ_LIF_CUDA_IMPLEMENTATION=torch)",
-    make_layer=_make("torch"),
-    distribution="spikingjelly",
-    differences=DIFFERENCES,
-)
+def make_torch(p: LIFParams) -> SpikingJellyLIF:
+    """Its pure-torch path."""
+    return SpikingJellyLIF(p, "torch")

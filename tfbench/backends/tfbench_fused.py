@@ -1,17 +1,16 @@
-"""tfbench's own fused op (kernels/lif.cu on GPUs, the vectorised loop on CPUs)."""
+"""tfbench's own fused op (the CUDA kernel on GPUs, the CPU path on CPUs)."""
 
 from __future__ import annotations
 
 from ..ops.lif import LIF, LIFParams
-from .base import Backend
+
+DIFFERENCES = ""
 
 
-def _make(p: LIFParams) -> LIF:
+def make_layer(p: LIFParams) -> LIF:
     return LIF(**p.as_kwargs())
 
 
-BACKEND = Backend(
-    name="tfbench",
-    description="tfbench's temporal-fusion LIF: one forward and one backward kernel for all T steps",
-    make_layer=_make,
-)
+def implementation(device) -> str:
+    """The fused op runs its CUDA kernel on a GPU and its CPU path elsewhere."""
+    return "cuda kernel" if str(device).startswith("cuda") else "cpu loop"

@@ -13,28 +13,21 @@ import functools
 import torch
 
 from ..ops.lif import LIF, LIFParams, lif
-from ..ops.lif.op import bytes_per_element
-from .base import Backend
+from ..ops.lif.op import bytes_per_element as op_bytes_per_element
 from .single_step import FusedLIFStep
+from .tfbench_fused import implementation  # noqa: F401 - the same op: the same implementations
+
+DIFFERENCES = ""
 
 
-def _make(p: LIFParams) -> LIF:
+def make_layer(p: LIFParams) -> LIF:
     return LIF(**p.as_kwargs(), save="input")
 
 
-def _make_step(p: LIFParams) -> FusedLIFStep:
+def make_step_layer(p: LIFParams) -> FusedLIFStep:
     return FusedLIFStep(p, op=functools.partial(lif, save="input"))
 
 
-def _bytes(dtype: torch.dtype, steps: int, direction: str) -> float:
-    return bytes_per_element(dtype, steps, direction, save="input")
-
-
-BACKEND = Backend(
-    name="tfbench-recompute",
-    description=("tfbench's temporal-fusion LIF keeping x (not h) for backward: one forward and one backward "
-                 "kernel, h recomputed from x and a membrane checkpoint every 8 steps"),
-    make_layer=_make,
-    make_step_layer=_make_step,
-    bytes_per_element=_bytes,
-)
+def bytes_per_element(dtype: torch.dtype, steps: int, direction: str) -> float:
+    """Its floor's bytes per element: x, s and checkpoints forward; gs, x, gx and checkpoints backward."""
+    return op_bytes_per_element(dtype, steps, direction, save="input")

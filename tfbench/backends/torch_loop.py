@@ -1,11 +1,12 @@
-"""The serial baseline: LIF_SPEC as a plain PyTorch loop over T, autograd through every step."""
+"""The serial baseline: the neuron's plain PyTorch reference, a loop over T, autograd through every step."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams, lif_reference
-from .base import Backend
+
+DIFFERENCES = ""
 
 
 class TorchLoopLIF(nn.Module):
@@ -15,10 +16,3 @@ class TorchLoopLIF(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return lif_reference(x, **self.p.as_kwargs())[0]
-
-
-BACKEND = Backend(
-    name="torch",
-    description="plain PyTorch loop over T (autograd through each step): the serial baseline",
-    make_layer=TorchLoopLIF,
-)

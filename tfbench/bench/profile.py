@@ -1,8 +1,8 @@
 """Where a training step's time goes: ``torch.profiler`` over steady steps of a real ``train`` run.
 
 The run is the one ``tfbench run`` makes (same model, data, options); the profiler records
-``ACTIVE_STEPS`` training steps after the warm-up ones (``train``'s ``on_step`` hook steps it), so
-compilation, autotuning and graph capture stay out. On a GPU every kernel is sorted by its name
+``ACTIVE_STEPS`` training steps of its first epoch (``train``'s ``on_step`` hook steps it), which
+come after the run's warm-up, so compilation, autotuning and graph capture stay out. On a GPU every kernel is sorted by its name
 into a category (the neuron's own kernels, convolution, BatchNorm, elementwise ops, layout
 copies, ...); on a CPU every ATen op by its name. The step time beside them is the run's median
 step (CUDA events, ``train``); what the kernels do not cover of it is the device idling: launch
@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from .train import WARMUP_STEPS, RunConfig, train
+from ..results.schema import RunConfig
+from .config import normalize
+from .train import train
 
 # Steps recorded: enough for a stable per-step mean, few enough that the trace stays small.
 ACTIVE_STEPS = 5
 # Steps between the warm-up and the recorded ones: the first steps after warm-up still settle
 # (allocator growth, the first steady launch of each kernel).
 SETTLE_STEPS = 2
+STEPS = SETTLE_STEPS + ACTIVE_STEPS   # the profiled run's steps (its warm-up comes before them)
 
 # Kernel (GPU) or op (CPU) name fragments, lower case, per category; the first matching category
 # wins, so BatchNorm and layout transforms (whose cuDNN kernels also say "cudnn") come before
@@ -76,17 +79,16 @@ def category(name: str) -> str:
 
 
 def profile_step(cfg: RunConfig, top: int = 12) -> StepProfile:
-    """Train ``cfg`` (``max_steps`` must leave at least warm-up + settle + active steps in epoch 0) and
-    return where its steady training steps spend their time; the ``top`` kernels (ops) by time too."""
-    cfg = cfg.normalized()
-    need = WARMUP_STEPS + SETTLE_STEPS + ACTIVE_STEPS
-    if cfg.max_steps is not None and cfg.max_steps < need:
-        raise ValueError(f"max steps {cfg.max_steps} is too few to profile: the profile needs {need} (warm-up "
-                         f"{WARMUP_STEPS}, settle {SETTLE_STEPS}, recorded {ACTIVE_STEPS})")
+    """Train ``cfg`` (``max_steps`` must leave at least settle + active steps in epoch 0) and return
+    where its steady training steps spend their time; the ``top`` kernels (ops) by time too."""
+    cfg = normalize(cfg)
+    if cfg.max_steps is not None and cfg.max_steps < STEPS:
+        raise ValueError(f"max steps {cfg.max_steps} is too few to profile: the profile needs {STEPS} (settle "
+                         f"{SETTLE_STEPS}, recorded {ACTIVE_STEPS})")
     cfg = dataclasses.replace(cfg, epochs=1)
     gpu = cfg.device.startswith("cuda")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
-    plan = schedule(skip_first=WARMUP_STEPS, wait=SETTLE_STEPS - 1, warmup=1, active=ACTIVE_STEPS, repeat=1)
+    plan = schedule(wait=SETTLE_STEPS - 1, warmup=1, active=ACTIVE_STEPS, repeat=1)
     with profile(activities=activities, schedule=plan) as prof:
         rec = train(cfg, on_step=lambda epoch, i: prof.step() if epoch == 0 else None)
     if rec.status != "ok":

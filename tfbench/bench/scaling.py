@@ -27,10 +27,11 @@ import torch.distributed as dist
 from ..ops.lif import PRESETS, LIFParams, lif
 from ..ops.lif import cuda as lif_cuda
 from ..parallel.temporal import Link, backward_segment, chunk_bounds, forward_segment
-from ..results.schema import ScalingRecord
+from ..results.schema import ScalingRecord, na
 from . import timing
 from .layer import PRECISIONS
-from .train import capture_env, neuron_text
+from .config import neuron_text
+from .records import capture_env
 
 DIRECTIONS = ("forward", "backward")
 # Neurons of the correctness check's layer per chunk: small enough to be instant, several per chunk.
@@ -248,7 +249,7 @@ def run(cfg: ScalingConfig, device: torch.device) -> list[ScalingRecord]:
             for k in sorted(set(cfg.gpus)):
                 for c in (cfg.chunks if k > 1 else (1,)):
                     if T % k:
-                        res = {"status": f"unavailable: T={T} is not divisible by {k} GPUs", "checked": False}
+                        res = {"status": na(f"T={T} is not divisible by {k} GPUs"), "checked": False}
                     elif rank < k:
                         res = _measure(cfg, T, k, c, groups[k], device)
                     else:

@@ -87,6 +87,42 @@ def copy_bandwidth(device: torch.device | str, nbytes: int = 2 << 30, repeats: i
     return 2 * nbytes / (timing.median_ms * 1e-3)
 
 
+class StepClock:
+    """Times training steps alone: CUDA events around each step on a GPU (read once per epoch, after
+    the epoch's closing synchronisation), ``perf_counter`` on the CPU. What happens between two
+    ``run`` calls (fetching the next batch, reading the loss) is outside every timed region."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.times_ms: list[float] = []
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def run(self, fn: Callable, *args):
+        """``fn(*args)``, timed."""
+        if self.device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            out = fn(*args)
+            end.record()
+            self._events.append((begin, end))
+            return out
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.times_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    def collect(self) -> None:
+        """Read the recorded CUDA events; call with the device synchronised."""
+        self.times_ms += [begin.elapsed_time(end) for begin, end in self._events]
+        self._events.clear()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's work (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def peak_memory_reset(device: torch.device | str) -> None:
     device = torch.device(device)
     if device.type == "cuda":

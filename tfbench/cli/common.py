@@ -1,17 +1,20 @@
-"""What the commands share: option types, one-line errors, list parsing, sweep files, the console.
+"""What the commands share: one-line errors, the console, output folders, list parsing, sweep files.
 
-A user's mistake (an unknown name, an impossible value, missing data) ends the command with exit
-code 2 (a bad option) or 1 (the data or the machine), and ONE line on stderr that names the bad
-value and the valid choices; never a traceback.
+A user's mistake (an unknown name, an impossible value, an unwritable folder, missing data) ends the
+command with exit code 2 (a bad option) or 1 (the data or the machine), and ONE line on stderr that
+names the bad value and the valid choices, before any training, timing or download; never a
+traceback. Ctrl-C ends it with one line and exit code 130.
+
+Nothing here imports torch: ``tfbench --help`` must stay fast.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,35 +26,10 @@ try:
 except ModuleNotFoundError:   # Python 3.10: the backport (pyproject pins it there)
     import tomli as tomllib
 
-from .. import backends, data, models
-from ..bench.train import NEURONS, PRECISIONS, STEP_MODES, best_device, resolve_device
-
-# Option types: str Enums built from the registries, so --help lists the choices and Typer
-# validates them (case-insensitively).
-Dataset = Enum("Dataset", {name: name for name in data.DATASETS}, type=str)
-Arch = Enum("Arch", {name: name for name in models.ARCHS}, type=str)
-BackendName = Enum("BackendName", {name: name for name in backends.BACKENDS}, type=str)
-Neuron = Enum("Neuron", {name: name for name in NEURONS}, type=str)
-Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
-StepMode = Enum("StepMode", {name: name for name in STEP_MODES}, type=str)
-# The event datasets' options: every choice any registered dataset offers (each run checks its own).
-SPLIT_BY_CHOICES = tuple(dict.fromkeys(c for spec in data.DATASETS.values() for c in spec.split_by_choices))
-IN_CHANNELS_CHOICES = tuple(sorted({c for spec in data.DATASETS.values() for c in spec.channel_choices}))
-SplitBy = Enum("SplitBy", {name: name for name in SPLIT_BY_CHOICES}, type=str)
-InChannels = Enum("InChannels", {str(n): str(n) for n in IN_CHANNELS_CHOICES}, type=str)
-
-# The training step's speed options (bench/train.py RunConfig), the same for run, compare and profile.
-CompileFlag = Annotated[bool, typer.Option("--compile", help=(
-    "torch.compile the model (default mode); the first steps compile and are not timed."))]
-CudaGraphsFlag = Annotated[bool, typer.Option("--cuda-graphs", help=(
-    "Capture the whole training step (encode, forward, backward, Adam) in one CUDA graph after two eager "
-    "warm-up steps and replay it: no per-op launch cost. GPU only; fp32 or bf16."))]
-ChannelsLastFlag = Annotated[bool, typer.Option("--channels-last", help=(
-    "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))]
-
 DIRECTIONS = ("forward", "backward", "both")
 LAYER_MODES = ("eager", "graph")
 DEFAULT_BASELINE = "torch"   # the plain PyTorch loop over T: always installed, the serial baseline
+INTERRUPTED_EXIT = 130       # the shell's code for a command ended by Ctrl-C
 
 
 class UserError(TyperException):
@@ -75,7 +53,8 @@ RAW_ARGS: list[str] = []
 
 
 class OneLineErrors(TyperGroup):
-    """The app's group: usage errors print as one line ('Error: ...'), without the usage block or box."""
+    """The app's group: usage errors print as one line ('Error: ...'), without the usage block or box;
+    Ctrl-C prints one line ("Interrupted: ...") and exits with 130."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -90,14 +69,30 @@ class OneLineErrors(TyperGroup):
             if not standalone_mode:
                 raise
             sys.exit(getattr(e, "exit_code", 1))
-        except typer.Abort:
-            print("Aborted.", file=sys.stderr)
+        except (typer.Abort, KeyboardInterrupt) as e:
+            print(f"Interrupted: {interrupted_message(e)}", file=sys.stderr)
             if not standalone_mode:
                 raise
-            sys.exit(130)
+            sys.exit(INTERRUPTED_EXIT)
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
+
+
+    def invoke(self, ctx: Any) -> Any:
+        """The command; Ctrl-C inside it prints one line saying what was kept (typer would exit silently)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            print(f"Interrupted: {interrupted_message(e)}", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+
+
+def interrupted_message(e: BaseException) -> str:
+    """What an interruption left behind (the commands raise a KeyboardInterrupt whose text says it)."""
+    cause = e if isinstance(e, KeyboardInterrupt) else (e.__cause__ or e.__context__)
+    text = str(cause).strip() if isinstance(cause, KeyboardInterrupt) else ""
+    return text or "stopped before anything was recorded"
 
 
 # Width of tables when stdout is not a terminal (CI logs, files): wide enough for a compare table.
@@ -115,10 +110,35 @@ def err_console() -> Console:
     return Console(stderr=True, markup=False, highlight=False)
 
 
+def say(text: str) -> None:
+    """One note on stderr."""
+    err_console().print(text, highlight=False, soft_wrap=True)
+
+
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """``path`` as a folder this process can write to (created if missing); else a one-line error.
+
+    Checked before any work starts, so that a run's result is never lost at its end.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        fail(f"{option} {str(path)!r} is a file, not a folder; give a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".tfbench-write-check-"):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        fail(f"{option} {str(path)!r} cannot be written ({reason}); give a folder you can write to")
+    return path
+
+
 def device_option(value: str | None) -> str | None:
     """Typer callback: ``cpu``, ``cuda`` or ``cuda:N`` that exists here (None: the best device present)."""
     if value is None:
         return None
+    from ..bench.config import resolve_device
+
     try:
         return str(resolve_device(value))
     except ValueError as e:
@@ -126,16 +146,19 @@ def device_option(value: str | None) -> str | None:
 
 
 def pick_device(value: str | None) -> str:
+    from ..bench.config import best_device
+
     return value if value is not None else best_device()
 
 
-def split_list(value: str | Sequence[Any] | None) -> list[str]:
-    """``"a,b, c"`` (or a list from a sweep file) -> ``["a", "b", "c"]``."""
+def split_list(value: str | Sequence[Any] | None, what: str = "the list") -> list[str]:
+    """``"a,b, c"`` (or a list from a sweep file) -> ``["a", "b", "c"]``; an empty item is an error."""
     if value is None:
         return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
+    items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
+    if any(not v.strip() for v in items):
+        fail(f"{what} {value!r} has an empty item; give values separated by single commas")
+    return [v.strip() for v in items]
 
 
 def choose(what: str, value: str, choices: Sequence[str]) -> str:
@@ -147,16 +170,20 @@ def choose(what: str, value: str, choices: Sequence[str]) -> str:
 
 
 def choose_list(what: str, value: str | Sequence[Any] | None, choices: Sequence[str]) -> list[str]:
-    items = split_list(value)
+    items = split_list(value, what)
     if not items:
         fail(f"no {what} given; choose from: {', '.join(choices)}")
     return list(dict.fromkeys(choose(what, v, choices) for v in items))
 
 
 def int_list(what: str, value: str | int | Sequence[Any] | None, minimum: int = 1) -> list[int]:
-    items = [value] if isinstance(value, int) else split_list(value)
+    if isinstance(value, bool):
+        fail(f"{what} must be whole numbers, got {value!r}")
+    items = [value] if isinstance(value, int) else split_list(value, what)
     out = []
     for v in items:
+        if isinstance(v, bool) or isinstance(v, float):
+            fail(f"{what} must be whole numbers separated by commas, got {v!r}")
         try:
             n = int(str(v).replace("_", ""))
         except ValueError:
@@ -171,13 +198,18 @@ def int_list(what: str, value: str | int | Sequence[Any] | None, minimum: int = 
 
 def installed_backends() -> list[str]:
     """Every registered backend whose library is installed."""
-    return [name for name, b in backends.BACKENDS.items() if b.distribution is None or b.version() is not None]
+    from .. import backends
+
+    return [name for name, b in backends.BACKENDS.items() if b.installed()]
 
 
 def backend_list(value: str | Sequence[Any] | None) -> list[str]:
-    """``--backends a,b,c`` checked against the registry; default every installed backend."""
+    """``--backends a,b,c`` checked against the registry; default every registered backend (the ones
+    that cannot run here give n/a rows)."""
+    from .. import backends
+
     if value is None or (isinstance(value, str) and not value.strip()):
-        return installed_backends()
+        return list(backends.BACKENDS)
     return choose_list("backend", value, list(backends.BACKENDS))
 
 
@@ -191,28 +223,45 @@ def explicit(ctx: typer.Context) -> set[str]:
     return given
 
 
+SWEEP_KEYS = ("kind", "description", "defaults", "grid")   # a sweep file's top-level keys
+SWEEP_KINDS = ("run", "layer")
+
+
 def read_sweep(path: Path) -> dict[str, Any]:
-    """A sweep file (TOML): ``kind``, ``[defaults]`` and ``[[grid]]`` tables; one-line error if unreadable."""
+    """A sweep file (TOML): ``kind``, ``description``, a ``[defaults]`` table and ``[[grid]]`` tables;
+    one-line error if unreadable or shaped otherwise (the values are checked by the command)."""
+    path = Path(path)
+    where = f"config file {str(path)!r}"
     if not path.is_file():
         configs = sorted(p.name for p in Path("configs").glob("*.toml")) if Path("configs").is_dir() else []
-        fail(f"config file {str(path)!r} not found" + (f"; found in configs/: {', '.join(configs)}" if configs else ""),
-             2)
+        fail(f"{where} not found" + (f"; found in configs/: {', '.join(configs)}" if configs else ""), 2)
     try:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        fail(f"config file {str(path)!r} is not valid TOML: {e}", 2)
+        fail(f"{where} is not valid TOML: {e}", 2)
+    unknown = [k for k in doc if k not in SWEEP_KEYS]
+    if unknown:
+        fail(f"{where}: unknown top-level key {unknown[0]!r}; choose from: {', '.join(SWEEP_KEYS)}")
     kind = doc.get("kind", "run")
-    if kind not in ("run", "layer"):
-        fail(f"config file {str(path)!r}: unknown kind {kind!r}; choose from: run, layer")
+    if kind not in SWEEP_KINDS:
+        fail(f"{where}: unknown kind {kind!r}; choose from: {', '.join(SWEEP_KINDS)}")
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        fail(f"{where}: defaults must be a table ([defaults]), got {defaults!r}")
     grid = doc.get("grid", [{}])
     if not isinstance(grid, list) or not all(isinstance(g, dict) for g in grid):
-        fail(f"config file {str(path)!r}: [[grid]] must be a list of tables")
-    return {"kind": kind, "defaults": dict(doc.get("defaults", {})), "grid": grid,
-            "description": doc.get("description", "")}
+        fail(f"{where}: grid must be a list of tables ([[grid]]), got {grid!r}")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        fail(f"{where}: description must be a string, got {description!r}")
+    return {"kind": kind, "defaults": dict(defaults), "grid": grid or [{}], "description": description,
+            "where": where}
 
 
 def guarded(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; a registry ValueError or a data error becomes one line (exit 2 and 1)."""
+    """Run ``fn``; a data error becomes one line (exit 1)."""
+    from .. import data
+
     try:
         return fn()
     except data.DataError as e:

@@ -14,24 +14,22 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 
 import torch
 import typer
 
 from ..bench.progress import RichReporter, SilentReporter
-from ..bench.train import RunConfig, pending_record, train
+from ..bench.records import finished, pending_record
+from ..bench.train import train
 from ..parallel import dist as tdist
 from ..parallel import launch
 from ..parallel import strategy as pstrategy
-from ..report import tables
-from ..results.store import Store, load
-from .common import RAW_ARGS, console, err_console, fail, guarded
+from ..results.schema import RunConfig, na
+from ..results.store import Store
+from .common import RAW_ARGS, err_console, fail, guarded
 
 RANK_MODULE = "tfbench.cli.rank_entry"   # what every launched rank runs
-ParallelMode = Enum("ParallelMode", {m: m for m in pstrategy.MODES}, type=str)
 
 
 def wants_processes(parallel: str, nproc: int | None) -> bool:
@@ -92,14 +90,14 @@ def run_parallel(cfg: RunConfig, nproc: int | None, out: Path, quick: bool = Fal
         if reason is None and arch.spiking:
             reason = backends.get(cfg.backend).unavailable(cfg.device)
         if reason is not None:
-            rec = dataclasses.replace(pending_record(cfg), status=f"unavailable: {reason}", timestamp=_now())
+            rec = finished(pending_record(cfg), status=na(reason))
             store.append(rec)
             _show(rec, store)
             raise typer.Exit(1)
 
         def record_failure(failure: dict) -> None:
             status = failure["status"]
-            store.append(dataclasses.replace(pending_record(cfg), status=status, timestamp=_now()))
+            store.append(finished(pending_record(cfg), status=status))
             err.print(f"recorded in {store.runs.path}", highlight=False, soft_wrap=True)
 
         err.print(header(cfg, n, quick), highlight=False, soft_wrap=True)
@@ -131,11 +129,11 @@ def run_parallel(cfg: RunConfig, nproc: int | None, out: Path, quick: bool = Fal
         raise typer.Exit(1)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _show(rec, store: Store) -> None:
+    from ..report import tables
+    from ..results.store import load
+    from .common import console
+
     df = load(store.runs.path, kind="run")
     tables.render(tables.run_table(df[df["key"] == rec.key]), title="tfbench run", console=console())
     err_console().print(f"recorded in {store.runs.path}", highlight=False, soft_wrap=True)

@@ -8,9 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..bench.train import NEURONS
-from ..report import tables
-from ..results.store import Store, load
 from .common import (
     DEFAULT_BASELINE,
     DIRECTIONS,
@@ -24,6 +21,7 @@ from .common import (
     explicit,
     fail,
     int_list,
+    output_folder,
     pick_device,
     read_sweep,
 )
@@ -45,14 +43,20 @@ class LayerProgress:
             return
         self.done += 1
         t = f"{item.median_ms:.4g} ms" if getattr(item, "median_ms", None) is not None else ""
+        from ..report import tables
+
         self.console.print(f"[{self.done}/{self.total}] {item.backend} {item.precision} T={item.T} N={item.N} "
-                           f"{item.direction} {item.mode}: {tables._status(item.status)} {t}".rstrip(),
+                           f"{item.direction} {item.mode}: {tables.shown_status(item.status)} {t}".rstrip(),
                            highlight=False, soft_wrap=True)
 
 
 def sweep_layers(values: dict[str, Any], out: Path, force: bool, stem: str | None) -> "pd.DataFrame":
     """Validate ``values`` (option name -> value), run ``run_layer_sweep``, print the table and return it;
     saved as OUT/<stem>.csv and .md unless ``stem`` is None."""
+    from ..bench.config import NEURONS
+    from ..report import tables
+    from ..results.store import Store, load
+
     names = backend_list(values.get("backends"))
     baseline = values.get("baseline") or (DEFAULT_BASELINE if DEFAULT_BASELINE in names else names[0])
     baseline = choose("baseline", baseline, names)
@@ -98,6 +102,8 @@ def run_layer_grid(sweep: dict[str, Any], cli_overrides: dict[str, Any], out: Pa
     one table of every entry's rows (each entry's speed-ups over its own baseline) saved as OUT/<stem>."""
     import pandas as pd
 
+    from ..report import tables
+
     parts = []
     for entry in sweep["grid"] or [{}]:
         values: dict[str, Any] = {}
@@ -141,6 +147,7 @@ def layer(
     force: Annotated[bool, typer.Option("--force", help="Time cells again even if OUT already has them.")] = False,
 ) -> None:
     """Time one LIF layer per backend over T and N (the paper's Fig. 5 sweep): median, spread, floor."""
+    out = output_folder(out)
     given = explicit(ctx) - {"config", "out", "force"}
     values = {k: v for k, v in ctx.params.items() if k not in ("config", "out", "force")}
     if config is not None:

@@ -7,6 +7,7 @@ import typer
 from .common import OneLineErrors
 from .compare import compare
 from .layer import layer
+from .peers import app as peers_app
 from .plot import plot
 from .profile import profile
 from .run import HELP as RUN_HELP
@@ -29,8 +30,17 @@ app.command("layer")(layer)
 app.command("plot")(plot)
 app.command("scale")(scale)
 app.command("profile")(profile)
+app.add_typer(peers_app, name="peers")
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import sys
+
+    from .common import INTERRUPTED_EXIT
+
+    try:
+        app()
+    except KeyboardInterrupt:        # before the app's own handler is in place (while it starts)
+        print("Interrupted: stopped before anything was recorded", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)

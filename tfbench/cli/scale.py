@@ -5,15 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from ..bench.scaling import ScalingConfig
-from ..parallel import dist as tdist
-from ..report import scaling as report
-from ..results.store import Store, load
-from . import distributed
-from .common import choose, console, device_option, err_console, fail, int_list, pick_device
+from .common import choose, console, device_option, err_console, fail, int_list, output_folder, pick_device
 
 
 def scale(
@@ -39,6 +33,15 @@ def scale(
 ) -> None:
     """Time one LIF layer split over k processes by the temporal pipeline, forward and backward, with the
     paper's model k*Ts/(k*(k-1)*Tc+Ts) beside the measured speed-up."""
+    import torch
+
+    from ..bench.scaling import ScalingConfig
+    from ..parallel import dist as tdist
+    from ..report import scaling as report
+    from ..results.store import Store, load
+    from . import distributed
+
+    out = output_folder(out)
     Ts = tuple(int_list("T", time_steps))
     ks = tuple(sorted(int_list("gpus", gpus)))
     cs = tuple(int_list("chunks", chunks))

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..ops.lif import LIFParams
+from ..results.schema import option
 from . import data_parallel, dist
 from .temporal import Link, PipelinedLIF, TemporalParallel
 
-MODES = ("none", "data", "temporal")
+MODES = tuple(option("parallel").choices)   # none, data, temporal (declared in the run schema)
 TEMPORAL_BACKEND = "tfbench"   # the one backend whose op takes v0 and returns v_T
 
 
@@ -34,7 +34,7 @@ class Strategy:
         """Why this strategy cannot train with ``backend`` (None: it can)."""
         return None
 
-    def neuron(self, make: Callable[[], nn.Module] | None, params: LIFParams | None):
+    def neuron(self, make: Callable[[], nn.Module] | None, params):
         """The factory of every spiking layer's neuron."""
         return make
 
@@ -142,11 +142,20 @@ def for_run(mode: str, world_size: int = 1, chunks: int = 1) -> Strategy:
 
 
 def _combine(result: dict, global_batch: int) -> dict:
-    """Times: the slowest rank's; peak memory: the largest rank's (per GPU); losses and accuracies:
-    the mean over ranks (identical on every rank for the temporal pipeline)."""
+    """Times: the slowest rank's; peak memory: the largest rank's (per GPU); energy: the ranks' sum
+    (each rank its own GPU); losses and accuracies: the mean over ranks (identical on every rank for
+    the temporal pipeline)."""
     out = dict(result)
     for name in ("train_time_s", "test_time_s"):
         out[name] = dist.max_over_ranks(list(result[name]))
+    out["setup_time_s"] = dist.max_over_ranks([float(result["setup_time_s"])])[0]
+    world = dist.world_size()
+    for name in ("train_energy_j",):
+        if result[name]:
+            out[name] = [world * v for v in dist.mean_over_ranks(list(result[name]))]
+    for name in ("energy_per_step_j", "avg_power_w"):
+        if result.get(name) is not None:
+            out[name] = world * dist.mean_over_ranks([float(result[name])])[0]
     for name in ("train_loss", "test_accuracy"):
         out[name] = dist.mean_over_ranks(list(result[name]))
     timed = ("step_ms", "step_p10_ms", "step_p90_ms")

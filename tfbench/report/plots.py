@@ -2,6 +2,8 @@
 
 - ``speedup_bars``: for each training config (dataset, arch, T, batch, precision, ...), one bar per
   backend, its speed-up over the baseline backend (the baseline is 1), from median step times.
+- ``energy_bars``: for each training config, one bar per backend (the ANN twin too), the GPU's energy
+  per training step (NVML), the average power in the label.
 - ``layer_time_vs_T``: for each (N, precision, direction, mode), time per call against T on log-log
   axes, one line per backend, the memory-bandwidth floor dashed.
 
@@ -83,6 +85,44 @@ def speedup_bars(runs: pd.DataFrame, baseline: str, out_dir: Path | str, name: s
     ax.set_xticks(range(len(configs)), configs, fontsize=8)
     ax.set_ylabel(f"training-step speed-up over {baseline}")
     ax.set_title(f"Spiking-ResNet training step, median ({_device_note(table['device'])})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, Path(out_dir) / name)
+
+
+def _config_label(table: pd.DataFrame) -> pd.Series:
+    label = (table["dataset"] + " " + table["arch"].str.removeprefix("Spiking-") + "\nT=" + table["T"].astype(str)
+             + " B=" + table["batch"].astype(str) + " " + table["precision"])
+    if table["options"].nunique() > 1:
+        label = label + "\n" + table["options"]
+    return label
+
+
+def energy_bars(runs: pd.DataFrame, out_dir: Path | str, name: str = "energy") -> list[Path]:
+    """Bars of each backend's GPU energy per training step (J, NVML), average power in the label.
+
+    Raises ValueError when no run has an energy figure (CPU runs, no counter).
+    """
+    table = run_table(runs)
+    if table.empty or table["energy_per_step_j"].isna().all():
+        raise ValueError("no run has an energy figure (energy is measured on NVIDIA GPUs only)")
+    table = table[table["energy_per_step_j"].notna()].copy()
+    table["config"] = _config_label(table)
+    configs = list(dict.fromkeys(table["config"]))
+    backends = list(dict.fromkeys(table["backend"]))
+    width = 0.8 / max(len(backends), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(configs) * max(len(backends), 2) * 0.5), 4.2))
+    for i, backend in enumerate(backends):
+        sub = table[table["backend"] == backend].groupby("config")[["energy_per_step_j", "avg_power_w"]].last()
+        xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(configs))]
+        ys = [float(sub.loc[c, "energy_per_step_j"]) if c in sub.index else 0.0 for c in configs]
+        watts = [sub.loc[c, "avg_power_w"] if c in sub.index else None for c in configs]
+        bars = ax.bar(xs, ys, width, label="ANN twin" if backend == "ann" else backend)
+        ax.bar_label(bars, labels=[f"{y:.3g} J\n{w:.0f} W" if y and w == w and w is not None else "" for y, w in
+                                   zip(ys, watts)], fontsize=6, padding=1)
+    ax.set_ylim(top=1.15 * float(table["energy_per_step_j"].max()))   # room for the labels
+    ax.set_xticks(range(len(configs)), configs, fontsize=8)
+    ax.set_ylabel("GPU energy per training step (J)")
+    ax.set_title(f"Spiking-ResNet training step, energy ({_device_note(table['device'])})", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, Path(out_dir) / name)
 

@@ -17,13 +17,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results.schema import options_text
+from ..results.schema import OK, RunRecord, normalize_status, options_text
 
 MIB = 1 << 20
 ANN_BACKEND = "ann"
-# Columns that, with the arch family, make rows comparable: a speed-up is only taken within a group.
-RUN_GROUP = ("dataset", "family", "T", "batch_size", "precision", "step_mode", "device_name", "synthetic",
-             "epochs", "max_steps", "lr", "seed", "neuron", "split_by", "in_channels", "options")
+# Columns that make rows comparable, derived from the run schema's key: every configuration field but
+# the backend (what a table compares), the arch as its family (an ANN twin joins its spiking arch),
+# the device as its name, and the speed options and parallelism as one "options" word. A speed-up is
+# only taken within a group.
+RUN_GROUP = tuple(f for f in RunRecord.CONFIG_FIELDS if f not in ("kind", "backend", "arch", "neuron_params", "device")
+                  ) + ("family", "options")
 LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
 
 
@@ -43,10 +46,17 @@ def _last(v):
     return None
 
 
-def _status(s: str) -> str:
-    """Status as shown: 'unavailable: why' reads 'n/a: why', as everywhere in tfbench."""
-    s = str(s)
-    return "n/a: " + s.removeprefix("unavailable: ") if s.startswith("unavailable: ") else s
+def shown_status(s) -> str:
+    """A status in today's words (records of schema 1 said 'unavailable: why' for 'n/a: why')."""
+    return normalize_status(s)
+
+
+def _mean(v) -> float | None:
+    if isinstance(v, (list, tuple)) and v:
+        nums = [_num(x) for x in v]
+        nums = [x for x in nums if x is not None]
+        return sum(nums) / len(nums) if nums else None
+    return None
 
 
 def _options(r) -> str:
@@ -70,29 +80,34 @@ def _text(v) -> str:
 
 
 def _family(arch: str) -> str:
-    return str(arch).removeprefix("Spiking-")
+    """What an arch and its ANN twin share: Spiking-ResNet18 and ResNet18; sj:x and sj:x-ann."""
+    return str(arch).removeprefix("Spiking-").removesuffix("-ann")
 
 
 def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """One row per run: step time, speed-up over ``baseline`` (same config), x the ANN floor, accuracy, memory.
+    """One row per run: step time, steady epoch time beside the one-time setup, speed-up over
+    ``baseline`` (same config), x the ANN floor, accuracy, memory, energy.
 
     Speed-up is the baseline's median step time over the row's, within rows that differ only in
     backend (and the ANN floor row, ``backend == 'ann'``, which joins every neuron's group). ``x floor``
-    is the row's step time over the ANN's. Missing measurements are empty cells.
+    is the row's step time over the ANN's. ``train s/epoch`` is the mean of the (steady) epochs;
+    ``setup s`` the one-time costs before them (kernel builds, autotuning, compile, graph capture).
+    Missing measurements are empty cells.
     """
     if df.empty:
         return pd.DataFrame()
     d = df.copy()
     d["family"] = d["arch"].map(_family)
     d["options"] = [_options(r) for _, r in d.iterrows()]
+    d["status"] = d["status"].map(shown_status)
     rows = []
     for _, r in d.iterrows():
-        ok = r["status"] == "ok"
+        ok = r["status"] == OK
         step = _num(r.get("step_ms")) if ok else None
-        same = d[d["status"] == "ok"]
+        same = d[d["status"] == OK]
         for col in RUN_GROUP:
             if col != "neuron" and col in d.columns:    # records older than a column lack it
-                same = same[same[col].astype(str) == str(r[col])]
+                same = same[same[col].map(_text) == _text(r[col])]
         base = same[same["backend"] == baseline] if baseline else same.iloc[0:0]
         if r["backend"] != ANN_BACKEND:       # the ANN row is compared with any neuron's baseline
             base = base[base["neuron"] == r["neuron"]]
@@ -101,7 +116,7 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         ann_ms = _num(ann["step_ms"].iloc[-1]) if len(ann) else None
         peak = _num(r.get("peak_mem_bytes"))
         acc = _num(_last(r.get("test_accuracy")))
-        epoch_s = _num(_last(r.get("train_time_s")))
+        epoch_s = _mean(r.get("train_time_s"))
         rows.append({
             "dataset": r["dataset"], "arch": r["arch"], "backend": r["backend"], "neuron": r["neuron"],
             "T": int(r["T"]), "batch": int(r["batch_size"]), "precision": r["precision"],
@@ -111,15 +126,19 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
             "split_by": _text(r.get("split_by")) or None,
             "in_channels": int(_num(r.get("in_channels")) or 3) if _text(r.get("split_by")) else None,
             "device": r.get("device_name", r.get("device")),
-            "status": _status(r["status"]),
+            "status": r["status"],
             "step_ms": step,
             "step_p10_ms": _num(r.get("step_p10_ms")) if ok else None,
             "step_p90_ms": _num(r.get("step_p90_ms")) if ok else None,
             "train_s_per_epoch": epoch_s if ok else None,
+            "setup_s": _num(r.get("setup_time_s")) if ok else None,
             "speedup": (base_ms / step) if (base_ms and step) else None,
             "x_floor": (step / ann_ms) if (ann_ms and step) else None,
             "test_accuracy": acc if ok else None,
             "peak_mem_mib": (peak / MIB) if (peak is not None and ok) else None,
+            "energy_per_step_j": _num(r.get("energy_per_step_j")) if ok else None,
+            "avg_power_w": _num(r.get("avg_power_w")) if ok else None,
+            "energy_note": _text(r.get("energy_note")) if ok else "",
             "checked": bool(r.get("checked", False)),
             "differences": r.get("differences", "") or "",
         })
@@ -141,13 +160,13 @@ def layer_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
             same = ok_rows[ok_rows["backend"] == baseline]
             for col in LAYER_GROUP:
                 if col in df.columns:
-                    same = same[same[col].astype(str) == str(r[col])]
+                    same = same[same[col].map(_text) == _text(r[col])]
             base_ms = _num(same["median_ms"].iloc[-1]) if len(same) else None
         rows.append({
             "backend": r["backend"], "implementation": r.get("implementation", "") or "",
             "precision": r["precision"], "T": int(r["T"]), "N": int(r["N"]), "direction": r["direction"],
             "mode": r["mode"], "device": r.get("device"),
-            "status": _status(r["status"]),
+            "status": shown_status(r["status"]),
             "median_ms": med, "p10_ms": _num(r.get("p10_ms")) if ok else None,
             "p90_ms": _num(r.get("p90_ms")) if ok else None,
             "floor_ms": floor, "x_floor": (med / floor) if (med and floor) else None,
@@ -163,18 +182,20 @@ def layer_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 _FORMATS = {
     "step_ms": "{:.2f}", "step_p10_ms": "{:.2f}", "step_p90_ms": "{:.2f}", "train_s_per_epoch": "{:.2f}",
+    "setup_s": "{:.2f}", "energy_per_step_j": "{:.3g}", "avg_power_w": "{:.0f}",
     "speedup": "{:.2f}x", "x_floor": "{:.2f}x", "test_accuracy": "{:.2%}", "peak_mem_mib": "{:,.0f}",
     "median_ms": "{:.4g}", "p10_ms": "{:.4g}", "p90_ms": "{:.4g}", "floor_ms": "{:.4g}", "in_channels": "{:.0f}",
     "bytes_per_element": "{:.4g}",
 }
 _HEADERS = {
     "step_ms": "step ms", "step_p10_ms": "p10", "step_p90_ms": "p90", "train_s_per_epoch": "train s/epoch",
+    "setup_s": "setup s", "energy_per_step_j": "J/step", "avg_power_w": "W",
     "speedup": "speed-up", "x_floor": "x floor", "test_accuracy": "test acc", "peak_mem_mib": "peak MiB",
     "median_ms": "median ms", "p10_ms": "p10", "p90_ms": "p90", "floor_ms": "floor ms", "batch": "B", "bytes_per_element": "B/elem",
     "step_mode": "steps", "split_by": "split by", "in_channels": "in ch",
 }
 # Shown on the terminal and in markdown; the CSV keeps every column.
-_HIDDEN = ("differences", "step_p10_ms", "step_p90_ms", "device", "implementation")
+_HIDDEN = ("differences", "step_p10_ms", "step_p90_ms", "device", "implementation", "energy_note")
 
 
 def format_cell(column: str, value) -> str:
@@ -253,8 +274,8 @@ def render(table: pd.DataFrame, title: str = "", console: Console | None = None)
 
 
 def differences_notes(table: pd.DataFrame) -> list[str]:
-    """Lines for under the table: each status's reason (n/a, error), then each backend whose neuron
-    differs from LIF_SPEC and how."""
+    """Lines for under the table: each status's reason (n/a, error), each backend whose neuron
+    differs from tfbench's and how, and why energy is missing where it is."""
     notes: dict[str, None] = {}
     for _, row in table.iterrows():
         status = str(row.get("status") or "")
@@ -266,7 +287,10 @@ def differences_notes(table: pd.DataFrame) -> list[str]:
             diff = str(row.get("differences") or "")
             if diff and diff.lower() != "none" and row["backend"] not in seen:
                 seen[row["backend"]] = diff
-    return list(notes) + [f"{backend} differs from LIF_SPEC: {diff}" for backend, diff in seen.items()]
+    energy = {str(n) for n in table.get("energy_note", []) if isinstance(n, str) and n}
+    return (list(notes) + [f"{backend}: {diff}" if backend == ANN_BACKEND else
+                           f"{backend} differs from tfbench's neuron (docs/neurons.md): {diff}"
+                           for backend, diff in seen.items()] + [f"energy: {n}" for n in sorted(energy)])
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -11,8 +11,10 @@ A store is a folder (``--out``, default ``results/``) with ``runs.jsonl`` (train
 Module-level ``append(path, record)``, ``has(path, key)`` and ``load(path)`` take a .jsonl file or a
 store folder; :class:`Store` and :class:`JsonlStore` are the same as objects.
 
-- Resume: ``has(key)`` tells whether a configuration already has a finished record (any status but
-  ``error: ...``, which is retried), so a re-run sweep skips it.
+- Resume: ``has(key)`` tells whether a configuration already has a finished record (ok, oom or
+  n/a; an ``error: ...`` is retried), so a re-run sweep skips it.
+- A line that is valid JSON but no tfbench record (no known ``kind`` and ``key``) is skipped with a
+  warning, like a torn one: a store a person or another tool wrote into still loads.
 - Upsert: ``--force`` appends a new record for the same key; on load the newest record of each key
   wins, and the file keeps the history.
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from .schema import LayerRecord, RunRecord, ScalingRecord
+from .schema import RECORD_KINDS, LayerRecord, RunRecord, ScalingRecord, is_finished
 
 RUNS_FILE = "runs.jsonl"
 LAYER_FILE = "layer.jsonl"
@@ -88,8 +90,10 @@ class JsonlStore:
                 except json.JSONDecodeError:
                     warnings.warn(f"{self.path}:{lineno}: skipping an unreadable (torn) line", stacklevel=2)
                     continue
-                if isinstance(d, dict):
-                    out.append(d)
+                if not (isinstance(d, dict) and d.get("kind") in RECORD_KINDS and isinstance(d.get("key"), str)):
+                    warnings.warn(f"{self.path}:{lineno}: skipping a line that is not a tfbench record", stacklevel=2)
+                    continue
+                out.append(d)
         if history:
             return out
         newest: dict[str, int] = {}
@@ -99,10 +103,10 @@ class JsonlStore:
         return [out[i] for i in keep]
 
     def has(self, key: str) -> bool:
-        """True when ``key``'s newest record is finished (status ok, oom, unavailable or n/a; not error)."""
+        """True when ``key``'s newest record is finished (status ok, oom or n/a; not error)."""
         for d in reversed(self.records(history=True)):
             if d.get("key") == key:
-                return not str(d.get("status", "")).startswith("error")
+                return is_finished(d.get("status", ""))
         return False
 
     def load(self) -> pd.DataFrame:

@@ -1,0 +1,134 @@
+"""The commands' run options, derived from the one schema (``tfbench.results.schema.RunConfig``).
+
+``config_options(grid=...)`` decorates a command: the command's own parameters (``ctx``, ``out``, ...)
+stay, and one option per RunConfig field is added, with the field's help, spelling and default
+(``grid=True``: a grid field takes a comma-separated list, as ``compare`` sweeps them). The command
+receives ``values``: the fields the user gave, parsed strictly (``bench.config.parse_value``);
+fields not given are left to the schema's defaults (or a sweep file's). Nothing heavy is imported to
+build the options, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from ..results.schema import RunConfig, config_fields, field_type, option
+from .common import explicit, fail
+
+# Registries whose names --help lists; "device" is not listed (reading it would initialise CUDA).
+_LISTED = ("dataset", "arch", "backend", "neuron", "split_by", "in_channels")
+
+
+def flags(name: str, grid: bool = False) -> tuple[str, ...]:
+    """The command-line spellings of RunConfig field ``name``."""
+    opt = option(name)
+    if grid and opt.grid_flags:
+        return opt.grid_flags
+    return opt.flags or (f"--{name.replace('_', '-')}",)
+
+
+def _choices_text(name: str) -> str:
+    c = option(name).choices
+    if c is None or c == "device":
+        return ""
+    if isinstance(c, str):
+        from ..bench.config import CHOICES
+
+        values = CHOICES[c]()
+    else:
+        values = c
+    return "One of: " + ", ".join(map(str, values)) + "."
+
+
+def _default(name: str, defaults: dict[str, Any]) -> tuple[str | None, str | bool]:
+    """(the default typer is given, its show_default): the value itself where it is one, else a phrase.
+    The command never reads a default from typer: only the options given count (``explicit``)."""
+    opt = option(name)
+    value = defaults[name] if name in defaults else RunConfig.__dataclass_fields__[name].default
+    if opt.show_default is not None and name not in defaults:
+        return None, opt.show_default
+    return (None, "none") if value is None else (str(value), True)
+
+
+def _base(name: str) -> Any:
+    from ..bench.config import base_type
+
+    return base_type(name)[0]
+
+
+def _is_bool(name: str) -> bool:
+    return field_type(name) is bool
+
+
+def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Parameter:
+    opt = option(name)
+    listed = grid and opt.grid
+    help_text = opt.help + (" Comma-separated for several." if listed else "")
+    extra = _choices_text(name)
+    if extra:
+        help_text += " " + extra
+    if _is_bool(name):
+        annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text)]
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
+    # every value arrives as text and is parsed by the schema (strictly, with its one-line messages)
+    metavar = "LIST" if listed else {int: "INTEGER", float: "NUMBER"}.get(_base(name), "TEXT")
+    default, shown = _default(name, defaults)
+    annotation = Annotated[str | None, typer.Option(*flags(name, grid), help=help_text, metavar=metavar,
+                                                     show_default=shown)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def cli_fields(exclude: tuple[str, ...] = ()) -> list[str]:
+    """RunConfig fields that are command-line options."""
+    return [n for n in config_fields() if option(n).cli and n not in exclude]
+
+
+def config_options(*, grid: bool, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> Callable:
+    """Decorate ``command(ctx, values, **own)``: typer sees ``own`` plus the schema's options (but
+    ``exclude``); ``defaults`` are the command's own defaults where they differ from the schema's
+    (shown in --help; the command applies them)."""
+    defaults = defaults or {}
+
+    def decorate(command: Callable) -> Callable:
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "values"]
+        names = cli_fields(exclude)
+        params = own[:1] + [_parameter(n, grid, defaults) for n in names] + own[1:]   # ctx first, own options last
+        hints = {p.name: p.annotation for p in params}
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            ctx = kwargs["ctx"]
+            given = explicit(ctx)
+            values = {}
+            for name in names:
+                raw = kwargs.pop(name)
+                if name in given:
+                    values[name] = parse_cli(name, raw, grid)
+            return command(values=values, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)
+        wrapper.__annotations__ = hints
+        del wrapper.__wrapped__
+        return wrapper
+
+    return decorate
+
+
+def parse_cli(name: str, raw: Any, grid: bool) -> Any:
+    """A command-line value of RunConfig field ``name``, parsed strictly; one-line error if bad."""
+    from ..bench.config import parse_value
+
+    flag = flags(name, grid)[-1]
+    try:
+        value = parse_value(name, raw, text=isinstance(raw, str), label=flag)
+    except ValueError as e:
+        fail(str(e))
+    if isinstance(value, list) and not grid:
+        fail(f"{flag} takes one value, got {raw!r}")
+    return value

@@ -1,0 +1,233 @@
+"""``tfbench.accelerate(model)``: SpikingJelly's multi-step neurons in a model run on tfbench's fused op.
+
+The model a user already has keeps its structure, its modules and its parameters: every SpikingJelly
+``LIFNode``, ``IFNode`` and ``ParametricLIFNode`` that tfbench can express exactly gets, in place, a
+subclass of its own class whose multi-step forward calls ``tfbench.lif`` (``tfbench.plif`` for a
+PLIF) on the node's own attributes (``module.__class__`` is swapped; nothing is copied). So
+``isinstance`` checks, hooks, ``functional.reset_net``, ``state_dict`` (a PLIF's ``w`` stays the same
+Parameter: an optimizer made before still trains it) and the node's membrane ``v`` all behave as
+before: a forward starts from ``v`` (the resting value after ``reset()``) and leaves the final
+membrane there, as SpikingJelly does.
+
+What is accelerated: ``step_mode='m'`` nodes of exactly those three classes, with ``store_v_seq=False``
+and a ``Sigmoid``, ``ATan`` or ``Rect`` surrogate (SpikingJelly's ``Rect`` is tfbench's ``rect``:
+alpha inside ``|u| < 1/(2 alpha)``). Everything else is refused with the reason and left as it was:
+single-step nodes, ``store_v_seq=True`` (every step's membrane is kept, which the fused op does not
+produce), other surrogates, subclasses and other neurons (their maths may differ). The returned
+:class:`AccelerationReport` lists both and prints as a table. A node switched to single-step mode
+later runs SpikingJelly's own code again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ...ops.lif import LIFParams, lif
+
+_ACCELERATED: dict[type, type] = {}   # SpikingJelly class -> its accelerated subclass
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One SpikingJelly neuron of the model: where it is, what it is, and what accelerate() did."""
+
+    path: str          # its name in ``model.named_modules()`` ("" for the model itself)
+    kind: str          # its class name
+    replaced: bool
+    detail: str        # the tfbench neuron it became, or why it was left as it was
+
+
+@dataclass
+class AccelerationReport:
+    """What ``accelerate`` replaced and what it refused (with the reason); prints as a table."""
+
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def replaced(self) -> list[Decision]:
+        return [d for d in self.decisions if d.replaced]
+
+    @property
+    def refused(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.replaced]
+
+    def __str__(self) -> str:
+        rows = [("module", "neuron", "accelerated", "tfbench neuron / reason")]
+        rows += [(d.path or "(model)", d.kind, "yes" if d.replaced else "no", d.detail) for d in self.decisions]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
+        lines.insert(1, "-" * max(len(line) for line in lines))
+        summary = f"{len(self.replaced)} of {len(self.decisions)} SpikingJelly neurons run on tfbench's fused op"
+        return "\n".join([summary, *lines])
+
+    def __rich__(self):
+        from rich.table import Table
+
+        table = Table(title=f"tfbench.accelerate: {len(self.replaced)} of {len(self.decisions)} neurons fused")
+        for column in ("module", "neuron", "accelerated", "tfbench neuron / reason"):
+            table.add_column(column, overflow="fold")
+        for d in self.decisions:
+            table.add_row(d.path or "(model)", d.kind, "yes" if d.replaced else "no", d.detail)
+        return table
+
+
+def _sj():
+    from spikingjelly.activation_based import neuron, surrogate
+
+    return neuron, surrogate
+
+
+def _surrogate(fn) -> tuple[str, float] | str:
+    """``(tfbench surrogate name, alpha)`` for a SpikingJelly surrogate function, or why not."""
+    _, surrogate = _sj()
+    names = {surrogate.Sigmoid: "sigmoid", surrogate.ATan: "atan", surrogate.Rect: "rect"}
+    name = names.get(type(fn))
+    if name is None:
+        supported = ", ".join(c.__name__ for c in names)
+        return f"surrogate {type(fn).__name__} has no tfbench equivalent (supported: {supported})"
+    if not getattr(fn, "spiking", True):
+        return f"surrogate {type(fn).__name__}(spiking=False) is not a spike; tfbench's neurons emit spikes"
+    return name, float(fn.alpha)
+
+
+def _refusal(module) -> str | None:
+    """Why ``module`` (a SpikingJelly node of a supported class) cannot be fused, or None."""
+    if module.step_mode != "m":
+        return (f"single-step mode (step_mode={module.step_mode!r}): the fused op runs all T steps of a call; "
+                "use step_mode='m' (functional.set_step_mode(net, 'm'))")
+    if module.store_v_seq:
+        return "store_v_seq=True keeps every step's membrane, which the fused op does not produce"
+    s = _surrogate(module.surrogate_function)
+    if isinstance(s, str):
+        return s
+    if not (isinstance(module.v_threshold, float) and math.isfinite(module.v_threshold)):
+        return f"v_threshold {module.v_threshold!r} is not a finite float"
+    if module.v_reset is not None and not (isinstance(module.v_reset, float) and math.isfinite(module.v_reset)):
+        return f"v_reset {module.v_reset!r} is not a finite float or None"
+    return None
+
+
+def params_of(module) -> LIFParams:
+    """The tfbench neuron a SpikingJelly LIFNode/IFNode is (ParametricLIFNode: its current tau)."""
+    neuron, _ = _sj()
+    name, alpha = _surrogate(module.surrogate_function)
+    if isinstance(module, neuron.IFNode):
+        tau, decay_input = math.inf, False
+    elif isinstance(module, neuron.ParametricLIFNode):
+        tau, decay_input = float(1.0 / module.w.detach().sigmoid()), bool(module.decay_input)
+    else:
+        tau, decay_input = float(module.tau), bool(module.decay_input)
+    return LIFParams(tau=tau, decay_input=decay_input, v_threshold=float(module.v_threshold),
+                     v_reset=None if module.v_reset is None else float(module.v_reset),
+                     detach_reset=bool(module.detach_reset), surrogate=name, alpha=alpha).validate()
+
+
+class _Fused:
+    """The multi-step forward of an accelerated node (mixed in before the SpikingJelly class)."""
+
+    _tfbench_save = "h"
+
+    def multi_step_forward(self, x_seq: Tensor, *args, **kwargs):
+        if args or kwargs or self.store_v_seq or _refusal(self) is not None:
+            return super().multi_step_forward(x_seq, *args, **kwargs)   # SpikingJelly's own path
+        rest = 0.0 if self.v_reset is None else self.v_reset
+        v = self.v
+        if isinstance(v, Tensor):
+            v0 = v.expand(x_seq.shape[1:]) if v.shape != x_seq.shape[1:] else v
+        elif float(v) == rest:
+            v0 = None                     # the op's own resting membrane: no tensor to read
+        else:
+            v0 = torch.full(x_seq.shape[1:], float(v), dtype=torch.float32, device=x_seq.device)
+        spikes, v_last = self._tfbench_forward(x_seq, v0)
+        self.v = v_last.to(x_seq.dtype)
+        return spikes
+
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor]:
+        p = params_of(self)
+        return lif(x_seq, v0, **p.as_kwargs(), save=self._tfbench_save)
+
+
+class _FusedPLIF(_Fused):
+    """A ParametricLIFNode: its learnable ``w`` (1/tau = sigmoid(w)) goes to ``tfbench.plif``."""
+
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor]:
+        import tfbench
+
+        p = params_of(self)
+        return tfbench.plif(x_seq, self.w, v0, decay_input=p.decay_input, v_threshold=p.v_threshold,
+                            v_reset=p.v_reset, detach_reset=p.detach_reset, surrogate=p.surrogate, alpha=p.alpha)
+
+
+def _plif_available() -> bool:
+    import tfbench
+
+    return hasattr(tfbench, "plif")
+
+
+def _accelerated_class(cls: type) -> type:
+    if cls not in _ACCELERATED:
+        neuron, _ = _sj()
+        mixin = _FusedPLIF if issubclass(cls, neuron.ParametricLIFNode) else _Fused
+        _ACCELERATED[cls] = type(f"Accelerated{cls.__name__}", (mixin, cls),
+                                 {"__doc__": f"SpikingJelly's {cls.__name__}, its multi-step forward fused by tfbench."})
+    return _ACCELERATED[cls]
+
+
+def accelerate(model: nn.Module, *, save: str = "h") -> AccelerationReport:
+    """Fuse, in place, every SpikingJelly neuron of ``model`` that tfbench can express exactly.
+
+    Args:
+        model: any ``nn.Module`` holding SpikingJelly (2.0) neurons; changed in place.
+        save: what the fused op keeps for backward (``"h"`` or ``"input"``, as ``tfbench.lif``).
+
+    Returns:
+        An :class:`AccelerationReport`: every SpikingJelly neuron found, replaced or refused with the reason.
+    """
+    neuron, _ = _sj()
+    from ...ops.lif.op import check_save
+
+    check_save(save)
+    supported = (neuron.LIFNode, neuron.IFNode, neuron.ParametricLIFNode)
+    report = AccelerationReport()
+    for path, module in model.named_modules():
+        if not isinstance(module, neuron.BaseNode) and not isinstance(module, _Fused):
+            continue
+        kind = type(module).__name__
+        if isinstance(module, _Fused):
+            base = type(module).__mro__[2].__name__
+            report.decisions.append(Decision(path, base, True, f"already accelerated: {params_text(module)}"))
+            continue
+        if type(module) not in supported:
+            why = (f"a subclass of {next(c.__name__ for c in supported if isinstance(module, c))} may change its "
+                   "maths" if isinstance(module, supported) else "a neuron tfbench has no fused op for")
+            report.decisions.append(Decision(path, kind, False, why + "; left as it is"))
+            continue
+        reason = _refusal(module)
+        if reason is None and isinstance(module, neuron.ParametricLIFNode) and not _plif_available():
+            reason = "this tfbench has no PLIF op"
+        if reason is not None:
+            report.decisions.append(Decision(path, kind, False, reason))
+            continue
+        module.__class__ = _accelerated_class(type(module))
+        module._tfbench_save = save
+        report.decisions.append(Decision(path, kind, True, params_text(module)))
+    if not report.decisions:
+        raise ValueError("the model holds no SpikingJelly neuron (LIFNode, IFNode, ParametricLIFNode, ...) to fuse")
+    return report
+
+
+def params_text(module) -> str:
+    """The tfbench neuron a node runs as, as text: ``lif(tau=2.0, ...)`` or ``plif(w learnable, ...)``."""
+    neuron, _ = _sj()
+    kwargs = params_of(module).as_kwargs()
+    if isinstance(module, neuron.ParametricLIFNode):
+        del kwargs["tau"]
+        return "plif(w learnable, " + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
+    return "lif(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
+
+
+__all__ = ["AccelerationReport", "Decision", "accelerate", "params_of"]
