@@ -84,7 +84,8 @@ def _skeleton_tables() -> tuple[Tensor, Tensor, list[int]]:
 
 
 def _squared_distance(gx: Tensor, gy: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """Squared distance from each pixel centre ``(gx, gy)`` ``[P]`` to each segment ``a-b`` (``[..., 2]``): ``[..., P]``."""
+    """Squared distances ``[..., P]`` from pixel centres ``(gx, gy)`` (``[P]`` each) to segments ``a``-``b``
+    (``[..., 2]`` each)."""
     ax, ay = a[..., 0, None], a[..., 1, None]
     dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
     px, py = gx - ax, gy - ay

@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 
     from .batches import Batches
 
+    # load(request) and synthetic(request): the split ``request.train`` as batches on ``request.device``
+    Loader = Callable[["DataRequest"], Batches]
+    # encode(x, T, generator=None, in_channels=None) -> [T, B, C, H, W]; None: the dataset's default channels
+    Encoder = Callable[..., Tensor]
+
 # Distinct batches in a pre-made pool of synthetic event frames (per split): enough that training does
 # not fit a single batch, few enough to make in seconds; a step's time does not depend on the values it
-# is fed. Here, not in batches.py, because ``--help`` quotes it.
+# is fed. Here, not in batches.py, so that the command line can quote it without importing torch.
 POOL_BATCHES = 8
 
 
@@ -74,12 +79,6 @@ class Lazy:
 def lazy(target: str, *args: Any) -> Lazy:
     """``target`` (``"module:function"``) called with ``args`` first, imported when first called."""
     return Lazy(target, args)
-
-
-# load(request) and synthetic(request): the split ``request.train`` as batches on ``request.device``
-Loader = Callable[[DataRequest], "Batches"]
-# encode(x, T, generator=None, in_channels=None) -> [T, B, C, H, W]; None: the dataset's default channels
-Encoder = Callable[..., "Tensor"]
 
 
 @dataclass(frozen=True)

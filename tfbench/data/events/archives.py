@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetCorrupted, DatasetMissing, one_line
-from .progress import PROGRESS_EVERY_S, Progress, count_files, watch
+from .progress import PROGRESS_EVERY_S, Progress, watch
 from .specs import DOWNLOAD, EVENTS, EXTRACT, EventSpec
 
 MAX_PROBLEMS_SHOWN = 5         # a damaged extraction can have thousands of bad files; the first few say enough
