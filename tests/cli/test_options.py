@@ -7,7 +7,7 @@ import typer
 from tfbench.cli.main import app
 from tfbench.cli.options import cli_fields, flags
 from tfbench.report.tables import RUN_GROUP
-from tfbench.results.schema import RunConfig, RunRecord, config_fields, option
+from tfbench.results.schema import PARALLEL_FIELDS, RunConfig, RunRecord, config_fields, option
 
 
 def _options(command: str) -> dict[str, typer.core.click.Option]:
@@ -21,7 +21,7 @@ def test_run_and_compare_have_an_option_per_schema_field() -> None:
         assert name in run, name
         assert set(run[name].opts) == set(flags(name)), name
         assert option(name).help in run[name].help
-    for name in cli_fields(exclude=("parallel", "chunks")):
+    for name in cli_fields(exclude=PARALLEL_FIELDS):
         assert name in compare, name
         assert set(compare[name].opts) == set(flags(name, grid=True)), name
     assert compare["backend"].opts == ["--backends"]

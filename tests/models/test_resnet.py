@@ -23,8 +23,11 @@ class Recorder(nn.Module):
 
 
 def test_registry_and_miss_message() -> None:
-    assert list(models.ARCHS) == ["Spiking-ResNet18", "Spiking-ResNet34", "Spiking-ResNet50", "ResNet18",
-                                  "ResNet34", "ResNet50"]
+    assert list(models.ARCHS)[:6] == ["Spiking-ResNet18", "Spiking-ResNet34", "Spiking-ResNet50", "ResNet18",
+                                      "ResNet34", "ResNet50"]
+    zoo = [a for a in models.ARCHS if a.startswith("sj:")]      # SpikingJelly's zoo, each with its ANN twin
+    assert "sj:spiking_resnet18" in zoo and models.ann_twin("sj:spiking_resnet18") == "sj:spiking_resnet18-ann"
+    assert len(zoo) == 2 * len([a for a in zoo if not a.endswith("-ann")])
     assert models.get("spiking-resnet50").name == "Spiking-ResNet50"
     with pytest.raises(ValueError, match="unknown arch 'VGG'; choose from: Spiking-ResNet18, "):
         models.get("VGG")

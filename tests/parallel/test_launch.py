@@ -42,13 +42,15 @@ def test_a_dying_rank_stops_the_job(capfd):
 
 
 def test_cli_temporal_and_data_runs_record_once(cli, tmp_path):
-    for mode, batch in (("temporal", 2), ("data", 1)):
+    # 2 micro-batches of 1 sample: T=4 keeps 2 values per channel in the last BatchNorm (1x1 at 28x28 input)
+    for mode, T, batch, extra in (("temporal", 4, 2, ("--micro-batches", "2")), ("data", 2, 1, ())):
         result = cli("run", "--parallel", mode, "--nproc", "2", "--device", "cpu", "--dataset", "MNIST",
-                     "--synthetic", "-T", "2", "--batch-size", batch, "--epochs", "1", "--max-steps", "2",
-                     "--out", tmp_path)
+                     "--synthetic", "-T", T, "--batch-size", batch, "--epochs", "1", "--max-steps", "2",
+                     *extra, "--out", tmp_path)
         assert result.exit_code == 0, result.output
     lines = [json.loads(l) for l in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert [(d["parallel"], d["world_size"], d["status"]) for d in lines] == [("temporal", 2, "ok"), ("data", 2, "ok")]
+    assert [(d["parallel"], d["world_size"], d["micro_batches"], d["status"]) for d in lines] == [
+        ("temporal", 2, 2, "ok"), ("data", 2, 1, "ok")]
     assert lines[1]["samples_per_s"] * lines[1]["step_ms"] / 1e3 == pytest.approx(2)  # global batch
 
 
@@ -59,12 +61,25 @@ def test_cli_errors_are_one_line(cli, tmp_path):
                               "--synthetic", "--out", tmp_path), "T=4, 3 processes", "multiple of 3")
     assert_one_line_error(cli("run", "--nproc", "2", "--device", "cpu", "--synthetic", "--out", tmp_path),
                           "2 processes need --parallel data or temporal")
+    assert_one_line_error(cli("run", "--parallel", "data", "--nproc", "2", "--device", "cpu", "--micro-batches", "2",
+                              "--synthetic", "--out", tmp_path), "micro-batches 2 applies only to --parallel temporal")
+    assert_one_line_error(cli("run", "--parallel", "temporal", "--nproc", "2", "--device", "cpu", "-T", "4",
+                              "--batch-size", "2", "--micro-batches", "3", "--synthetic", "--out", tmp_path),
+                          "micro-batches 3 is more than the batch of 2 samples; choose 1..2")
+    assert_one_line_error(cli("scale", "--device", "cpu", "--mode", "fastest", "--out", tmp_path),
+                          "unknown mode 'fastest'; choose from: latency, throughput")
     result = cli("run", "--parallel", "temporal", "--nproc", "2", "--backend", "torch", "--device", "cpu",
                  "-T", "4", "--synthetic", "--out", tmp_path)
     assert result.exit_code == 1
     d = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
     assert d["status"].startswith("n/a: the temporal pipeline needs the membrane at segment boundaries")
     assert "torch does not expose" in d["status"]
+    # a model built with its library's own neurons would run every segment from rest: refused, not run
+    result = cli("run", "--parallel", "temporal", "--nproc", "2", "--arch", "sj:spiking_resnet18", "--device", "cpu",
+                 "-T", "4", "--synthetic", "--out", tmp_path)
+    assert result.exit_code == 1
+    d = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
+    assert d["status"].startswith("n/a: the temporal pipeline puts its own neuron") and "sj:spiking_resnet18" in d["status"]
 
 
 class _Fixed(Batches):
@@ -107,17 +122,26 @@ def test_ddp_gradients_equal_one_process(tmp_path):
 
 def test_cli_scale_records_and_model(cli, tmp_path):
     result = cli("scale", "--device", "cpu", "-T", "4", "-N", "64", "--gpus", "1,2", "--chunks", "2",
-                 "--repeats", "2", "--warmup", "0", "--out", tmp_path)
+                 "--runs", "3", "--repeats", "2", "--warmup", "0", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     rows = [json.loads(l) for l in (tmp_path / "scaling.jsonl").read_text().splitlines()]
-    assert sorted((r["gpus"], r["direction"]) for r in rows) == [(1, "backward"), (1, "forward"),
-                                                                 (2, "backward"), (2, "forward")]
+    cases = [("latency", 1, 1, 1), ("latency", 2, 2, 1), ("throughput", 1, 1, 3), ("throughput", 2, 1, 3)]
+    assert sorted((r["mode"], r["gpus"], r["chunks"], r["runs"], r["direction"]) for r in rows) == [
+        (*case, d) for case in cases for d in ("backward", "forward")]
     for r in rows:
         assert r["status"] == "ok" and r["checked"], r
         k, ts, tc = r["gpus"], r["ts_ms"], r["tc_ms"]
-        assert r["model_speedup"] == pytest.approx(k * ts / (k * (k - 1) * tc + ts))
-        assert r["speedup"] == pytest.approx(ts / r["median_ms"])
-    assert (tmp_path / "scaling.md").is_file() and (tmp_path / "scaling.png").is_file()
+        if r["mode"] == "latency":
+            assert r["model_speedup"] == pytest.approx(k * ts / (k * (k - 1) * tc + ts))
+            assert r["speedup"] == pytest.approx(ts / r["median_ms"])
+        else:
+            R, tseg, hop = r["runs"], r["tseg_ms"], (tc if k > 1 else 0.0)
+            assert r["model_speedup"] == pytest.approx(R * ts / (R * tseg + (k - 1) * (tseg + hop)))
+            assert r["speedup"] == pytest.approx(R * ts / r["median_ms"])
+            assert (tc is None) == (k == 1) and r["optimal_gpus"] is None
+    text = (tmp_path / "scaling.md").read_text()
+    assert "throughput, R=3" in text and "latency (best chunks)" in text
+    assert (tmp_path / "scaling.png").is_file()
 
 
 def test_old_run_records_keep_their_key():
@@ -127,5 +151,17 @@ def test_old_run_records_keep_their_key():
                 device="cpu", device_name="x", T=4, batch_size=2, epochs=1, max_steps=1, lr=1e-3, seed=0,
                 precision="fp32", synthetic=True, step_mode="multi", status="ok")
     plain = RunRecord(**base)
-    assert "parallel" not in plain.config()    # a record written before these fields hashes the same
+    assert {"parallel", "micro_batches"}.isdisjoint(plain.config())   # older records hash the same
     assert RunRecord(**base, parallel="data", world_size=2).key != plain.key
+    temporal = RunRecord(**base, parallel="temporal", world_size=2)
+    assert RunRecord(**base, parallel="temporal", world_size=2, micro_batches=4).key != temporal.key
+
+
+def test_old_scaling_records_keep_their_key():
+    from tfbench.results.schema import ScalingRecord
+
+    base = dict(backend="tfbench", precision="fp32", T=4, N=8, gpus=2, chunks=2, direction="forward", device="cpu",
+                device_name="x", neuron="n", status="ok", checked=True)
+    latency = ScalingRecord(**base)
+    assert {"mode", "runs"}.isdisjoint(latency.config())
+    assert ScalingRecord(**base, mode="throughput", runs=8).key != latency.key

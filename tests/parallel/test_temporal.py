@@ -19,7 +19,9 @@ from tfbench.parallel.temporal import chunk_bounds, segment
 from . import workers
 
 
-def reference(T: int, k: int) -> dict:
+def reference(T: int, k: int, micro_batches: int = 1, batch: int = workers.BATCH) -> dict:
+    """One process: the network on the k segments in turn (each micro-batch on its own). ``spikes[g]``
+    is what rank g's layers produce, in its call order: micro-batch by micro-batch, layer by layer."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = models.build(workers.ARCH, lambda: CarryLIF(workers.PARAMS), num_classes=workers.CLASSES).double()
@@ -27,21 +29,25 @@ def reference(T: int, k: int) -> dict:
     for m in model.modules():
         if isinstance(m, CarryLIF):
             m.register_forward_hook(lambda mod, inp, out: spikes.append(out.detach().clone()))
-    x, y = workers.network_input(T)
-    logits = segmented_forward(model, x, k)
+    x, y = workers.network_input(T, batch=batch)
+    logits = segmented_forward(model, x, k, micro_batches)
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    layers = len(spikes) // k
+    micro = min(micro_batches, batch)
+    layers = len(spikes) // (k * micro)
+    # the reference's call order: micro-batch, then segment, then layer
+    calls = [spikes[i * layers:(i + 1) * layers] for i in range(k * micro)]
     return {"logits": logits.detach(), "loss": loss.detach(), "layers": layers,
-            "spikes": [spikes[g * layers:(g + 1) * layers] for g in range(k)],
+            "spikes": [[s for m in range(micro) for s in calls[m * k + g]] for g in range(k)],
             "grads": {n: p.grad.clone() for n, p in model.named_parameters()}}
 
 
-def _check_network(results: list[dict], ref: dict, k: int) -> None:
+def _check_network(results: list[dict], ref: dict, k: int, micro_batches: int = 1) -> None:
     for g, r in enumerate(results):
-        assert len(r["spikes"]) == ref["layers"] == 17     # Spiking-ResNet18: stem + 2 per BasicBlock
+        assert ref["layers"] == 17                        # Spiking-ResNet18: stem + 2 per BasicBlock
+        assert len(r["spikes"]) == 17 * micro_batches
         for layer, (got, want) in enumerate(zip(r["spikes"], ref["spikes"][g])):
-            assert torch.equal(got, want), f"rank {g} layer {layer}: spikes differ"
+            assert torch.equal(got, want), f"rank {g} call {layer}: spikes differ"
         torch.testing.assert_close(r["logits"], ref["logits"], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(r["loss"], ref["loss"], rtol=1e-12, atol=1e-12)
         assert r["grads"].keys() == ref["grads"].keys()
@@ -96,3 +102,12 @@ def test_segments_and_chunks():
     assert chunk_bounds(2, 5) == [(0, 1), (1, 2)]
     with pytest.raises(ValueError, match="chunks must be >= 1, got 0"):
         chunk_bounds(4, 0)
+
+
+def test_a_model_without_pipelined_neurons_is_refused():
+    from torch import nn
+
+    from tfbench.parallel.temporal import Link, TemporalParallel
+
+    with pytest.raises(ValueError, match="Sequential has no PipelinedLIF layer"):
+        TemporalParallel(nn.Sequential(nn.Linear(2, 2)), Link(ranks=[0], rank=0))

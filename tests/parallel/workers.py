@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tfbench import models
 from tfbench.ops.lif import PRESETS
 from tfbench.parallel import data_parallel
+from tfbench.parallel.runs import backward_runs, forward_runs
 from tfbench.parallel.temporal import Link, PipelinedLIF, TemporalParallel, backward_segment, forward_segment
 
 PARAMS = PRESETS["paper"]
@@ -43,18 +44,20 @@ def _join(folder: str, rank: int, world: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
 
 
-def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int) -> None:
-    """Spiking-ResNet18 in the temporal pipeline: logits, loss, every layer's spikes and every gradient."""
+def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int, micro_batches: int = 1,
+                     batch: int = BATCH) -> None:
+    """Spiking-ResNet18 in the temporal pipeline: logits, loss, every layer's spikes (in call order:
+    micro-batch by micro-batch, layer by layer) and every gradient."""
     _join(folder, rank, world)
-    link = Link.world(chunks)
+    link = Link.world(chunks, micro_batches)
     torch.manual_seed(0)
     model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES).double()
     spikes = []
     for m in model.modules():
         if isinstance(m, PipelinedLIF):
             m.register_forward_hook(lambda mod, inp, out: spikes.append(out.detach().clone()))
-    net = TemporalParallel(model, link)
-    x, y = network_input(T)
+    net = TemporalParallel(model, link, micro_batches)
+    x, y = network_input(T, batch=batch)
     logits = net(x)
     loss = F.cross_entropy(logits, y)
     loss.backward()
@@ -91,6 +94,75 @@ def temporal_layer(rank: int, world: int, folder: str, T: int, n: int, chunks: i
     gx = backward_segment(gss, h, PARAMS, link, 0)
     link.flush()
     torch.save({"s": torch.cat(s, 1), "gx": torch.cat(gx, 1)}, Path(folder) / f"rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def micro_batched_against_whole(rank: int, world: int, folder: str, T: int, micro_batches: int,
+                                batch: int) -> None:
+    """Spiking-ResNet18 (fp32) in the temporal pipeline with BatchNorm on its running statistics (eval),
+    one step on the whole batch and one in ``micro_batches`` micro-batches: losses and gradients."""
+    _join(folder, rank, world)
+    link = Link.world(1, micro_batches)
+    torch.manual_seed(0)
+    model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES)
+    spiked = []
+    for m in model.modules():
+        if isinstance(m, PipelinedLIF):
+            m.register_forward_hook(lambda mod, inp, out: spiked.append(float(out.detach().sum())))
+    net = TemporalParallel(model, link, micro_batches)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()        # per-sample maths: a micro-batch's BN then normalises as the whole batch's
+    x, y = network_input(T, batch=batch)
+    x = x.float()
+    out = {}
+    for name, m in (("whole", 1), ("micro", micro_batches)):
+        net.micro_batches = m
+        model.zero_grad(set_to_none=True)
+        logits = net(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        out[name] = {"loss": loss.detach(), "logits": logits.detach(),
+                     "grads": {n: p.grad.clone() for n, p in model.named_parameters()}}
+    out["spiked"] = spiked
+    torch.save(out, Path(folder) / f"rank{rank}.pt")
+    link.flush()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+# the independent runs' inputs: the same in every process and in the test
+RUN_NEURONS = 48
+
+
+def runs_input(T: int, runs: int, seed: int = 5) -> dict[str, torch.Tensor]:
+    """Per run: input ``x`` [R, T, n], initial membrane ``v0`` [R, n], dL/ds ``gs`` and dL/dv_T ``gv`` (fp32)."""
+    g = torch.Generator().manual_seed(seed + runs)
+    n = RUN_NEURONS
+    return {"x": torch.randn(runs, T, n, generator=g) * 0.5 + 0.3, "v0": torch.rand(runs, n, generator=g) * 0.3,
+            "gs": torch.randn(runs, T, n, generator=g), "gv": torch.randn(runs, n, generator=g)}
+
+
+def pipelined_runs(rank: int, world: int, folder: str, T: int, cases: tuple[int, ...]) -> None:
+    """For each R in ``cases``: R independent runs of one layer pipelined through the ranks (runs.py),
+    each from its own initial membrane, with dL/dv_T given on the last rank: this rank's segment of
+    every run's spikes and dL/dx, the final membranes (last rank) and dL/dv0 (first rank)."""
+    _join(folder, rank, world)
+    out = {}
+    steps = T // world
+    seg = slice(rank * steps, (rank + 1) * steps)
+    for runs in cases:
+        link = Link(ranks=list(range(world)), rank=rank, micro_batches=runs)
+        d = runs_input(T, runs)
+        fwd = forward_runs(runs, lambda r: d["x"][r, seg].contiguous(), PARAMS, link, v0_of=lambda r: d["v0"][r],
+                           final=True)
+        bwd = backward_runs(runs, lambda r: d["gs"][r, seg].contiguous(), lambda r: fwd[r][1], PARAMS, link,
+                            gv_last_of=lambda r: d["gv"][r], initial_grad=True)
+        link.flush()
+        out[runs] = {"s": [f[0] for f in fwd], "v_T": [f[2] for f in fwd], "gx": [b[0] for b in bwd],
+                     "gv0": [b[1] for b in bwd]}
+    torch.save(out, Path(folder) / f"rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 

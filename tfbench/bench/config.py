@@ -206,7 +206,8 @@ def normalize(cfg: RunConfig) -> RunConfig:
 
     check_config(values["parallel"], values["world_size"], values["chunks"], T=values["T"],
                  batch_size=values["batch_size"], train_size=spec.train_size, dataset=spec.name,
-                 compile=values["compile"], cuda_graphs=values["cuda_graphs"])
+                 compile=values["compile"], cuda_graphs=values["cuda_graphs"],
+                 micro_batches=values["micro_batches"])
     if spec.train_size and values["batch_size"] > spec.train_size:
         raise ValueError(f"batch size {values['batch_size']} is larger than the {spec.name} training set "
                          f"({spec.train_size} samples); choose 1..{spec.train_size}")

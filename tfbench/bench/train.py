@@ -101,8 +101,8 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
     spec = data.get(cfg.dataset)
     title = f"{cfg.arch} {cfg.backend} {cfg.dataset} T={cfg.T} B={cfg.batch_size} {cfg.precision}"
 
-    strategy = parallel.for_run(cfg.parallel, cfg.world_size, cfg.chunks)
-    reason = strategy.unavailable(models.get(cfg.arch).spiking, cfg.backend, cfg.step_mode)
+    strategy = parallel.for_run(cfg.parallel, cfg.world_size, cfg.chunks, cfg.micro_batches)
+    reason = strategy.unavailable(models.get(cfg.arch), cfg.backend, cfg.step_mode)
     if reason is not None:
         return finished(rec, status=na(reason), baseline=baseline)
     backend = backends.get(cfg.backend) if models.get(cfg.arch).spiking else None

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..results.schema import RunConfig
+from ..results.schema import PARALLEL_FIELDS, RunConfig
 from .common import (
     DEFAULT_BASELINE,
     backend_list,
@@ -106,7 +106,7 @@ def _preflight(configs: list[RunConfig]) -> None:
             check_data(cfg)
 
 
-@config_options(grid=True, exclude=("parallel", "chunks"), defaults={"backend": "every registered backend"})
+@config_options(grid=True, exclude=PARALLEL_FIELDS, defaults={"backend": "every registered backend"})
 def compare(
     ctx: typer.Context,
     values: dict,

@@ -67,6 +67,7 @@ def world_for(parallel: str, nproc: int | None) -> int:
 def header(cfg: RunConfig, world: int, quick: bool) -> str:
     steps = f"{cfg.max_steps} steps" if cfg.max_steps else "full"
     chunks = f", {cfg.chunks} neuron chunks" if cfg.chunks > 1 else ""
+    chunks += f", {cfg.micro_batches} micro-batches" if cfg.micro_batches > 1 else ""
     return (f"tfbench run: {cfg.arch}, {cfg.backend}, {cfg.dataset}{' (synthetic)' if cfg.synthetic else ''}, "
             f"--parallel {cfg.parallel} over {world} processes ({torch.device(cfg.device).type}){chunks}, T={cfg.T}, "
             f"batch {cfg.batch_size} per process, {cfg.epochs} epochs ({steps}), {cfg.precision}"
@@ -86,7 +87,7 @@ def run_parallel(cfg: RunConfig, nproc: int | None, out: Path, quick: bool = Fal
         from .. import backends, models
 
         arch = models.get(cfg.arch)
-        reason = pstrategy.unavailable(cfg.parallel, arch.spiking, cfg.backend, cfg.step_mode)
+        reason = pstrategy.unavailable(cfg.parallel, arch, cfg.backend, cfg.step_mode)
         if reason is None and arch.spiking:
             reason = backends.get(cfg.backend).unavailable(cfg.device)
         if reason is not None:

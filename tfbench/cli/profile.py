@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..results.schema import RunConfig
+from ..results.schema import PARALLEL_FIELDS, RunConfig
 from .common import console, err_console, fail, guarded, output_folder
 from .options import config_options
 
@@ -15,7 +15,7 @@ from .options import config_options
 DEFAULTS = {"dataset": "CIFAR-10", "T": 4, "synthetic": True}
 # What profile decides itself: one epoch of synthetic data, as many steps as it records.
 FIXED = ("epochs", "max_steps", "synthetic", "lr", "seed", "data_root", "download", "split_by", "in_channels",
-         "parallel", "chunks")
+         *PARALLEL_FIELDS)
 
 
 @config_options(grid=False, exclude=FIXED, defaults=DEFAULTS)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..results.schema import RunConfig
+from ..results.schema import PARALLEL_FIELDS, RunConfig
 from .common import console, err_console, fail, guarded, output_folder
 from .options import config_options
 
@@ -15,7 +15,7 @@ from .options import config_options
 # under a minute on a 2-core CPU (the quick config of the embedded dataset, tfbench/data).
 QUICK = {"synthetic": True, "T": 4, "batch_size": 16, "epochs": 2, "max_steps": 15}
 # options that say where or how, not what: they keep the quick demo
-NOT_WORKLOAD = {"device", "parallel", "chunks"}
+NOT_WORKLOAD = {"device", *PARALLEL_FIELDS}
 
 HELP = (
     "Train a spiking network with one neuron backend and append the result to OUT/runs.jsonl.\n\n"

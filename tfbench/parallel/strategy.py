@@ -1,9 +1,10 @@
 """How a training run is spread over processes: what ``bench/train.py`` asks of ``--parallel``.
 
-``for_run(mode, world_size, chunks)`` gives a :class:`Strategy` that the training loop consults at
-five points: can this backend run (``unavailable``), the neuron in each spiking layer (``neuron``),
-the batch size of the data source and each rank's share of it (``source_batch_size``, ``shard``),
-the model as trained (``wrap``), and the record's measurements combined over the ranks (``combine``).
+``for_run(mode, world_size, chunks, micro_batches)`` gives a :class:`Strategy` that the training loop
+consults at five points: can this backend run (``unavailable``), the neuron in each spiking layer
+(``neuron``), the batch size of the data source and each rank's share of it (``source_batch_size``,
+``shard``), the model as trained (``wrap``), and the record's measurements combined over the ranks
+(``combine``).
 ``none`` changes nothing; ``data`` and ``temporal`` run in a process group started by torchrun.
 """
 
@@ -30,8 +31,8 @@ class Strategy:
     def __init__(self, world_size: int = 1):
         self.world_size = world_size
 
-    def unavailable(self, spiking: bool, backend: str, step_mode: str) -> str | None:
-        """Why this strategy cannot train with ``backend`` (None: it can)."""
+    def unavailable(self, arch, backend: str, step_mode: str) -> str | None:
+        """Why this strategy cannot train ``arch`` (a ``models.Arch``) with ``backend`` (None: it can)."""
         return None
 
     def neuron(self, make: Callable[[], nn.Module] | None, params):
@@ -85,15 +86,20 @@ class TemporalPipeline(Strategy):
 
     mode = "temporal"
 
-    def __init__(self, world_size: int = 1, chunks: int = 1):
+    def __init__(self, world_size: int = 1, chunks: int = 1, micro_batches: int = 1):
         super().__init__(world_size)
         self.chunks = chunks
+        self.micro_batches = micro_batches
         self.link: Link | None = None
 
-    def unavailable(self, spiking: bool, backend: str, step_mode: str) -> str | None:
-        if not spiking:
+    def unavailable(self, arch, backend: str, step_mode: str) -> str | None:
+        if not arch.spiking:
             return "the temporal pipeline passes spiking layers' membranes between ranks; an ANN has none " \
                    "(use --parallel data)"
+        if arch.builder is not None:
+            return (f"the temporal pipeline puts its own neuron (which passes the membrane between ranks) in "
+                    f"tfbench's Spiking-ResNets; {arch.name} is built with its library's neurons (use --parallel "
+                    f"data)")
         if backend != TEMPORAL_BACKEND:
             return (f"the temporal pipeline needs the membrane at segment boundaries (v0/v_T), which {backend} "
                     f"does not expose (use --backend {TEMPORAL_BACKEND}, or --parallel data)")
@@ -103,7 +109,7 @@ class TemporalPipeline(Strategy):
 
     def neuron(self, make, params):
         if self.link is None:
-            self.link = Link.world(self.chunks)
+            self.link = Link.world(self.chunks, self.micro_batches)
         link = self.link
 
         def pipelined() -> nn.Module:
@@ -114,13 +120,13 @@ class TemporalPipeline(Strategy):
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         if self.link is None:
             raise RuntimeError("the model must be built with this strategy's neuron() before wrap()")
-        return TemporalParallel(model, self.link)
+        return TemporalParallel(model, self.link, self.micro_batches)
 
     def combine(self, result: dict, batch_size: int) -> dict:
         return _combine(result, batch_size)
 
 
-def for_run(mode: str, world_size: int = 1, chunks: int = 1) -> Strategy:
+def for_run(mode: str, world_size: int = 1, chunks: int = 1, micro_batches: int = 1) -> Strategy:
     """The strategy ``mode`` (none, data, temporal); ValueError naming the choices, or when a parallel
     mode runs outside a process group of ``world_size`` ranks."""
     if mode not in MODES:
@@ -138,7 +144,7 @@ def for_run(mode: str, world_size: int = 1, chunks: int = 1) -> Strategy:
     if tdist.get_world_size() != world_size:
         raise ValueError(f"the run is configured for {world_size} processes but the group has "
                          f"{tdist.get_world_size()}")
-    return DataParallel(world_size) if mode == "data" else TemporalPipeline(world_size, chunks)
+    return DataParallel(world_size) if mode == "data" else TemporalPipeline(world_size, chunks, micro_batches)
 
 
 def _combine(result: dict, global_batch: int) -> dict:
@@ -171,7 +177,7 @@ def _combine(result: dict, global_batch: int) -> dict:
 
 
 def check_config(mode: str, world_size: int, chunks: int, *, T: int, batch_size: int, train_size: int | None,
-                 dataset: str, compile: bool = False, cuda_graphs: bool = False) -> str:
+                 dataset: str, compile: bool = False, cuda_graphs: bool = False, micro_batches: int = 1) -> str:
     """The canonical ``mode`` after checking a run's parallel options; ValueError naming the bad value."""
     canonical = next((m for m in MODES if m == str(mode).strip().lower()), None)
     if canonical is None:
@@ -183,6 +189,14 @@ def check_config(mode: str, world_size: int, chunks: int, *, T: int, batch_size:
     if chunks != 1 and canonical != "temporal":
         raise ValueError(f"chunks {chunks} applies only to --parallel temporal; --parallel {canonical} has "
                          "no neuron chunks")
+    if micro_batches < 1:
+        raise ValueError(f"micro-batches must be >= 1, got {micro_batches}")
+    if micro_batches != 1 and canonical != "temporal":
+        raise ValueError(f"micro-batches {micro_batches} applies only to --parallel temporal; --parallel "
+                         f"{canonical} passes no membranes between processes to pipeline")
+    if micro_batches > batch_size:
+        raise ValueError(f"micro-batches {micro_batches} is more than the batch of {batch_size} samples; "
+                         f"choose 1..{batch_size}")
     if canonical == "none":
         if world_size != 1:
             raise ValueError(f"{world_size} processes need --parallel data or temporal (got --parallel none)")
@@ -204,8 +218,8 @@ def check_config(mode: str, world_size: int, chunks: int, *, T: int, batch_size:
     return canonical
 
 
-def unavailable(mode: str, spiking: bool, backend: str, step_mode: str) -> str | None:
+def unavailable(mode: str, arch, backend: str, step_mode: str) -> str | None:
     """Why ``mode`` cannot train with ``backend`` (None: it can), without a process group."""
     if mode == "temporal":
-        return TemporalPipeline().unavailable(spiking, backend, step_mode)
+        return TemporalPipeline().unavailable(arch, backend, step_mode)
     return None

@@ -14,8 +14,21 @@ Overlap. Sends are asynchronous (``isend``), receives are posted up front (``ire
 only where the value is needed, so the ranks work at once:
 - over layers, a wavefront: while rank g runs layer l, rank g-1 already runs layer l+1;
 - over neurons within a layer (``chunks`` C > 1): each layer's neurons are cut into C chunks and
-  rank g starts chunk c as soon as rank g-1 has sent chunk c's membrane. On a GPU nothing here
-  blocks the host: a NCCL wait only orders the streams.
+  rank g starts chunk c as soon as rank g-1 has sent chunk c's membrane;
+- over micro-batches (``micro_batches`` M > 1): the batch is split into M micro-batches that run
+  through the whole network one after another, so rank g runs micro-batch m while rank g+1 runs
+  m-1 (GPipe's schedule: every micro-batch's forward, then every backward, the last micro-batch's
+  first, as autograd orders them). A rank then waits for its first membrane for one layer of one
+  micro-batch instead of one layer of the whole batch. BatchNorm normalises each micro-batch's
+  segment with that micro-batch's statistics (and its running statistics take M updates a step):
+  reference.py's ``segmented_forward(..., micro_batches=M)`` is what this equals.
+On a GPU nothing here blocks the host: a NCCL wait only orders the compute stream after NCCL's own
+stream, on which the transfers run beside the kernels.
+
+Messages are told apart by tags (layer, direction, chunk, micro-batch) on gloo; NCCL ignores tags
+and pairs a rank's sends to a peer with the peer's receives in the order they were posted, which
+holds because every rank builds the same layers and runs them in the same order (autograd's
+backward order is the same on every rank: the graphs are the same).
 
 The loss: every rank's network output is the sum of its segment's logits over its steps, divided by
 the full T; ``TemporalParallel`` sums these over the ranks with an all-reduce whose backward is the
@@ -25,7 +38,7 @@ summed over the ranks (all-reduce SUM) so that the optimizer step keeps the para
 BatchNorm running statistics are averaged over the ranks before evaluation.
 
 ``reference.py`` holds the single-process computation this equals; tests/parallel compare every
-spike, the loss and every gradient.
+spike, the loss and every gradient. The op is called only through ``segment_op.py``.
 """
 
 from __future__ import annotations
@@ -39,12 +52,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from ..ops.lif import LIFParams
-# The op's host functions (what lif()'s eager path calls), not torch.ops.tfbench.*: the dispatcher's
-# first call in a process imports torch's compiler stack (~2 s on a CPU), which the wavefront would
-# pay once per rank in turn, and it costs ~20 us more per call (per chunk here).
-from ..ops.lif.op import _backward_impl, _forward_impl
 from . import dist as tdist
+from . import segment_op
+from .segment_op import LIFParams
 
 FORWARD, BACKWARD = 0, 1   # message directions (part of each message's tag)
 
@@ -77,17 +87,14 @@ def chunk_bounds(n: int, chunks: int) -> list[tuple[int, int]]:
     return out
 
 
-def _acc(dtype: torch.dtype) -> torch.dtype:
-    """The op's membrane dtype for storage ``dtype``: float64 for float64, float32 otherwise."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 @dataclass
 class Link:
     """One rank's place in the pipeline: its neighbours in ``group`` and its messages in flight.
 
     ``ranks`` are the group's global ranks in pipeline order (rank 0 holds the first segment);
-    ``chunks`` is the number of neuron chunks per layer. Sends stay referenced until ``flush()``.
+    ``chunks`` is the number of neuron chunks per layer; ``micro_batches`` the number of micro-batches
+    (or independent runs, runs.py) in flight per step, ``micro`` the one being run forward now. Sends
+    stay referenced until ``flush()``.
     """
 
     ranks: list[int]
@@ -95,14 +102,17 @@ class Link:
     group: dist.ProcessGroup | None = None
     chunks: int = 1
     timeout_s: float = tdist.DEFAULT_TIMEOUT_S
+    micro_batches: int = 1
+    micro: int = 0
     _sends: list = field(default_factory=list)
     _layers: int = 0
 
     @classmethod
-    def world(cls, chunks: int = 1) -> "Link":
+    def world(cls, chunks: int = 1, micro_batches: int = 1) -> "Link":
         """The pipeline over every rank of the default group."""
         n = dist.get_world_size()
-        return cls(ranks=list(range(n)), rank=dist.get_rank(), chunks=chunks, timeout_s=tdist.timeout_s())
+        return cls(ranks=list(range(n)), rank=dist.get_rank(), chunks=chunks, micro_batches=micro_batches,
+                   timeout_s=tdist.timeout_s())
 
     @property
     def size(self) -> int:
@@ -123,16 +133,19 @@ class Link:
         self._layers += 1
         return self._layers - 1
 
-    def _tag(self, layer: int, direction: int, chunk: int) -> int:
-        return (layer * 2 + direction) * max(self.chunks, 1) + chunk
+    def _tag(self, layer: int, direction: int, chunk: int, micro: int = 0) -> int:
+        if not 0 <= micro < max(self.micro_batches, 1):
+            raise ValueError(f"micro-batch {micro} of a link made for {self.micro_batches}")
+        return ((layer * 2 + direction) * max(self.chunks, 1) + chunk) * max(self.micro_batches, 1) + micro
 
     def post_recvs(self, shapes: Sequence[torch.Size], dtype: torch.dtype, device: torch.device, src: int,
-                   layer: int, direction: int) -> list[tuple[object, Tensor]]:
+                   layer: int, direction: int, micro: int = 0) -> list[tuple[object, Tensor]]:
         """Post one receive per chunk from ``src``; each item is waited on with ``wait``."""
         out = []
         for c, shape in enumerate(shapes):
             buf = torch.empty(shape, dtype=dtype, device=device)
-            out.append((dist.irecv(buf, src=src, group=self.group, tag=self._tag(layer, direction, c)), buf))
+            tag = self._tag(layer, direction, c, micro)
+            out.append((dist.irecv(buf, src=src, group=self.group, tag=tag), buf))
         return out
 
     def wait(self, item: tuple[object, Tensor], src: int, what: str) -> Tensor:
@@ -148,10 +161,11 @@ class Link:
                            f"{tdist.one_line(e)}") from None
         return buf
 
-    def send(self, t: Tensor, dst: int, layer: int, direction: int, chunk: int) -> None:
+    def send(self, t: Tensor, dst: int, layer: int, direction: int, chunk: int, micro: int = 0) -> None:
         """Send ``t`` to ``dst`` without waiting; ``t`` is kept alive until ``flush()``."""
         self._sends = [(w, x) for w, x in self._sends if not w.is_completed()]
-        self._sends.append((dist.isend(t, dst=dst, group=self.group, tag=self._tag(layer, direction, chunk)), t))
+        tag = self._tag(layer, direction, chunk, micro)
+        self._sends.append((dist.isend(t, dst=dst, group=self.group, tag=tag), t))
 
     def flush(self) -> None:
         """Wait for every send in flight (PeerLost if a neighbour stopped receiving)."""
@@ -167,13 +181,15 @@ class Link:
                                f"received: {tdist.one_line(e)}") from None
 
 
-def forward_segment(xs: Sequence[Tensor], p: LIFParams, link: Link, layer: int) -> tuple[list[Tensor], list[Tensor]]:
+def forward_segment(xs: Sequence[Tensor], p: LIFParams, link: Link, layer: int,
+                    micro: int = 0) -> tuple[list[Tensor], list[Tensor]]:
     """One layer's forward on this rank's segment, chunk by chunk.
 
     Args:
         xs: the chunks of the layer's input current, each ``[T/k, *]`` (fp32, bf16, fp16 or fp64),
             together all the layer's neurons; chunk c of every rank holds the same neurons.
         p: the neuron (validated ``LIFParams``). link: the pipeline. layer: the layer's index.
+        micro: the micro-batch's index (its messages' tag).
 
     Returns ``(s, h)``: per chunk the spikes and the kept pre-reset membrane, each of its chunk's
     shape and dtype. Receives chunk c's ``v0`` (float32, float64 for float64) from the previous rank
@@ -182,20 +198,21 @@ def forward_segment(xs: Sequence[Tensor], p: LIFParams, link: Link, layer: int) 
     prev, nxt = link.prev, link.next
     recvs = None
     if prev is not None:
-        recvs = link.post_recvs([x.shape[1:] for x in xs], _acc(xs[0].dtype), xs[0].device, prev, layer, FORWARD)
+        recvs = link.post_recvs([x.shape[1:] for x in xs], segment_op.membrane_dtype(xs[0].dtype), xs[0].device,
+                                prev, layer, FORWARD, micro)
     spikes, kept = [], []
     for c, x in enumerate(xs):
         v0 = link.wait(recvs[c], prev, f"the membrane of layer {layer} chunk {c}") if recvs else None
-        s, h, v_last = _forward_impl(x, v0, p, nxt is not None)
+        s, h, v_last = segment_op.forward(x, v0, p, nxt is not None)
         if nxt is not None:
-            link.send(v_last, nxt, layer, FORWARD, c)
+            link.send(v_last, nxt, layer, FORWARD, c, micro)
         spikes.append(s)
         kept.append(h)
     return spikes, kept
 
 
 def backward_segment(gss: Sequence[Tensor], hs: Sequence[Tensor], p: LIFParams, link: Link,
-                     layer: int) -> list[Tensor]:
+                     layer: int, micro: int = 0) -> list[Tensor]:
     """One layer's backward on this rank's segment, chunk by chunk: per chunk ``dL/dx``.
 
     ``gss``: dL/ds per chunk (any float dtype, the chunk's shape); ``hs``: the chunks' kept membranes
@@ -205,13 +222,14 @@ def backward_segment(gss: Sequence[Tensor], hs: Sequence[Tensor], p: LIFParams, 
     prev, nxt = link.prev, link.next
     recvs = None
     if nxt is not None:
-        recvs = link.post_recvs([h.shape[1:] for h in hs], _acc(hs[0].dtype), hs[0].device, nxt, layer, BACKWARD)
+        recvs = link.post_recvs([h.shape[1:] for h in hs], segment_op.membrane_dtype(hs[0].dtype), hs[0].device,
+                                nxt, layer, BACKWARD, micro)
     grads = []
     for c, (gs, h) in enumerate(zip(gss, hs)):
         gv_last = link.wait(recvs[c], nxt, f"the membrane gradient of layer {layer} chunk {c}") if recvs else None
-        gx, gv0 = _backward_impl(gs, h, gv_last, p, prev is not None)
+        gx, gv0 = segment_op.backward(gs, h, gv_last, p, prev is not None)
         if prev is not None:
-            link.send(gv0, prev, layer, BACKWARD, c)
+            link.send(gv0, prev, layer, BACKWARD, c, micro)
         grads.append(gx)
     return grads
 
@@ -232,16 +250,18 @@ class _PipelinedLIFFunction(torch.autograd.Function):
         steps = x.shape[0]
         flat = x.reshape(steps, -1)
         bounds = chunk_bounds(flat.shape[1], layer.link.chunks)
-        s, h = forward_segment(_split(flat, bounds), layer.params, layer.link, layer.index)
+        micro = layer.link.micro
+        s, h = forward_segment(_split(flat, bounds), layer.params, layer.link, layer.index, micro)
         ctx.save_for_backward(*h)
-        ctx.layer, ctx.bounds = layer, bounds
+        ctx.layer, ctx.bounds, ctx.micro = layer, bounds, micro
         return _join(s).view(x.shape)
 
     @staticmethod
     def backward(ctx, gs: Tensor):  # type: ignore[override]
         layer = ctx.layer
         flat = gs.reshape(gs.shape[0], -1)
-        gx = backward_segment(_split(flat, ctx.bounds), ctx.saved_tensors, layer.params, layer.link, layer.index)
+        gx = backward_segment(_split(flat, ctx.bounds), ctx.saved_tensors, layer.params, layer.link, layer.index,
+                              ctx.micro)
         return _join(gx).view(gs.shape), None
 
 
@@ -291,15 +311,24 @@ class TemporalParallel(nn.Module):
 
     ``forward(x)``: x is the whole input ``[T, B, C, H, W]`` (the same on every rank); this rank runs
     its segment and returns the logits averaged over all T, ``[B, classes]`` float32 (float64 for a
-    float64 network), identical on every rank. After ``loss.backward()`` every parameter's gradient is
-    the full gradient (summed over the ranks). Parameters and buffers are copied from the pipeline's
-    first rank at construction.
+    float64 network), identical on every rank. With ``micro_batches`` M > 1 the batch is cut into
+    ``min(M, B)`` near-equal micro-batches (``torch.tensor_split``: the first ones one sample larger)
+    that flow through the ranks one after another (module docstring). After ``loss.backward()``
+    every parameter's gradient is the full gradient (summed over the ranks). Parameters and buffers
+    are copied from the pipeline's first rank at construction.
     """
 
-    def __init__(self, module: nn.Module, link: Link):
+    def __init__(self, module: nn.Module, link: Link, micro_batches: int = 1):
         super().__init__()
+        if micro_batches < 1:
+            raise ValueError(f"micro_batches must be >= 1, got {micro_batches}")
+        if not any(isinstance(m, PipelinedLIF) for m in module.modules()):
+            raise ValueError(f"{type(module).__name__} has no PipelinedLIF layer: its neurons would start every "
+                             "segment from rest; build it with the pipeline's neuron")
         self.module = module
         self.link = link
+        self.micro_batches = micro_batches
+        link.micro_batches = max(link.micro_batches, micro_batches)
         self._stats_stale = False
         with torch.no_grad():
             for t in list(module.parameters()) + list(module.buffers()):
@@ -312,7 +341,16 @@ class TemporalParallel(nn.Module):
             self._stats_stale = True
         elif self._stats_stale:
             self.average_statistics()
-        partial = self.module(x[lo:hi]) * ((hi - lo) / x.shape[0])
+        seg = x[lo:hi]
+        parts = torch.tensor_split(seg, min(self.micro_batches, seg.shape[1]), dim=1)
+        if len(parts) > self.link.micro_batches:
+            raise ValueError(f"{len(parts)} micro-batches on a link made for {self.link.micro_batches}")
+        logits = []
+        for m, part in enumerate(parts):
+            self.link.micro = m             # the tag of this micro-batch's messages (PipelinedLIF reads it)
+            logits.append(self.module(part))
+        self.link.micro = 0
+        partial = (logits[0] if len(logits) == 1 else torch.cat(logits, 0)) * ((hi - lo) / x.shape[0])
         return _SumOverRanks.apply(partial, self)
 
     def reduce_gradients(self) -> None:

@@ -60,12 +60,15 @@ def _mean(v) -> float | None:
 
 
 def _options(r) -> str:
-    """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2"."""
+    """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2",
+    "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches)."""
     text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")))
     parallel = _text(r.get("parallel")) or "none"
     if parallel != "none":
         size = int(_num(r.get("world_size")) or 1)
-        text = f"{parallel} x{size}" if text == "eager" else f"{text}, {parallel} x{size}"
+        split = "".join(f" {letter}{int(n)}" for letter, n in (("c", _num(r.get("chunks"))),
+                                                              ("m", _num(r.get("micro_batches")))) if n and n > 1)
+        text = f"{parallel} x{size}{split}" if text == "eager" else f"{text}, {parallel} x{size}{split}"
     return text
 
 

@@ -154,6 +154,11 @@ class RunConfig:
     chunks: int = _opt(1, minimum=1, key=KEY_IF_SET, help=(
         "--parallel temporal: neuron chunks per layer; a process starts a chunk as soon as the previous one "
         "has sent its membrane."))
+    micro_batches: int = _opt(1, minimum=1, key=KEY_IF_SET, help=(
+        "--parallel temporal: split each batch into M micro-batches that follow one another through the "
+        "processes (one runs micro-batch m while the next runs m-1), so a process waits for its first "
+        "membrane for one micro-batch, not the whole batch. BatchNorm then normalises each micro-batch's "
+        "time segment with its own statistics."))
     compile: bool = _opt(False, grid=True, key=KEY_IF_SET, help=(
         "torch.compile the model (default mode); compiling is part of the setup time, not of any epoch."))
     cuda_graphs: bool = _opt(False, grid=True, key=KEY_IF_SET, help=(
@@ -166,6 +171,10 @@ class RunConfig:
     def options(self) -> str:
         """The speed options that are on, as one word ("eager" when none is)."""
         return options_text(self.compile, self.cuda_graphs, self.channels_last)
+
+
+# The options of a run spread over processes: a single-process command (compare, profile) has none.
+PARALLEL_FIELDS = ("parallel", "chunks", "micro_batches")
 
 
 def option(name: str) -> Option:
@@ -332,17 +341,31 @@ class RunRecord(RunConfig, _Record):
         return RunConfig(**{n: getattr(self, n) for n in _OPTIONS})
 
 
+# How ``tfbench scale`` times the pipeline: one run's latency, or R independent runs' throughput.
+SCALING_MODES = ("latency", "throughput")
+
+
 @dataclass(frozen=True)
 class ScalingRecord(_Record):
     """One LIF layer split over ``gpus`` ranks by the temporal pipeline, timed (``tfbench scale``; the
-    paper's Fig. 6). Long format: one record per (T, gpus, direction, ...).
+    paper's Fig. 6). Long format: one record per (mode, T, gpus, chunks or runs, direction, ...).
 
+    ``mode`` "latency": one run, its neurons in ``chunks`` chunks that flow rank to rank.
     ``median_ms`` (p10/p90 over ``repeats``) is the pipeline's time for the whole layer: per repeat,
     from a barrier to the last rank's end (the largest rank time). ``ts_ms`` is the same layer on one
     GPU (the record with ``gpus`` 1), ``tc_ms`` one boundary hop (all of a layer's membrane chunks
     sent from one rank to the next, half a measured round trip); ``model_speedup`` is the paper's
     ``k*Ts / (k*(k-1)*Tc + Ts)`` with those, beside the measured ``speedup`` = ts_ms / median_ms;
     ``optimal_gpus`` = sqrt(Ts/Tc), where the model's time Ts/k + (k-1)*Tc is least.
+
+    ``mode`` "throughput": ``runs`` R independent runs pipelined through the ranks (whole layer per
+    segment, ``chunks`` 1; tfbench/parallel/runs.py). ``median_ms`` is the time of all R runs,
+    barrier to the last rank's end. ``ts_ms`` is one run on one GPU (the ``gpus`` 1 record of the same
+    R, divided by R), ``tseg_ms`` one segment of T/k steps of the whole layer timed alone on each rank
+    (the slowest rank's median), ``tc_ms`` one hop of the layer's whole membrane (N values);
+    ``speedup`` = R*ts_ms / median_ms and ``model_speedup`` = R*Ts / (R*tseg + (k-1)*(tseg + Tc)):
+    the last rank ends after R segments plus the fill, k-1 segments and hops (with tseg = Ts/k and
+    Tc << tseg this is k*R / (R + k - 1)). ``optimal_gpus`` is None: the model grows with k.
     """
 
     backend: str                # tfbench (the only op with v0 / v_T)
@@ -350,7 +373,7 @@ class ScalingRecord(_Record):
     T: int
     N: int
     gpus: int                   # k: ranks the T steps are split over
-    chunks: int                 # neuron chunks per rank (1 for gpus=1)
+    chunks: int                 # neuron chunks per rank (1 for gpus=1 and for throughput)
     direction: str              # forward | backward
     device: str                 # cuda | cpu
     device_name: str
@@ -358,12 +381,15 @@ class ScalingRecord(_Record):
     status: str                 # ok | oom | n/a: <reason> | error: <message>
     checked: bool               # the pipeline's spikes and gradients matched one rank's before timing
     unroll: int | None = None   # the kernel's time unroll when set for this sweep (None: the op's default)
+    mode: str = "latency"       # latency (one run, chunked) | throughput (R independent runs pipelined)
+    runs: int = 1               # R: independent runs in one timed repeat (throughput)
     median_ms: float | None = None
     p10_ms: float | None = None
     p90_ms: float | None = None
     repeats: int = 0
     ts_ms: float | None = None
     tc_ms: float | None = None
+    tseg_ms: float | None = None           # throughput: one T/k-step segment of the whole layer, alone
     speedup: float | None = None
     model_speedup: float | None = None
     efficiency: float | None = None        # speedup / gpus
@@ -376,6 +402,7 @@ class ScalingRecord(_Record):
 
     CONFIG_FIELDS = ("kind", "backend", "precision", "T", "N", "gpus", "chunks", "direction", "device",
                      "device_name", "neuron", "unroll")
+    OPTIONAL_CONFIG = {"mode": "latency", "runs": 1}
 
 
 RECORD_KINDS: dict[str, type[_Record]] = {"run": RunRecord, "layer": LayerRecord, "scaling": ScalingRecord}
