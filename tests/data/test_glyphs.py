@@ -10,6 +10,7 @@ import torch
 
 from tfbench import data
 from tfbench.bench.train import train
+from tfbench.cli.run import QUICK
 from tfbench.data import glyphs
 from tfbench.results.schema import RunConfig
 
@@ -105,9 +106,9 @@ def test_synthetic_glyphs_are_random_images_of_the_same_shape() -> None:
     assert not torch.equal(x, real.float() / 255)
 
 
-# The quick demo proposed for `tfbench run` with no options (tfbench/cli/run.py QUICK): under a minute on a
-# 2-core CPU. Spiking-ResNet18 with tfbench's LIF neuron, the run's defaults otherwise (Adam, lr 1e-3).
-QUICK_DEMO = {"dataset": "Glyphs", "synthetic": False, "T": 4, "batch_size": 32, "epochs": 2, "max_steps": 90}
+# The quick demo of `tfbench run` with no options: under a minute on a 2-core CPU. Spiking-ResNet18 with
+# tfbench's LIF neuron, the run's defaults otherwise (Adam, lr 1e-3).
+QUICK_DEMO = QUICK
 
 
 @pytest.mark.slow
