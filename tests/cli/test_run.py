@@ -42,7 +42,7 @@ def _fake_train(seen: list):
     return fake
 
 
-def test_no_options_runs_the_quick_synthetic_demo(cli, tmp_path: Path, monkeypatch) -> None:
+def test_no_options_runs_the_quick_demo_on_glyphs(cli, tmp_path: Path, monkeypatch) -> None:
     seen: list = []
     monkeypatch.setattr(train_module, "train", _fake_train(seen))
     monkeypatch.chdir(tmp_path)
@@ -50,9 +50,9 @@ def test_no_options_runs_the_quick_synthetic_demo(cli, tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     cfg = seen[0]
     assert (cfg.dataset, cfg.synthetic, cfg.T, cfg.batch_size, cfg.epochs, cfg.max_steps) == (
-        "MNIST", True, run_module.QUICK["T"], run_module.QUICK["batch_size"], run_module.QUICK["epochs"],
+        "Glyphs", False, run_module.QUICK["T"], run_module.QUICK["batch_size"], run_module.QUICK["epochs"],
         run_module.QUICK["max_steps"])
-    assert "quick demo" in result.output
+    assert "quick demo" in result.output and "Glyphs: built in, no files" in result.output   # says what the data is
     assert (tmp_path / "results" / "runs.jsonl").exists()  # the default --out
 
 

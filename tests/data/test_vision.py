@@ -1,5 +1,5 @@
 """MNIST and CIFAR-10 read from files written here in the real formats (idx; python pickle batches)
-through the same code path as real data; rate coding; synthetic data; the registry."""
+through the same code path as real data; rate coding; synthetic data."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torchvision import datasets
 
 from tfbench import data
 from tfbench.data import DataRequest, DataUnavailable
-from tfbench.data.vision import CIFAR10_FILES, MNIST_FILES
+from tfbench.data.registry import CIFAR10_FILES, MNIST_FILES
 
 CPU = torch.device("cpu")
 
@@ -190,26 +190,3 @@ def test_synthetic_is_deterministic_and_real_shaped() -> None:
         assert torch.equal(next(iter(t))[0], next(iter(t))[0])   # the test split is fixed
         c = spec.batches(request(Path("/nonexistent"), True, 8, seed=6), synthetic=True)
         assert not torch.equal(next(iter(c))[0], xa)
-
-
-def test_registry() -> None:
-    assert list(data.DATASETS) == ["MNIST", "CIFAR-10", "N-MNIST", "DvsGesture"]
-    with pytest.raises(ValueError, match="unknown dataset 'ImageNet'; choose from: MNIST, CIFAR-10, N-MNIST, "
-                                         "DvsGesture"):
-        data.get("ImageNet")
-    for spec in data.DATASETS.values():
-        assert spec.in_channels == 3 and spec.num_classes in (10, 11)
-
-
-@pytest.mark.parametrize(("name", "size", "classes"), [("N-MNIST", (34, 34), 10), ("DvsGesture", (128, 128), 11)])
-def test_event_datasets_through_the_registry(name: str, size: tuple[int, int], classes: int) -> None:
-    """The event datasets' synthetic frames come out of the same spec interface, encoded to [T, B, 3, H, W]."""
-    spec = data.get(name)
-    batches = spec.batches(request(Path("/nonexistent"), True, 2, T=3), synthetic=True)
-    x, y = next(iter(batches))
-    assert x.shape == (2, 3, 2, *size)
-    assert y.dtype == torch.int64 and int(y.max()) < classes
-    encoded = spec.encode(x, 3, None)
-    assert encoded.shape == (3, 2, 3, *size)
-    assert torch.all(encoded[:, :, 2] == 0)                 # the zero third channel
-    torch.testing.assert_close(encoded[:, :, :2], x.transpose(0, 1))

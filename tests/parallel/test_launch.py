@@ -15,7 +15,7 @@ from tfbench import models
 from tfbench.backends import get
 from tfbench.parallel import launch
 from tfbench.parallel.data_parallel import ShardedBatches
-from tfbench.data.base import Batches
+from tfbench.data.batches import Batches
 
 from . import workers
 

@@ -11,9 +11,10 @@ from ..results.schema import PARALLEL_FIELDS, RunConfig
 from .common import console, err_console, fail, guarded, output_folder
 from .options import config_options
 
-# `tfbench run` with no options at all: the README's first command, a job that learns visibly in
-# under a minute on a 2-core CPU (the quick config of the embedded dataset, tfbench/data).
-QUICK = {"synthetic": True, "T": 4, "batch_size": 16, "epochs": 2, "max_steps": 15}
+# `tfbench run` with no options at all: the README's first command. Spiking-ResNet18 learns the built-in
+# Glyphs digits (tfbench/data/glyphs.py: no files) to 93-96 % test accuracy in about 50 s on a 2-core CPU
+# (2 epochs of 90 steps; 75 left one seed at 83 %; tests/data/test_glyphs.py holds it to >= 80 %).
+QUICK = {"dataset": "Glyphs", "synthetic": False, "T": 4, "batch_size": 32, "epochs": 2, "max_steps": 90}
 # options that say where or how, not what: they keep the quick demo
 NOT_WORKLOAD = {"device", *PARALLEL_FIELDS}
 
@@ -21,7 +22,8 @@ HELP = (
     "Train a spiking network with one neuron backend and append the result to OUT/runs.jsonl.\n\n"
     "The defaults follow the paper: Spiking-ResNet18, T=32, batch 100, 5 epochs, Adam lr 1e-3, the paper's LIF "
     "neuron (tau 1.25, threshold 0.3, hard reset to 0, sigmoid surrogate alpha 4).\n\n"
-    f"With no options at all it runs a quick demo instead: {', '.join(f'{k}={v}' for k, v in QUICK.items())}, on "
+    f"With no options at all it runs a quick demo instead: Spiking-ResNet18 learns the built-in Glyphs digits "
+    f"({', '.join(f'{k}={v}' for k, v in QUICK.items() if k != 'dataset')}; about a minute on a 2-core CPU), on "
     "the best device present. Any option other than --device and --out gives the paper's defaults for the "
     "options not given."
 )
@@ -56,6 +58,10 @@ def run(
     err = err_console()
     err.print(header(cfg) + (" [quick demo: no workload option given; any gives the paper's defaults]"
                              if quick else ""), highlight=False, soft_wrap=True)
+    if quick:
+        from .. import data
+
+        err.print(f"{cfg.dataset}: {data.get(cfg.dataset).description}", highlight=False, soft_wrap=True)
     rec = record_one(cfg, out)
     if rec.status != "ok":
         raise typer.Exit(1)

@@ -1,46 +1,51 @@
-"""Datasets: a plain registry of :class:`DatasetSpec` (MNIST, CIFAR-10, N-MNIST, DvsGesture).
+"""Datasets: a plain registry of :class:`DatasetSpec` (MNIST, CIFAR-10, N-MNIST, DvsGesture, Glyphs).
 
 ``get(name)`` (case-insensitive; a miss lists the known names) returns the spec;
 ``spec.batches(DataRequest(...), synthetic)`` gives device batches and ``spec.encode`` the network
-input ``[T, B, C, H, W]``. N-MNIST and DvsGesture are read by ``tfbench/data/neuromorphic.py`` and
-wrapped as specs in ``events.py``; without that module their entries say so when used. Only the
-event datasets (``spec.events``) take ``DataRequest.split_by`` and more than one channel count
-(``spec.channel_choices``).
+input ``[T, B, C, H, W]``. Only the event datasets (``spec.events``) take ``DataRequest.split_by``
+and more than one channel count (``spec.channel_choices``).
+
+``import tfbench.data`` imports no torch (the command line's ``--help`` reads the registry); the
+batch sources and encoders are loaded on first use (PEP 562). The modules:
+
+    spec.py        DatasetSpec, DataRequest, lazy references (plain data)
+    registry.py    the registered datasets, DATASETS and get (plain data)
+    errors.py      the errors a user can act on
+    batches.py     batch sources on the device: in-memory, DataLoader, random images, a pre-made pool
+    encoding.py    raw batch -> [T, B, C, H, W]: rate coding for images, time-first event frames
+    vision.py      MNIST and CIFAR-10 through torchvision
+    glyphs.py      Glyphs, the built-in generated digits
+    events/        N-MNIST and DvsGesture: specs, raw archives, frame cache, synthetic frames
 """
 
 from __future__ import annotations
 
-from .base import Batches, DataRequest, DatasetSpec, DataUnavailable, rate_encode
-from .errors import DataError
-from .vision import CIFAR10, MNIST
+import importlib
+
+from .errors import DataError, DatasetCorrupted, DatasetMissing, DataUnavailable
+from .registry import CIFAR10, DATASETS, DVS_GESTURE, GLYPHS, MNIST, N_MNIST, get
+from .spec import POOL_BATCHES, DataRequest, DatasetSpec, Lazy, lazy
+
+# public name -> the module that defines it (imports torch: loaded on first use)
+_LAZY = {
+    **{name: "tfbench.data.batches" for name in ("Batches", "DatasetBatches", "PooledBatches", "SyntheticImages",
+                                                 "TensorBatches")},
+    **{name: "tfbench.data.encoding" for name in ("encode_frames", "encode_images", "rate_encode",
+                                                  "to_model_input")},
+}
+
+__all__ = ["CIFAR10", "DATASETS", "DVS_GESTURE", "GLYPHS", "MNIST", "N_MNIST", "POOL_BATCHES", "DataError",
+           "DataRequest", "DataUnavailable", "DatasetCorrupted", "DatasetMissing", "DatasetSpec", "Lazy", "get",
+           "lazy", *_LAZY]
 
 
-def _not_implemented(name: str, num_classes: int, size: tuple[int, int]) -> DatasetSpec:
-    def fail(*_args, **_kwargs):
-        raise DataUnavailable(f"{name} is not implemented yet (tfbench/data/neuromorphic.py, issue 4); "
-                              f"choose from: MNIST, CIFAR-10")
-
-    return DatasetSpec(name=name, num_classes=num_classes, in_channels=3, image_size=size, train_size=0,
-                       test_size=0, load=fail, synthetic=fail, encode=fail)
-
-
-try:
-    from .events import DVS_GESTURE, N_MNIST
-except ModuleNotFoundError as _e:   # neuromorphic.py (issue 4) not there yet
-    if _e.name != __name__ + ".neuromorphic":
-        raise
-    N_MNIST = _not_implemented("N-MNIST", 10, (34, 34))
-    DVS_GESTURE = _not_implemented("DvsGesture", 11, (128, 128))
-
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (MNIST, CIFAR10, N_MNIST, DVS_GESTURE)}
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfbench.data' has no attribute {name!r}")
 
 
-def get(name: str) -> DatasetSpec:
-    """The dataset called ``name`` (case-insensitive); ValueError listing the known names."""
-    for key, spec in DATASETS.items():
-        if key.lower() == name.lower():
-            return spec
-    raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
-
-
-__all__ = ["DATASETS", "Batches", "DataError", "DataRequest", "DataUnavailable", "DatasetSpec", "get", "rate_encode"]
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,4 +1,4 @@
-"""MNIST and CIFAR-10 through torchvision's dataset classes, rate-coded per time step as the paper.
+"""MNIST and CIFAR-10 read through torchvision's dataset classes: the specs' ``load``.
 
 The files are read by ``torchvision.datasets.MNIST`` / ``CIFAR10`` with ``--data-root`` as their
 root (``--download`` lets torchvision fetch them). Without them, a :class:`DataUnavailable` says in
@@ -15,12 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .base import DataRequest, DatasetSpec, DataUnavailable, SyntheticImages, TensorBatches, rate_encode
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
-CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
-                 "batches.meta")
+from .batches import TensorBatches
+from .errors import DataUnavailable
+from .registry import CIFAR10_FILES, MNIST_FILES
+from .spec import DataRequest
 
 
 def _missing(folder: Path, names: tuple[str, ...]) -> list[str]:
@@ -63,40 +61,9 @@ def _read(name: str, root: str, train: bool, download: bool) -> tuple[Tensor, Te
     return images, labels
 
 
-def _real(name: str):
-    def load(req: DataRequest) -> TensorBatches:
-        images, labels = _read(name, os.fspath(Path(req.root).expanduser().resolve()), req.train, req.download)
-        return TensorBatches(images, labels, req.batch_size, shuffle=req.train, seed=req.seed, device=req.device)
-
-    return load
-
-
-def _synthetic(shape: tuple[int, int, int], num_classes: int, train_size: int, test_size: int):
-    def load(req: DataRequest) -> SyntheticImages:
-        return SyntheticImages(shape, num_classes, train_size if req.train else test_size, req.batch_size,
-                               train=req.train, seed=req.seed, device=req.device)
-
-    return load
-
-
-def encode_rate(x: Tensor, T: int, generator: torch.Generator | None = None, in_channels: int | None = None) -> Tensor:
-    """``[B, C, H, W]`` in [0, 1] -> Bernoulli spikes ``[T, B, 3, H, W]`` (1 channel repeated to 3).
-
-    ``in_channels`` is 3 (or None): the paper feeds both datasets to the 3-channel stem.
-    """
-    if in_channels not in (None, 3):
-        raise ValueError(f"in_channels={in_channels!r}: MNIST and CIFAR-10 are encoded to 3 channels only")
-    return rate_encode(x, T, generator, channels=3)
-
-
-MNIST = DatasetSpec(
-    name="MNIST", num_classes=10, in_channels=3, image_size=(28, 28), train_size=60_000, test_size=10_000,
-    load=_real("MNIST"), synthetic=_synthetic((1, 28, 28), 10, 60_000, 10_000), encode=encode_rate,
-    files=f"<data-root>/MNIST/raw/{{{','.join(MNIST_FILES)}}}",
-)
-
-CIFAR10 = DatasetSpec(
-    name="CIFAR-10", num_classes=10, in_channels=3, image_size=(32, 32), train_size=50_000, test_size=10_000,
-    load=_real("CIFAR-10"), synthetic=_synthetic((3, 32, 32), 10, 50_000, 10_000), encode=encode_rate,
-    files=f"<data-root>/cifar-10-batches-py/{{{','.join(CIFAR10_FILES)}}}",
-)
+def load(name: str, request: DataRequest) -> TensorBatches:
+    """MNIST's and CIFAR-10's ``load``: the split ``request.train`` of ``name`` as uint8 images on the device."""
+    root = os.fspath(Path(request.root).expanduser().resolve())
+    images, labels = _read(name, root, request.train, request.download)
+    return TensorBatches(images, labels, request.batch_size, shuffle=request.train, seed=request.seed,
+                         device=request.device)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from ..data.base import Batches
+from ..data.batches import Batches
 
 
 class ShardedBatches(Batches):

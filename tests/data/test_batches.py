@@ -9,9 +9,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tfbench import data
-from tfbench.data import base
-from tfbench.data.base import DataRequest, PooledBatches
+from tfbench.data import batches
+from tfbench.data.batches import PooledBatches
 from tfbench.data.errors import DatasetCorrupted
+from tfbench.data.events import synthetic as synthetic_events
+from tfbench.data.spec import POOL_BATCHES, DataRequest
 
 CPU = torch.device("cpu")
 
@@ -35,14 +37,14 @@ def test_synthetic_events_are_a_pool_made_once(name: str, monkeypatch) -> None:
     train = spec.batches(request(True), synthetic=True)
     test = spec.batches(request(False), synthetic=True)
     assert isinstance(train, PooledBatches)
-    assert len(train) == spec.train_size // 2 and len(train.pool) == base.POOL_BATCHES
+    assert len(train) == spec.train_size // 2 and len(train.pool) == POOL_BATCHES
     assert train.nbytes == sum(x.numel() * 4 + y.numel() * 8 for x, y in train.pool)
 
     def made_late(*_args):
         raise AssertionError("a synthetic sample was made after the pool")
 
-    monkeypatch.setattr(data.neuromorphic.SyntheticEventFrames, "__getitem__", made_late)
-    n = base.POOL_BATCHES
+    monkeypatch.setattr(synthetic_events.SyntheticEventFrames, "__getitem__", made_late)
+    n = POOL_BATCHES
     first = _order(train, 3 * n)
     assert sorted(first[:n]) == list(range(n))                 # every pool batch once ...
     assert first[n:2 * n] == first[:n] == first[2 * n:]         # ... then again, in the same order
@@ -89,7 +91,7 @@ def test_event_encoding_gives_the_channels_asked_for() -> None:
     assert two.shape == (2, 2, 2, 34, 34) and three.shape == (2, 2, 3, 34, 34)
     torch.testing.assert_close(two, three[:, :, :2], rtol=0, atol=0)
     with pytest.raises(ValueError, match="3 channels only"):
-        data.MNIST.encode(torch.rand(2, 1, 28, 28), 2, None, 2)
+        data.MNIST.encode(torch.full((2, 1, 28, 28), 0.5), 2, torch.Generator().manual_seed(0), 2)
 
 
 class _Damaged(Dataset):
@@ -101,12 +103,12 @@ class _Damaged(Dataset):
 
 
 def test_a_data_error_in_a_loader_worker_keeps_its_one_line_message() -> None:
-    batches = base.DatasetBatches(_Damaged(), 2, shuffle=False, seed=0, device=CPU)
-    batches.workers = 1                   # as on a GPU run
+    source = batches.DatasetBatches(_Damaged(), 2, shuffle=False, seed=0, device=CPU)
+    source.workers = 1                    # as on a GPU run
     with pytest.raises(DatasetCorrupted) as e:
-        next(iter(batches))
+        next(iter(source))
     assert str(e.value) == "the sample file 0.npz is damaged; delete the cache"
     with pytest.raises(DatasetCorrupted) as raw:  # what the DataLoader alone gives: the worker's traceback
         next(iter(DataLoader(_Damaged(), batch_size=2, num_workers=1)))
     assert "Traceback" in str(raw.value)
-    assert str(base.worker_error_message(raw.value)) == str(e.value)
+    assert str(batches.worker_error_message(raw.value)) == str(e.value)

@@ -1,57 +1,33 @@
-"""What a dataset is to the harness: a spec (shape, classes, real loader, synthetic generator, encoder).
+"""Batch sources: what a loader returns, an epoch-iterable of ``(x, y)`` batches already on the device.
 
-A loader (real or synthetic) returns :class:`Batches`: an iterable of ``(x, y)`` batches already on
-the run's device, ``x`` the raw batch (static images: float ``[B, C, H, W]`` in [0, 1]; event
-frames: ``[B, T, C, H, W]``), ``y`` int64 class labels ``[B]``, and ``len()`` the batches per epoch.
-The spec's ``encode`` turns a raw batch into the network's input ``[T, B, C, H, W]``.
+``x`` is the raw batch (static images: float ``[B, C, H, W]`` in [0, 1]; event frames:
+``[B, T, C, H, W]``), ``y`` int64 class labels ``[B]``; ``len()`` is the batches per epoch. Every
+shuffle and synthetic draw comes from a ``torch.Generator`` seeded by the request's seed and the
+epoch, so a run is the same for a given seed.
 
 Fetching a batch (reading, generating, copying to the device) is not part of a timed training step
 (``bench/train.py`` fetches it first); data too slow to make per step anyway (synthetic event
 frames) is made once as a :class:`PooledBatches` before the run starts.
-
-Adding a dataset is one ``DatasetSpec`` in the registry (``tfbench/data/__init__.py``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import DataError
+from .spec import POOL_BATCHES, DataRequest
 
 # DataLoader worker processes when feeding a GPU (a sample is decoded or generated per item);
 # on the CPU the workers would compete with the training for the same cores.
 LOADER_WORKERS = 4
-# Distinct batches in a pre-made pool (per split): enough that training does not fit a single batch,
-# few enough to make in seconds; a step's time does not depend on the values it is fed.
-POOL_BATCHES = 8
 # Cap on one split's pool in bytes (it sits on the device beside the model, counted in data_mem_bytes):
 # DvsGesture frames are large (T=32, batch 10: 42 MB a batch; batch 100: 420 MB). At least one batch is made.
 POOL_BYTES = 1 << 30
-
-
-class DataUnavailable(DataError):
-    """The dataset cannot be read (missing files, failed download, not implemented): one line says why."""
-
-
-@dataclass(frozen=True)
-class DataRequest:
-    """Everything a loader needs: where the data lives, which split, and the run's shape and device."""
-
-    root: Path
-    train: bool
-    download: bool
-    T: int
-    batch_size: int
-    seed: int
-    device: torch.device
-    split_by: str | None = None   # event datasets: how a sample's events are cut into T frames (None: the default)
 
 
 class Batches:
@@ -156,6 +132,14 @@ class SyntheticImages(Batches):
             yield self.prototypes[y].mul(0.5).add_(noise, alpha=0.5), y
 
 
+def synthetic_images(shape: tuple[int, int, int], num_classes: int, train_size: int, test_size: int,
+                     request: DataRequest) -> SyntheticImages:
+    """A spec's ``synthetic`` loader for images ``shape`` (``[C, H, W]``): the split ``request.train`` as
+    :class:`SyntheticImages` of ``train_size`` or ``test_size`` samples on ``request.device``."""
+    return SyntheticImages(shape, num_classes, train_size if request.train else test_size, request.batch_size,
+                           train=request.train, seed=request.seed, device=request.device)
+
+
 class DatasetBatches(Batches):
     """Batches of a map-style ``torch.utils.data.Dataset`` of ``(sample, label)`` items, via a DataLoader.
 
@@ -257,68 +241,3 @@ class PooledBatches(Batches):
 
 def _nbytes(t: Tensor) -> int:
     return t.numel() * t.element_size()
-
-
-def rate_encode(x: Tensor, T: int, generator: torch.Generator | None = None, channels: int = 3) -> Tensor:
-    """Bernoulli rate coding, one independent draw per time step (the paper's encoding).
-
-    Args:
-        x: intensities in [0, 1], ``[B, C, H, W]``, float. A 1-channel image is repeated to
-            ``channels`` channels (the paper feeds MNIST to the same 3-channel stem as CIFAR-10).
-        T: time steps.
-        generator: random source on x's device (None: the global one).
-
-    Returns:
-        Spikes ``[T, B, channels, H, W]``, float32 0/1.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"rate_encode expects [B, C, H, W], got shape {tuple(x.shape)}")
-    if x.shape[1] == 1 and channels != 1:
-        x = x.expand(-1, channels, -1, -1)
-    probs = x.float().unsqueeze(0).expand(T, *x.shape)
-    return torch.bernoulli(probs, generator=generator)
-
-
-Loader = Callable[[DataRequest], Batches]
-# encode(x, T, generator=None, in_channels=None): None is the dataset's default number of channels
-Encoder = Callable[..., Tensor]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset: its shape and classes, a real loader, a synthetic generator, and the encoder.
-
-    ``in_channels`` and ``image_size`` describe the encoded input the network sees
-    (``[T, B, in_channels, *image_size]``) by default; ``in_channels_choices`` lists every channel count
-    ``encode`` can give (empty: ``in_channels`` only). ``split_by_choices`` is empty for image datasets;
-    for event datasets it lists the ways to cut a sample's events into T frames, the first the default
-    (``DataRequest.split_by``). ``train_size``/``test_size`` are the real split sizes (a synthetic epoch
-    has as many samples). ``files`` says where the real files go under ``--data-root``, for messages.
-    """
-
-    name: str
-    num_classes: int
-    in_channels: int
-    image_size: tuple[int, int]
-    train_size: int
-    test_size: int
-    load: Loader
-    synthetic: Loader
-    encode: Encoder
-    files: str = ""
-    split_by_choices: tuple[str, ...] = ()
-    in_channels_choices: tuple[int, ...] = ()
-
-    @property
-    def events(self) -> bool:
-        """Frames from an event camera: ``split_by`` and a choice of input channels apply."""
-        return bool(self.split_by_choices)
-
-    @property
-    def channel_choices(self) -> tuple[int, ...]:
-        """Every input channel count the encoder can give (``in_channels`` is the default)."""
-        return self.in_channels_choices or (self.in_channels,)
-
-    def batches(self, request: DataRequest, synthetic: bool) -> Batches:
-        """The real (or synthetic) split ``request.train`` as batches on ``request.device``."""
-        return (self.synthetic if synthetic else self.load)(request)
