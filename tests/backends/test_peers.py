@@ -1,4 +1,4 @@
-"""Every backend against LIF_SPEC: the same spikes on the same input where the library can express the
+"""Every backend against the reference (docs/neurons.md): the same spikes on the same input where the library can express the
 neuron, an ``Unsupported`` naming why where it cannot, and the gradients where they are meant to agree."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _grad(layer: torch.nn.Module, x: torch.Tensor, w: torch.Tensor) -> torch.Ten
     return x.grad
 
 
-# Where the gradients must agree with LIF_SPEC's (the reference's autograd): the library uses the same
+# Where the gradients must agree with the reference's (docs/neurons.md; its autograd): the library uses the same
 # surrogate and the same reset path. snnTorch's reset is always detached, so only detach_reset=True
 # neurons match it; Norse's tanh surrogate equals the sigmoid at alpha=4.
 GRADIENTS_MATCH = [
@@ -121,7 +121,7 @@ def test_gradients_match_the_reference(backend: str, neuron: str) -> None:
 
 def test_snntorch_gradients_differ_when_the_reset_is_not_detached() -> None:
     """The stated difference is real: with detach_reset=False (the paper's preset) snnTorch's
-    gradients are not LIF_SPEC's, although its spikes are."""
+    gradients are not the reference's, although its spikes are."""
     p = PRESETS["paper"]
     x = _input(p, steps=8, n=512, seed=1)
     w = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
@@ -133,5 +133,5 @@ def test_snntorch_gradients_differ_when_the_reset_is_not_detached() -> None:
 
 def test_differences_are_stated_for_the_peers() -> None:
     for name in ("snntorch", "norse"):
-        assert get(name).differences, f"{name} must say where it differs from LIF_SPEC"
+        assert get(name).differences, f"{name} must say where it differs from tfbench's neuron"
     assert "late" in get("snntorch").differences

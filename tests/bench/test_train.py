@@ -36,7 +36,7 @@ IN_PROCESS = [name for name, b in BACKENDS.items() if b.environment is None]
 def test_every_backend_trains_spiking_resnet18(backend: str) -> None:
     rec = train(RunConfig(backend=backend, **TINY))
     assert rec.status == "ok", rec.status
-    assert rec.checked, "the backend's spikes must match LIF_SPEC before it is timed"
+    assert rec.checked, "the backend's spikes must match the reference before it is timed"
     assert rec.backend == backend and rec.arch == "Spiking-ResNet18" and rec.neuron == "LIF"
     assert rec.steps_per_epoch == 2 and rec.test_batches == 2 and rec.timed_steps == 2   # the warm-up is apart
     assert rec.setup_time_s > 0

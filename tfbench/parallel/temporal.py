@@ -4,7 +4,7 @@ Rank g holds steps ``[g*T/k, (g+1)*T/k)`` of every sample and runs the whole net
 and BN on ``[T/k * B, ...]``). A spiking layer on rank g needs the membrane its neurons had at the
 end of rank g-1's segment: it receives that as the fused op's ``v0`` from rank g-1 and sends its own
 final membrane ``v_T`` to rank g+1 (rank 0 starts from the op's resting membrane, ``v0=None``:
-``v_reset`` for a hard reset, 0 for a soft one, LIF_SPEC). Backward runs the other way: the layer
+``v_reset`` for a hard reset, 0 for a soft one, docs/neurons.md). Backward runs the other way: the layer
 receives dL/dv_T from rank g+1 (none on the last rank), runs the op's backward with it, and sends
 dL/dv0 to rank g-1. With these two messages per layer the pipeline computes exactly what one process
 computes on all T steps, except BatchNorm, which normalises with each segment's own statistics (as

@@ -148,7 +148,7 @@ def layer_time_vs_T(layers: pd.DataFrame, out_dir: Path | str, name: str = "laye
             ax.plot(line["T"], line["median_ms"], marker="o", label=backend)
         floors = sub[sub["floor_ms"].notna()]
         if len(floors):
-            # LIF_SPEC's floor (the op keeps h) is the largest; a backend that keeps less has its own
+            # the floor of an op keeping h (docs/neurons.md) is the largest; a backend that keeps less has its own
             spec = floors.groupby("T")["floor_ms"].max()
             ax.plot(spec.index, spec.values, color="black", linestyle="--", label="memory floor")
             for backend in dict.fromkeys(floors["backend"]):
