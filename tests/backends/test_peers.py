@@ -23,10 +23,6 @@ CANNOT = {
     ("snntorch", "soft-leaky"): "soft-reset",
     ("norse", "atan-detached"): "atan",
     ("norse", "rect-detached"): "rect",
-    ("spikingjelly", "paper-rect"): "rect",
-    ("spikingjelly", "rect-detached"): "rect",
-    ("spikingjelly-torch", "rect-detached"): "rect",
-    ("spikingjelly-torch", "paper-rect"): "rect",
 }
 
 NEURONS: dict[str, LIFParams] = {

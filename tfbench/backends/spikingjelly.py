@@ -21,7 +21,30 @@ from torch import Tensor, nn
 from ..ops.neurons import LIFParams, NeuronParams, PLIFParams
 from .base import Unsupported, require
 
-DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
+DIFFERENCES = "none (sigmoid, atan and rect surrogates: SpikingJelly's Sigmoid, ATan and Rect)"
+
+# tfbench's surrogates and SpikingJelly's classes of the same maths (docs/neurons.md): SpikingJelly's
+# Rect is alpha inside |u| < 0.5/alpha, tfbench's rect.
+SURROGATE_CLASSES = {"sigmoid": "Sigmoid", "atan": "ATan", "rect": "Rect"}
+
+
+def make_node(p: NeuronParams, **extra):
+    """SpikingJelly's own multi-step node for tfbench's neuron ``p``: ``LIFNode`` (``IFNode`` for tau =
+    inf) or ``ParametricLIFNode``, from whichever ``spikingjelly`` is importable (2.0 here, 0.0.0.0.14
+    in its worker); ``extra`` goes to the node (0.0.0.0.14's ``backend``). Unsupported where that
+    SpikingJelly has no class for the surrogate."""
+    from spikingjelly.activation_based import neuron, surrogate
+
+    sg = getattr(surrogate, SURROGATE_CLASSES.get(p.surrogate, ""), None)
+    if sg is None:
+        raise Unsupported(f"this SpikingJelly has no '{p.surrogate}' surrogate")
+    common = dict(v_threshold=p.v_threshold, v_reset=p.v_reset, surrogate_function=sg(alpha=p.alpha),
+                  detach_reset=p.detach_reset, step_mode="m", **extra)
+    if isinstance(p, PLIFParams):
+        return neuron.ParametricLIFNode(init_tau=float(p.init_tau), decay_input=p.decay_input, **common)
+    if math.isinf(p.tau):
+        return neuron.IFNode(**common)
+    return neuron.LIFNode(tau=p.tau, decay_input=p.decay_input, **common)
 
 _USED = {"kind": "lif"}  # the neuron kind a SpikingJelly layer last ran in this process (implementation())
 
@@ -78,26 +101,9 @@ class SpikingJellyLIF(nn.Module):
 
     def __init__(self, p: NeuronParams, requested: str):
         super().__init__()
-        from spikingjelly.activation_based import neuron, surrogate
-
         require(p, (LIFParams, PLIFParams), "SpikingJelly")
-        if p.surrogate == "sigmoid":
-            sg = surrogate.Sigmoid(alpha=p.alpha)
-        elif p.surrogate == "atan":
-            sg = surrogate.ATan(alpha=p.alpha)
-        else:
-            raise Unsupported(f"SpikingJelly has no '{p.surrogate}' surrogate")
-        common = dict(v_threshold=p.v_threshold, v_reset=p.v_reset, surrogate_function=sg,
-                      detach_reset=p.detach_reset, step_mode="m")
-        if isinstance(p, PLIFParams):
-            self.kind = "plif"
-            self.node = neuron.ParametricLIFNode(init_tau=float(p.init_tau), decay_input=p.decay_input, **common)
-        elif math.isinf(p.tau):
-            self.kind = "lif"
-            self.node = neuron.IFNode(**common)
-        else:
-            self.kind = "lif"
-            self.node = neuron.LIFNode(tau=p.tau, decay_input=p.decay_input, **common)
+        self.kind = "plif" if isinstance(p, PLIFParams) else "lif"
+        self.node = make_node(p)
         self.requested = requested
         _forget_fallbacks(self.kind)
 

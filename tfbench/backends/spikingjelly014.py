@@ -10,14 +10,13 @@ SpikingJelly 2.0's (and tfbench's): the correctness check compares the spikes be
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from ..ops.lif import LIFParams
-from .base import Unsupported, require
+from .base import require
+from .spikingjelly import make_node
 
-DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly"
+DIFFERENCES = "none for sigmoid/atan surrogates; no rect surrogate in SpikingJelly 0.0.0.0.14"
 
 
 class SpikingJelly014LIF(nn.Module):
@@ -25,21 +24,8 @@ class SpikingJelly014LIF(nn.Module):
 
     def __init__(self, p: LIFParams, backend: str):
         super().__init__()
-        from spikingjelly.activation_based import neuron, surrogate
-
         require(p, (LIFParams,), "SpikingJelly 0.0.0.0.14")  # the paper's baselines are LIF; PLIF not mapped
-        if p.surrogate == "sigmoid":
-            sg = surrogate.Sigmoid(alpha=p.alpha)
-        elif p.surrogate == "atan":
-            sg = surrogate.ATan(alpha=p.alpha)
-        else:
-            raise Unsupported(f"SpikingJelly has no '{p.surrogate}' surrogate")
-        common = dict(v_threshold=p.v_threshold, v_reset=p.v_reset, surrogate_function=sg,
-                      detach_reset=p.detach_reset, step_mode="m", backend=backend)
-        if math.isinf(p.tau):
-            self.node = neuron.IFNode(**common)
-        else:
-            self.node = neuron.LIFNode(tau=p.tau, decay_input=p.decay_input, **common)
+        self.node = make_node(p, backend=backend)     # this worker's spikingjelly is 0.0.0.0.14
 
     def forward(self, x: Tensor) -> Tensor:
         self.node.reset()

@@ -83,8 +83,10 @@ def _sj():
 
 def _surrogate(fn) -> tuple[str, float] | str:
     """``(tfbench surrogate name, alpha)`` for a SpikingJelly surrogate function, or why not."""
+    from ...backends.spikingjelly import SURROGATE_CLASSES
+
     _, surrogate = _sj()
-    names = {surrogate.Sigmoid: "sigmoid", surrogate.ATan: "atan", surrogate.Rect: "rect"}
+    names = {getattr(surrogate, cls): name for name, cls in SURROGATE_CLASSES.items()}
     name = names.get(type(fn))
     if name is None:
         supported = ", ".join(c.__name__ for c in names)

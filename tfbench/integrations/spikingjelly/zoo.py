@@ -16,11 +16,11 @@ An ANN twin (``sj:<model>-ann``) is the same constructor with ReLU in every neur
 from __future__ import annotations
 
 import importlib
-import math
 
 from torch import Tensor, nn
 
 from ...backends import Unsupported
+from ...backends.spikingjelly import make_node
 
 # harness name -> (SpikingJelly module, constructor, extra arguments)
 MODELS: dict[str, tuple[str, str, dict]] = {
@@ -52,18 +52,6 @@ class ZooNet(nn.Module):
         return self.net(x).mean(0)
 
 
-def _sj_node(params):
-    """SpikingJelly's own node for tfbench's neuron ``params`` (multi-step)."""
-    from spikingjelly.activation_based import neuron, surrogate
-
-    sg = {"sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan, "rect": surrogate.Rect}[params.surrogate]
-    common = dict(v_threshold=params.v_threshold, v_reset=params.v_reset, surrogate_function=sg(alpha=params.alpha),
-                  detach_reset=params.detach_reset, step_mode="m")
-    if math.isinf(params.tau):
-        return neuron.IFNode(**common)
-    return neuron.LIFNode(tau=params.tau, decay_input=params.decay_input, **common)
-
-
 def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi",
           backend=None, params=None) -> nn.Module:
     """SpikingJelly's model ``arch`` (``sj:<name>`` or ``sj:<name>-ann``) with the backend's neurons."""
@@ -83,7 +71,7 @@ def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, ste
             return nn.ReLU()
     elif mode == "accelerated":
         def spiking_neuron(**_kw):
-            return _sj_node(params)
+            return make_node(params)
     else:
         def spiking_neuron(**_kw):
             return neuron()
