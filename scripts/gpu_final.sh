@@ -14,6 +14,9 @@ res=${1:?results folder}
 BUDGET_S=${BUDGET_S:-420}
 mkdir -p "$res"
 source scripts/device_env.sh
+# the CUDA tests of the merged tree first (the fused op, the training loop, the energy meter), 8 at once
+timeout 240 python -m pytest -q -p no:cacheprovider -n 8 tests/ops tests/bench/test_train.py tests/bench/test_energy.py \
+  -k "cuda or graph" -W ignore::DeprecationWarning 2>&1 | tail -6 | tee "$res/final_cuda_tests.log"
 start=$(date +%s)
 stage() {   # stage NAME ARGS...: a compare into $res, its table as $res/NAME.{csv,md}
   local name=$1; shift
