@@ -128,13 +128,37 @@ def params_of(module) -> LIFParams:
                      detach_reset=bool(module.detach_reset), surrogate=name, alpha=alpha).validate()
 
 
+def _signature(module) -> tuple:
+    """What the fused call depends on, cheap to read: when it changes, the call is worked out again."""
+    sg = module.surrogate_function
+    return (module.step_mode, module.store_v_seq, type(sg), getattr(sg, "alpha", None), getattr(sg, "spiking", True),
+            module.v_threshold, module.v_reset, module.detach_reset, getattr(module, "tau", None),
+            getattr(module, "decay_input", None))
+
+
 class _Fused:
-    """The multi-step forward of an accelerated node (mixed in before the SpikingJelly class)."""
+    """The multi-step forward of an accelerated node (mixed in before the SpikingJelly class).
+
+    The op's keyword arguments are worked out once and kept with the node's attributes they came from
+    (``_signature``), so a forward costs no more host work than ``tfbench.lif`` itself; a node whose
+    attributes change to something the op cannot express runs SpikingJelly's own code again."""
 
     _tfbench_save = "h"
 
+    def _tfbench_kwargs(self) -> dict | None:
+        key = _signature(self)
+        cached = self.__dict__.get("_tfbench_cached")
+        if cached is None or cached[0] != key:
+            cached = (key, None if _refusal(self) is not None else self._op_kwargs())
+            self.__dict__["_tfbench_cached"] = cached
+        return cached[1]
+
+    def _op_kwargs(self) -> dict:
+        return {**params_of(self).as_kwargs(), "save": self._tfbench_save}
+
     def multi_step_forward(self, x_seq: Tensor, *args, **kwargs):
-        if args or kwargs or self.store_v_seq or _refusal(self) is not None:
+        op_kwargs = None if (args or kwargs) else self._tfbench_kwargs()
+        if op_kwargs is None:
             return super().multi_step_forward(x_seq, *args, **kwargs)   # SpikingJelly's own path
         rest = 0.0 if self.v_reset is None else self.v_reset
         v = self.v
@@ -144,24 +168,28 @@ class _Fused:
             v0 = None                     # the op's own resting membrane: no tensor to read
         else:
             v0 = torch.full(x_seq.shape[1:], float(v), dtype=torch.float32, device=x_seq.device)
-        spikes, v_last = self._tfbench_forward(x_seq, v0)
+        spikes, v_last = self._tfbench_forward(x_seq, v0, op_kwargs)
         self.v = v_last.to(x_seq.dtype)
         return spikes
 
-    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor]:
-        p = params_of(self)
-        return lif(x_seq, v0, **p.as_kwargs(), save=self._tfbench_save)
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, op_kwargs: dict) -> tuple[Tensor, Tensor]:
+        return lif(x_seq, v0, **op_kwargs)
 
 
 class _FusedPLIF(_Fused):
-    """A ParametricLIFNode: its learnable ``w`` (1/tau = sigmoid(w)) goes to ``tfbench.plif``."""
+    """A ParametricLIFNode: its learnable ``w`` (1/tau = sigmoid(w)) goes to ``tfbench.plif`` as it
+    is (reading tau from w would synchronise with the device every call)."""
 
-    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _op_kwargs(self) -> dict:
+        name, alpha = _surrogate(self.surrogate_function)
+        return dict(decay_input=bool(self.decay_input), v_threshold=float(self.v_threshold),
+                    v_reset=None if self.v_reset is None else float(self.v_reset),
+                    detach_reset=bool(self.detach_reset), surrogate=name, alpha=alpha)
+
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, op_kwargs: dict) -> tuple[Tensor, Tensor]:
         import tfbench
 
-        p = params_of(self)
-        return tfbench.plif(x_seq, self.w, v0, decay_input=p.decay_input, v_threshold=p.v_threshold,
-                            v_reset=p.v_reset, detach_reset=p.detach_reset, surrogate=p.surrogate, alpha=p.alpha)
+        return tfbench.plif(x_seq, self.w, v0, **op_kwargs)
 
 
 def _plif_available() -> bool:
