@@ -47,3 +47,25 @@ def test_schema_defaults_are_the_papers() -> None:
     cfg = RunConfig()
     assert (cfg.T, cfg.batch_size, cfg.epochs, cfg.lr, cfg.arch, cfg.neuron) == (32, 100, 5, 1e-3,
                                                                                    "Spiking-ResNet18", "LIF")
+
+
+def test_help_and_refusals_import_nothing_heavy() -> None:
+    """`tfbench --help`, every command's --help and a refused option import neither torch nor pandas,
+    matplotlib, numpy or a peer library: what a newcomer types first answers at once."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from tfbench.cli.main import main\n"
+            "for argv in ([], ['run'], ['compare'], ['layer'], ['plot'], ['scale'], ['profile'], ['peers'],\n"
+            "             ['run', '--dataset', 'ImageNet']):\n"
+            "    sys.argv = ['tfbench', *argv] + ([] if 'ImageNet' in argv else ['--help'])\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "        try:\n"
+            "            main()\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "heavy = [m for m in ('torch', 'pandas', 'matplotlib', 'numpy', 'spikingjelly') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
