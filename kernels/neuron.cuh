@@ -12,6 +12,10 @@
 // steps, the membrane in registers. The kernel-side configuration is a type `Cfg` with members
 //   decay_input, hard_reset, detach_reset (bool), surrogate (0 sigmoid, 1 atan, 2 rect)
 //   vec (neurons per thread), unroll (time steps loaded ahead in the kernels that keep h)
+//   norm (0: x is the input current; 1: BatchNorm folded in, the input is x * scale[c] + shift[c]
+//     with one channel c for the thread's vec neurons; 2: the same, a channel per neuron)
+//   chan_vec (per-channel values held per thread: 1, or vec when norm is 2 or on the host)
+//   residual (0 none; 1 a dense [T, n] tensor added to the input; 2 the same as bits, for spikes)
 // On the GPU these are `static constexpr` (neurons.cu, from NVRTC -D switches), so every branch on
 // them folds away; on the host they are run-time fields, so one build covers every configuration.
 #pragma once
@@ -310,6 +314,21 @@ template <typename A, class P> struct Args {
   int steps;            // T
   int group;            // neurons per partial sum of gparam (a power of two, see the launcher)
   P p;                  // the neuron's parameters
+  // BatchNorm folded into the neuron (Cfg::norm > 0; only the kernels that keep x): neuron i is in
+  // channel (i / inner) % channels, and its input current at step t is
+  //   x[t, i] * scale[c] + shift[c]  (+ the residual r[t, i])
+  // (scale = weight / sqrt(var + eps), shift = bias - mean * scale: BatchNorm's output, one fma).
+  const A* scale;       // [channels]
+  const A* shift;       // [channels]
+  const A* mean;        // [channels] backward: the batch mean, the centre of the normalised input
+  const A* ea;          // [channels] or null: backward epilogue, dL/dx = gy*scale + (x - mean)*ea + eb
+  const A* eb;          // [channels] or null (null: dL/dx = gy * scale, BatchNorm in eval mode)
+  const void* res;      // [T, n] storage (Cfg::residual 1) or bits (2: element e is bit e % 8 of byte e / 8)
+  void* gres;           // [T, n] storage or null: dL/dr = dL/dy (backward)
+  A* sums;              // [2, n] or null: per neuron, sum_t gy[t] and sum_t gy[t] * (x[t] - mean)
+                        //   (backward); the statistics kernel writes its mean_t x and sum_t (x - mean)^2
+  i64 inner;            // neurons per channel and batch element (1 for channels-last)
+  i64 channels;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -461,6 +480,59 @@ TFB_HD void backward_thread(const C& c, i64 i0, const Args<A, typename N::templa
 // ---------------------------------------------------------------------------------------------
 TFB_HD int segment_steps(int t0, int steps) { return steps - t0 < TFB_CKPT ? steps - t0 : TFB_CKPT; }
 
+// ---------------------------------------------------------------------------------------------
+// BatchNorm folded into the neuron (Cfg::norm > 0, the kernels that keep x): the per-channel
+// values one thread needs, loaded once, and the input current the neuron charges with. The
+// forward and the backward's recomputation compute it with the same operations, so the recomputed
+// h is the forward's bit for bit. A residual of spikes given as bits adds exactly 0 or 1.
+// ---------------------------------------------------------------------------------------------
+template <class C, typename A> struct Channel {
+  A scale[C::chan_vec], shift[C::chan_vec], mean[C::chan_vec], ea[C::chan_vec], eb[C::chan_vec];
+};
+
+template <class C, typename A, class P>
+TFB_HD void load_channels(const C& c, i64 i0, const Args<A, P>& a, Channel<C, A>& ch, bool backward) {
+  if (!c.norm) return;
+#pragma unroll
+  for (int k = 0; k < C::chan_vec; ++k) {
+    const i64 j = ((i0 + k) / a.inner) % a.channels;
+    ch.scale[k] = a.scale[j];
+    ch.shift[k] = a.shift[j];
+    if (backward) {
+      ch.mean[k] = a.mean[j];
+      ch.ea[k] = a.ea ? a.ea[j] : A(0);
+      ch.eb[k] = a.eb ? a.eb[j] : A(0);
+    }
+  }
+}
+
+// The residual of the thread's V neurons at flat offset e = t * n + i0 (e is a multiple of V, and
+// V divides 8, so the bits of one step lie in one byte).
+template <class C, typename S, typename A, int V, class P>
+TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
+  if (c.residual == 1) {
+    Pack<S, V> rp = load_pack<S, V>(a.res, e);
+#pragma unroll
+    for (int k = 0; k < V; ++k) r[k] = Storage<S>::load(rp.v[k]);
+  } else if (c.residual == 2) {
+    const unsigned byte = static_cast<const unsigned char*>(a.res)[e >> 3];
+    const int shift = (int)(e & 7);
+#pragma unroll
+    for (int k = 0; k < V; ++k) r[k] = ((byte >> (shift + k)) & 1u) ? A(1) : A(0);
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; ++k) r[k] = A(0);
+  }
+}
+
+// The input current of neuron k from its stored x (and residual r).
+template <class C, typename A>
+TFB_HD A input_current(const C& c, const Channel<C, A>& ch, int k, A x, A r) {
+  if (c.norm) x = fma_(x, ch.scale[k % C::chan_vec], ch.shift[k % C::chan_vec]);
+  if (c.residual) x = add_(x, r);
+  return x;
+}
+
 template <class N, class C, typename S, typename A>
 TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a) {
   typedef Storage<S> St;
@@ -469,6 +541,8 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
   const auto& p = a.p;
   const i64 n = a.n;
   typename N::template Local<A> l[V];
+  Channel<C, A> ch;
+  load_channels(c, i0, a, ch, false);
   A v[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) {
@@ -487,10 +561,12 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
 #pragma unroll
     for (int u = 0; u < K; ++u) {
       if (u < len) {
+        A r[V];
+        load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, r);
         pack_t sp;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
-          A hk = N::charge(c, p, l[k], v[k], St::load(xs[u].v[k]));
+          A hk = N::charge(c, p, l[k], v[k], input_current(c, ch, k, St::load(xs[u].v[k]), r[k]));
           bool spike = fire(p, hk);
           sp.v[k] = St::store(spike ? A(1) : A(0));
           v[k] = reset(c, p, hk, spike);
@@ -504,6 +580,9 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
     for (int k = 0; k < V; ++k) a.v_last[i0 + k] = v[k];
 }
 
+// With BatchNorm folded in (c.norm), gy = dL/dy (y the input current) is also summed per neuron
+// (a.sums: sum_t gy, sum_t gy (x - mean)), and dL/dx = gy*scale + (x - mean)*ea + eb is written
+// only where a.gx is given; a.gres takes gy itself (the residual's gradient).
 template <class N, class C, typename S, typename A>
 TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
                                       A (&gparam)[C::vec]) {
@@ -513,7 +592,9 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
   const auto& p = a.p;
   const i64 n = a.n;
   typename N::template Local<A> l[V];
-  A gv[V], gsum[V], gh_next[V], h_next[V];
+  Channel<C, A> ch;
+  load_channels(c, i0, a, ch, true);
+  A gv[V], gsum[V], gh_next[V], h_next[V], sum_gy[V], sum_gyx[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) {
     l[k] = N::local(p, i0 + k);
@@ -521,6 +602,8 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
     gsum[k] = A(0);
     gh_next[k] = A(0);
     h_next[k] = A(0);
+    sum_gy[k] = A(0);
+    sum_gyx[k] = A(0);
   }
   for (int j = (a.steps - 1) / K; j >= 0; --j) {
     const int t0 = j * K, len = segment_steps(t0, a.steps);
@@ -537,9 +620,11 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
 #pragma unroll
     for (int u = 0; u < K; ++u) {
       if (u < len) {
+        A r[V];
+        load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, r);
 #pragma unroll
         for (int k = 0; k < V; ++k) {
-          A hk = N::charge(c, p, l[k], v[k], St::load(xs[u].v[k]));
+          A hk = N::charge(c, p, l[k], v[k], input_current(c, ch, k, St::load(xs[u].v[k]), r[k]));
           hs[u][k] = hk;
           v[k] = reset(c, p, hk, fire(p, hk));
         }
@@ -553,16 +638,66 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
 #pragma unroll
     for (int u = K - 1; u >= 0; --u) {
       if (u < len) {
-        pack_t out;
+        pack_t out, gr;
 #pragma unroll
-        for (int k = 0; k < V; ++k)
-          out.v[k] = St::store(backward_step<N>(c, p, l[k], St::load(gp[u].v[k]), hs[u][k], gv[k], gsum[k],
-                                                gh_next[k], h_next[k]));
-        store_pack<S, V>(a.gx, (i64)(t0 + u) * n + i0, out);
+        for (int k = 0; k < V; ++k) {
+          A gy = backward_step<N>(c, p, l[k], St::load(gp[u].v[k]), hs[u][k], gv[k], gsum[k], gh_next[k],
+                                  h_next[k]);
+          if (c.norm) {
+            const int q = k % C::chan_vec;
+            const A xc = St::load(xs[u].v[k]) - ch.mean[q];
+            sum_gy[k] += gy;
+            sum_gyx[k] += gy * xc;
+            out.v[k] = St::store(fma_(xc, ch.ea[q], fma_(gy, ch.scale[q], ch.eb[q])));
+          } else {
+            out.v[k] = St::store(gy);
+          }
+          if (c.residual) gr.v[k] = St::store(gy);
+        }
+        if (a.gx) store_pack<S, V>(a.gx, (i64)(t0 + u) * n + i0, out);
+        if (a.gres) store_pack<S, V>(a.gres, (i64)(t0 + u) * n + i0, gr);
       }
     }
   }
+  if (a.sums)
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      a.sums[i0 + k] = sum_gy[k];
+      a.sums[n + i0 + k] = sum_gyx[k];
+    }
   backward_finish<N>(c, i0, a, l, gv, gsum, gh_next, h_next, gparam);
+}
+
+// BatchNorm's statistics, first stage: per neuron, the mean over T of x and the sum of squared
+// deviations from it (Welford's update, in the arithmetic dtype), into a.sums [2, n]. The launcher
+// combines the neurons of a channel exactly (the per-neuron means' spread added to the mean of the
+// per-neuron variances): one pass over x, no cancellation.
+template <class C, typename S, typename A, class P>
+TFB_HD void stats_thread(const C&, i64 i0, const Args<A, P>& a) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec;
+  const i64 n = a.n;
+  A mean[V], m2[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    mean[k] = A(0);
+    m2[k] = A(0);
+  }
+  for (int t = 0; t < a.steps; ++t) {
+    Pack<S, V> xp = load_pack<S, V>(a.x, (i64)t * n + i0);
+    const A w = A(1) / A(t + 1);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const A x = St::load(xp.v[k]), d = x - mean[k];
+      mean[k] += d * w;
+      m2[k] += d * (x - mean[k]);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    a.sums[i0 + k] = mean[k];
+    a.sums[n + i0 + k] = m2[k];
+  }
 }
 
 }  // namespace tfb

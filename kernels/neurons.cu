@@ -8,6 +8,8 @@
 //   TFB_SURROGATE     0 sigmoid, 1 atan, 2 rect
 //   TFB_VEC           neurons per thread (1, 2, 4 or 8)
 //   TFB_UNROLL        time steps loaded ahead of use (the kernels that keep h)
+//   TFB_NORM          0, or BatchNorm folded in: 1 one channel per thread, 2 a channel per neuron
+//   TFB_RESIDUAL      0 none, 1 dense, 2 bits (neuron.cuh's Args)
 #include "neurons/all.cuh"
 
 using namespace tfb;
@@ -36,6 +38,12 @@ using namespace tfb;
 #ifndef TFB_UNROLL
 #define TFB_UNROLL 4
 #endif
+#ifndef TFB_NORM
+#define TFB_NORM 0
+#endif
+#ifndef TFB_RESIDUAL
+#define TFB_RESIDUAL 0
+#endif
 
 #if TFB_STORAGE == 0
 typedef float S;
@@ -60,6 +68,7 @@ typedef Args<A, N::Params<A>> Arg;
 struct Cfg {
   static constexpr bool decay_input = TFB_DECAY_INPUT, hard_reset = TFB_HARD_RESET, detach_reset = TFB_DETACH_RESET;
   static constexpr int surrogate = TFB_SURROGATE, vec = TFB_VEC, unroll = TFB_UNROLL;
+  static constexpr int norm = TFB_NORM, chan_vec = TFB_NORM == 2 ? TFB_VEC : 1, residual = TFB_RESIDUAL;
 };
 
 __device__ __forceinline__ i64 first_neuron() { return ((i64)blockIdx.x * blockDim.x + threadIdx.x) * Cfg::vec; }
@@ -144,4 +153,10 @@ extern "C" __global__ void tfb_backward_recompute(const Arg a) {
   for (int k = 0; k < Cfg::vec; ++k) g[k] = A(0);
   if (active) backward_recompute_thread<N, Cfg, S, A>(Cfg(), i0, a, g);
   write_partials(g, active, i0, a);
+}
+
+extern "C" __global__ void tfb_stats(const Arg a) {
+  const i64 i0 = first_neuron();
+  if (i0 >= a.n) return;
+  stats_thread<Cfg, S, A>(Cfg(), i0, a);
 }

@@ -97,13 +97,15 @@ Storage storage_of(const Tensor& t) {
 
 struct Switches {
   bool decay_input, hard_reset, detach_reset;
-  int surrogate;  // 0 sigmoid, 1 atan, 2 rect
+  int surrogate;     // 0 sigmoid, 1 atan, 2 rect
+  int norm = 0;      // BatchNorm folded in (the norm ops): 1; the launcher picks the kernel's 1 or 2
+  int residual = 0;  // 0 none, 1 dense, 2 bits
 };
 
 Switches switches_of(at::IntArrayRef s) {
   TORCH_CHECK(s.size() == 4, "tfbench: switches must be [decay_input, hard_reset, detach_reset, surrogate]");
   TORCH_CHECK(s[3] >= 0 && s[3] <= 2, "tfbench: surrogate code must be 0, 1 or 2, got ", s[3]);
-  return {s[0] != 0, s[1] != 0, s[2] != 0, (int)s[3]};
+  return {s[0] != 0, s[1] != 0, s[2] != 0, (int)s[3], 0, 0};
 }
 
 // The learned tensor (PLIF's w): one value for the layer ([] or [1]) or one per channel of a
@@ -182,10 +184,11 @@ int sm_count(int device) {
   return count;
 }
 
-enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3 };
-const char* const kKernelNames = "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute";
+enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3, kStats = 4 };
+constexpr int kKernels = 5;
+const char* const kKernelNames = "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats";
 
-struct KernelSet { void* fn[4]; };
+struct KernelSet { void* fn[kKernels]; };
 
 // Handles of one configuration's four kernels, compiled and loaded by Python on first use. The
 // cache key packs the configuration into one integer, so a hit costs no string work.
@@ -196,7 +199,7 @@ const KernelSet& kernels(int neuron_index, const char* neuron, const Switches& s
   const uint64_t key = (uint64_t)neuron_index | (uint64_t)storage << 8 | (uint64_t)sw.decay_input << 10 |
                        (uint64_t)sw.hard_reset << 11 | (uint64_t)sw.detach_reset << 12 |
                        (uint64_t)sw.surrogate << 13 | (uint64_t)vec << 16 | (uint64_t)unroll << 24 |
-                       (uint64_t)device << 32;
+                       (uint64_t)device << 32 | (uint64_t)sw.norm << 56 | (uint64_t)sw.residual << 58;
   {
     std::lock_guard<std::mutex> guard(lock);
     auto it = cache.find(key);
@@ -207,16 +210,18 @@ const KernelSet& kernels(int neuron_index, const char* neuron, const Switches& s
                         " TFB_HARD_RESET=" + std::to_string((int)sw.hard_reset) +
                         " TFB_DETACH_RESET=" + std::to_string((int)sw.detach_reset) +
                         " TFB_SURROGATE=" + std::to_string(sw.surrogate) + " TFB_VEC=" + std::to_string(vec) +
-                        " TFB_UNROLL=" + std::to_string(unroll);
+                        " TFB_UNROLL=" + std::to_string(unroll) + " TFB_NORM=" + std::to_string(sw.norm) +
+                        " TFB_RESIDUAL=" + std::to_string(sw.residual);
   // Not under the lock: Python takes the GIL, and a thread holding the GIL may be waiting here.
   static auto provider = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("tfbench::_kernels", "")
                              .typed<std::vector<int64_t>(c10::string_view, c10::string_view, c10::string_view,
                                                          int64_t)>();
   std::vector<int64_t> handles = provider.call("neurons.cu", defines, kKernelNames, device);
-  TORCH_CHECK(handles.size() == 4, "tfbench::_kernels returned ", handles.size(), " handles, expected 4");
+  TORCH_CHECK(handles.size() == kKernels, "tfbench::_kernels returned ", handles.size(), " handles, expected ",
+              kKernels);
   KernelSet set;
-  for (int i = 0; i < 4; ++i) set.fn[i] = reinterpret_cast<void*>(handles[i]);
+  for (int i = 0; i < kKernels; ++i) set.fn[i] = reinterpret_cast<void*>(handles[i]);
   std::lock_guard<std::mutex> guard(lock);
   return cache.emplace(key, set).first->second;  // a set another thread stored first is kept
 }
@@ -275,15 +280,16 @@ constexpr int kHostVec = 8;  // neurons per step of a host loop: 32 B of fp32, h
 
 template <int V> struct HostCfg {
   bool decay_input, hard_reset, detach_reset;
-  int surrogate;
-  static constexpr int vec = V, unroll = 1;
+  int surrogate, norm, residual;
+  static constexpr int vec = V, unroll = 1, chan_vec = V;
 };
 
 template <class N, typename S, typename A, int V>
 void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, typename N::template Params<A>>& a) {
-  const HostCfg<V> c{sw.decay_input, sw.hard_reset, sw.detach_reset, sw.surrogate};
+  const HostCfg<V> c{sw.decay_input, sw.hard_reset, sw.detach_reset, sw.surrogate, sw.norm, sw.residual};
   A g[V];
   switch (which) {
+    case kStats: tfb::stats_thread<HostCfg<V>, S, A>(c, i0, a); return;
     case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kBackward: tfb::backward_thread<N, HostCfg<V>, S, A>(c, i0, a, g); break;
@@ -347,6 +353,8 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   const int device = like.device().index();
   const int vec = choose_vec(a.n, like.element_size(), device, vectors);
   const int64_t block = g_block.load();
+  Switches kernel_sw = sw;  // BatchNorm folded in: one channel per thread when its neurons share one
+  if (sw.norm) kernel_sw.norm = a.inner % vec == 0 ? 1 : 2;
   if (learns) {
     a.group = (int)choose_group(learned, block * vec);
     *partials = new_output({(a.n + a.group - 1) / a.group}, like.options().dtype(
@@ -354,7 +362,7 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
     a.gparam = partials->data_ptr<A>();
   }
   const int unroll = (int)g_unroll.load();
-  const KernelSet& set = kernels(neuron_index<N>(), name, sw, storage, vec, unroll, device);
+  const KernelSet& set = kernels(neuron_index<N>(), name, kernel_sw, storage, vec, unroll, device);
   launch_cuda(set.fn[which], a, vec, block, like.device());
 }
 
@@ -462,6 +470,217 @@ template <class N> struct Op {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// BatchNorm folded into the neuron (tfbench/ops/norm.py drives these): z is [T, M, C, inner], a
+// batch-norm layer's input seen time-major (channel dim 2; inner = 1 for channels-last). The
+// residual is undefined, a tensor of z's shape and dtype, or z's spikes as bits (uint8, element e
+// is bit e % 8 of byte e / 8). Per-channel tensors are float32 (float64 for float64 z).
+// ---------------------------------------------------------------------------------------------
+struct Fold {
+  i64 steps = 0, n = 0, channels = 1, inner = 1;
+  int residual = 0;  // 0 none, 1 dense, 2 bits
+};
+
+Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
+  TORCH_CHECK(z.dim() == 4 && z.size(0) >= 1, "tfbench: the norm ops take z of shape [T, M, C, inner], got ",
+              z.sizes());
+  Fold f;
+  f.steps = z.size(0);
+  f.n = z.numel() / f.steps;
+  f.channels = z.size(2);
+  f.inner = z.size(3);
+  if (residual.has_value() && residual->defined()) {
+    const Tensor& r = *residual;
+    TORCH_CHECK(r.device() == z.device(), "tfbench: the residual must be on z's device");
+    if (r.scalar_type() == at::kByte) {
+      TORCH_CHECK(r.numel() == (z.numel() + 7) / 8, "tfbench: a residual of bits needs ", (z.numel() + 7) / 8,
+                  " bytes for z of shape ", z.sizes(), ", got ", r.numel());
+      f.residual = 2;
+    } else {
+      TORCH_CHECK(r.sizes() == z.sizes() && r.scalar_type() == z.scalar_type(),
+                  "tfbench: a dense residual must have z's shape and dtype");
+      f.residual = 1;
+    }
+  }
+  return f;
+}
+
+Tensor per_channel(const Tensor& t, at::ScalarType acc, i64 channels, const char* what) {
+  TORCH_CHECK(t.numel() == channels, "tfbench: ", what, " must have one value per channel (", channels, "), got ",
+              t.numel());
+  return t.to(acc).contiguous().view({-1});
+}
+
+template <class N> struct NormOp {
+  template <typename A> using Params = typename N::template Params<A>;
+
+  template <typename A>
+  static void fill(tfb::Args<A, Params<A>>& a, const Fold& f, const Tensor& z, const Tensor& residual,
+                   const Tensor& scale, const Tensor& shift) {
+    a.x = z.data_ptr();
+    a.n = f.n;
+    a.steps = (int)f.steps;
+    a.inner = f.inner;
+    a.channels = f.channels;
+    a.scale = scale.data_ptr<A>();
+    a.shift = shift.data_ptr<A>();
+    a.res = f.residual ? residual.data_ptr() : nullptr;
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor> forward(const char* name, const Tensor& z, const std::optional<Tensor>& res_,
+                                                    const Tensor& scale_, const Tensor& shift_,
+                                                    const std::optional<Tensor>& v0_, at::TensorList learned_,
+                                                    ArrayRef<double> constants, Switches sw, bool want_v_last) {
+    const Fold f = fold_of(z, res_);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
+    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
+    const Tensor scale = per_channel(scale_, acc, f.channels, "scale"), shift = per_channel(shift_, acc, f.channels, "shift");
+    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
+    Tensor s = new_output(z.sizes(), z.options());
+    Tensor v_last = new_output(want_v_last ? z.sizes().slice(1) : at::IntArrayRef{0}, z.options().dtype(acc));
+    std::vector<int64_t> shape = z.sizes().vec();
+    shape[0] = (f.steps - 1) / TFB_CKPT;
+    Tensor ckpt = new_output(shape, z.options().dtype(acc));
+    if (f.n == 0) return {s, ckpt, v_last};
+    tfb::Args<A, Params<A>> a{};
+    fill(a, f, z, residual, scale, shift);
+    a.s = s.data_ptr();
+    a.ckpt = ckpt.data_ptr<A>();
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.v_last = want_v_last ? v_last.data_ptr<A>() : nullptr;
+    a.p = Op<N>::template params<A>(constants, learned);
+    sw.norm = 1;
+    sw.residual = f.residual;
+    const Tensor* dense_res = f.residual == 1 ? &residual : nullptr;
+    run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res ? dense_res : &s}, nullptr);
+    return {s, ckpt, v_last};
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor> backward(
+      const char* name, const std::optional<Tensor>& gs_, const std::optional<Tensor>& gv_last_, const Tensor& ckpt_,
+      const Tensor& z, const std::optional<Tensor>& res_, const Tensor& scale_, const Tensor& shift_,
+      const Tensor& mean_, const std::optional<Tensor>& ea_, const std::optional<Tensor>& eb_,
+      const std::optional<Tensor>& v0_, at::TensorList learned_, ArrayRef<double> constants, Switches sw,
+      bool want_sums, bool want_gz, bool want_gres, bool want_gv0) {
+    const Fold f = fold_of(z, res_);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
+    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
+    const Tensor scale = per_channel(scale_, acc, f.channels, "scale"), shift = per_channel(shift_, acc, f.channels, "shift");
+    const Tensor mean = per_channel(mean_, acc, f.channels, "mean");
+    const Tensor ea = ea_.has_value() && ea_->defined() ? per_channel(*ea_, acc, f.channels, "ea") : Tensor();
+    const Tensor eb = eb_.has_value() && eb_->defined() ? per_channel(*eb_, acc, f.channels, "eb") : Tensor();
+    Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
+    Tensor gv_last = gv_last_.has_value() && gv_last_->defined() && gv_last_->numel() > 0
+                         ? gv_last_->to(acc).contiguous() : Tensor();
+    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
+    Tensor ckpt = ckpt_.to(acc).contiguous();
+    Tensor gz = new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
+    Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
+    Tensor gv0 = new_output(want_gv0 ? z.sizes().slice(1) : at::IntArrayRef{0}, z.options().dtype(acc));
+    Tensor sums = new_output(want_sums ? at::IntArrayRef{2, f.n} : at::IntArrayRef{0}, z.options().dtype(acc));
+    std::vector<Tensor> glearned;
+    if (f.n == 0) {
+      for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
+      if (want_sums) sums.zero_();
+      return {gz, gres, gv0, glearned, sums};
+    }
+    tfb::Args<A, Params<A>> a{};
+    fill(a, f, z, residual, scale, shift);
+    a.gs = gs.data_ptr();
+    a.ckpt = ckpt.data_ptr<A>();
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.gv_last = gv_last.defined() ? gv_last.data_ptr<A>() : nullptr;
+    a.mean = mean.data_ptr<A>();
+    a.ea = ea.defined() ? ea.data_ptr<A>() : nullptr;
+    a.eb = eb.defined() ? eb.data_ptr<A>() : nullptr;
+    a.gx = want_gz ? gz.data_ptr() : nullptr;
+    a.gres = want_gres ? gres.data_ptr() : nullptr;
+    a.gv0 = want_gv0 ? gv0.data_ptr<A>() : nullptr;
+    a.sums = want_sums ? sums.data_ptr<A>() : nullptr;
+    a.p = Op<N>::template params<A>(constants, learned);
+    sw.norm = 1;
+    sw.residual = f.residual;
+    Tensor partials;
+    Tensor* want_partials = learned.values.defined() && want_sums ? &partials : nullptr;
+    const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
+    run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
+              {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
+    if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
+    return {gz, gres, gv0, glearned, sums};
+  }
+};
+
+// The per-neuron statistics of z [T, M, C, inner]: [2, M * C * inner], mean over T and the sum of
+// squared deviations from it (neuron.cuh's stats_thread). The kernel is the same for every neuron.
+Tensor norm_stats(const Tensor& z_) {
+  c10::DeviceGuard guard(z_.device());
+  const Tensor z = z_.contiguous();
+  const Fold f = fold_of(z, std::nullopt);
+  const bool dbl = z.scalar_type() == at::kDouble;
+  Tensor sums = new_output({2, f.n}, z.options().dtype(dbl ? at::kDouble : at::kFloat));
+  if (f.n == 0) return sums;
+  const Switches sw{true, true, false, 0, 0, 0};
+  const Learned none;
+  auto go = [&](auto zero) {
+    using A = decltype(zero);
+    tfb::Args<A, tfb::LIF::Params<A>> a{};
+    a.x = z.data_ptr();
+    a.sums = sums.data_ptr<A>();
+    a.n = f.n;
+    a.steps = (int)f.steps;
+    run<tfb::LIF, A>("LIF", kStats, sw, storage_of(z), a, z, none, {&z}, nullptr);
+  };
+  if (dbl) go(0.0); else go(0.0f);
+  return sums;
+}
+
+std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(const Tensor& z_, const std::optional<Tensor>& residual,
+                                                       const Tensor& scale, const Tensor& shift,
+                                                       const std::optional<Tensor>& v0, at::TensorList learned,
+                                                       c10::string_view neuron, ArrayRef<double> constants,
+                                                       at::IntArrayRef switches, bool want_v_last) {
+  c10::DeviceGuard guard(z_.device());
+  const Tensor z = z_.contiguous();
+  const Switches sw = switches_of(switches);
+  const bool dbl = z.scalar_type() == at::kDouble;
+#define TFB_NORM_FORWARD(S, NAME)                                                                                  \
+  if (neuron == NAME)                                                                                              \
+    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, residual, scale, shift, v0, learned, constants, sw,        \
+                                                 want_v_last)                                                      \
+               : NormOp<tfb::S>::forward<float>(#S, z, residual, scale, shift, v0, learned, constants, sw,         \
+                                                want_v_last);
+  TFB_NEURONS(TFB_NORM_FORWARD)
+#undef TFB_NORM_FORWARD
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
+}
+
+std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor> norm_neuron_backward(
+    const std::optional<Tensor>& gs, const std::optional<Tensor>& gv_last, const Tensor& ckpt, const Tensor& z_,
+    const std::optional<Tensor>& residual, const Tensor& scale, const Tensor& shift, const Tensor& mean,
+    const std::optional<Tensor>& ea, const std::optional<Tensor>& eb, const std::optional<Tensor>& v0,
+    at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches,
+    bool want_sums, bool want_gz, bool want_gres, bool want_gv0) {
+  c10::DeviceGuard guard(z_.device());
+  const Tensor z = z_.contiguous();
+  const Switches sw = switches_of(switches);
+  const bool dbl = z.scalar_type() == at::kDouble;
+#define TFB_NORM_BACKWARD(S, NAME)                                                                                 \
+  if (neuron == NAME)                                                                                              \
+    return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb,  \
+                                                  v0, learned, constants, sw, want_sums, want_gz, want_gres,       \
+                                                  want_gv0)                                                        \
+               : NormOp<tfb::S>::backward<float>(#S, gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb,   \
+                                                 v0, learned, constants, sw, want_sums, want_gz, want_gres,        \
+                                                 want_gv0);
+  TFB_NEURONS(TFB_NORM_BACKWARD)
+#undef TFB_NORM_BACKWARD
+  TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
+}
+
 // The op's entry points: dispatch on the neuron's name (kernels/neurons/all.cuh) and the arithmetic dtype.
 std::tuple<Tensor, Tensor, Tensor> neuron_forward(const Tensor& x_, const std::optional<Tensor>& v0,
                                                   at::TensorList learned, c10::string_view neuron,
@@ -566,11 +785,17 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
 TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
+  m.impl("norm_stats", TORCH_FN(norm_stats));
+  m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
+  m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
 }
 
 TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
+  m.impl("norm_stats", TORCH_FN(norm_stats));
+  m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
+  m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
 }
 
 TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
@@ -578,6 +803,10 @@ TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   // The backward op is not differentiated again: straight through to the device implementation (else
   // PyTorch's boxed "autograd not implemented" fallback runs first, ~20 us per call on a slow host).
   m.impl("neuron_backward", torch::CppFunction::makeFallthrough());
+  // The norm ops are called inside tfbench/ops/norm.py's autograd function, never differentiated.
+  m.impl("norm_stats", torch::CppFunction::makeFallthrough());
+  m.impl("norm_neuron_forward", torch::CppFunction::makeFallthrough());
+  m.impl("norm_neuron_backward", torch::CppFunction::makeFallthrough());
 }
 
 TORCH_LIBRARY_IMPL(tfbench, CompositeExplicitAutograd, m) {

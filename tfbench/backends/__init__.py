@@ -17,7 +17,7 @@ BACKENDS: dict[str, Backend] = {
     for b in (
         Backend("tfbench", "tfbench's temporal-fusion LIF: one forward and one backward kernel for all T steps",
                 f"{_PKG}.tfbench_fused", f"{_PKG}.tfbench_fused:make_layer",
-                f"{_PKG}.single_step:FusedLIFStep", zoo="accelerated"),
+                f"{_PKG}.single_step:FusedLIFStep", zoo="accelerated", folds_norm=True),
         Backend("torch", "plain PyTorch loop over T (autograd through each step): the serial baseline",
                 f"{_PKG}.torch_loop", f"{_PKG}.torch_loop:TorchLoopLIF", f"{_PKG}.single_step:TorchLoopLIFStep"),
         Backend("spikingjelly", "SpikingJelly 2.0 LIFNode, multi-step, its own fused GPU kernel (automatic selection)",
@@ -45,7 +45,7 @@ BACKENDS: dict[str, Backend] = {
         Backend("tfbench-recompute", "tfbench's temporal-fusion LIF keeping x (not h) for backward: h recomputed "
                 "from x and a membrane checkpoint every 8 steps",
                 f"{_PKG}.tfbench_recompute", f"{_PKG}.tfbench_recompute:make_layer",
-                f"{_PKG}.tfbench_recompute:make_step_layer", zoo="accelerated", zoo_save="input"),
+                f"{_PKG}.tfbench_recompute:make_step_layer", zoo="accelerated", zoo_save="input", folds_norm=True),
     )
 }
 

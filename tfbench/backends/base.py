@@ -86,6 +86,8 @@ class Backend:
     # tfbench.accelerate, keeping ``zoo_save``)
     zoo: str = "layer"
     zoo_save: str = "h"
+    # whether its layer can take BatchNorm in (``forward_norm``: tfbench/ops/norm.py), what --lean needs
+    folds_norm: bool = False
 
     def peer_environment(self):
         """Its :class:`~tfbench.backends.environments.PeerEnvironment` (None: tfbench's own environment)."""

@@ -213,10 +213,35 @@ def normalize(cfg: RunConfig) -> RunConfig:
     if spec.train_size and values["batch_size"] > spec.train_size:
         raise ValueError(f"batch size {values['batch_size']} is larger than the {spec.name} training set "
                          f"({spec.train_size} samples); choose 1..{spec.train_size}")
+    if values["lean"]:
+        _check_lean(arch, values)
     if not arch.spiking:
-        values.update(backend=ANN_BACKEND, neuron="ReLU")
+        values.update(backend=ANN_BACKEND, neuron="ReLU", lean=False)   # an ANN has nothing to fold
     return dataclasses.replace(cfg, **{**values, "split_by": split_by, "in_channels": in_channels,
                                        "device": str(device)})
+
+
+def _check_lean(arch, values: dict[str, Any]) -> None:
+    """ValueError when --lean cannot apply to this configuration (before any work)."""
+    if arch.builder is not None:
+        raise ValueError(f"lean applies to tfbench's Spiking-ResNets, not {arch.name} (built by SpikingJelly); "
+                         f"choose from: {', '.join(a for a, x in models.ARCHS.items() if x.spiking and not x.builder)}")
+    if values["step_mode"] != "multi":
+        raise ValueError(f"lean runs all T steps of a layer at once: it needs step-mode multi, got "
+                         f"{values['step_mode']!r}")
+    if values["parallel"] == "temporal":
+        raise ValueError("lean is not available with --parallel temporal (the pipeline's neurons do not take "
+                         "BatchNorm in); use --parallel none or data")
+
+
+def lean_unavailable(backend) -> str | None:
+    """Why --lean cannot run with ``backend`` here (its run is n/a: reason), or None."""
+    if not backend.folds_norm:
+        folding = ", ".join(n for n, b in backends.BACKENDS.items() if b.folds_norm)
+        return f"lean folds BatchNorm into tfbench's neuron; {backend.name} cannot take it in (only {folding})"
+    from ..ops import norm
+
+    return norm.available()
 
 
 def event_dataset_names() -> list[str]:

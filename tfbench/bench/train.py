@@ -27,7 +27,7 @@ from .. import backends, data, models, parallel
 from ..results.schema import OK, OOM, RunConfig, RunRecord, error, na
 from . import energy, timing
 from .check import check_layer
-from .config import neuron_params, normalize
+from .config import lean_unavailable, neuron_params, normalize
 from .progress import Reporter, SilentReporter
 from .records import finished, is_oom, one_line, pending_record
 from .step import WARMUP_STEPS, GraphedStep, TrainingStep, warm_up
@@ -106,6 +106,9 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
     if reason is not None:
         return finished(rec, status=na(reason), baseline=baseline)
     backend = backends.get(cfg.backend) if models.get(cfg.arch).spiking else None
+    reason = lean_unavailable(backend) if cfg.lean and backend is not None else None
+    if reason is not None:
+        return finished(rec, status=na(reason), baseline=baseline)
     if backend is not None and backend.isolated:      # its library lives in an environment of its own
         reason = backend.unavailable(device) or (
             f"{backend.name} runs in a worker process of its own; --parallel is not available for it"
@@ -145,7 +148,8 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
             build_start = time.perf_counter()
             torch.manual_seed(cfg.seed)     # the same initial weights for every backend
             model = models.build(cfg.arch, neuron, in_channels=cfg.in_channels, num_classes=spec.num_classes,
-                                 step_mode=cfg.step_mode, backend=backend, params=neuron_params(cfg)).to(device)
+                                 step_mode=cfg.step_mode, backend=backend, params=neuron_params(cfg),
+                                 lean=cfg.lean).to(device)
             if cfg.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             model = strategy.wrap(model, device)

@@ -63,12 +63,13 @@ def ann_twin(name: str) -> str:
 
 
 def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi",
-          backend=None, params=None):
+          backend=None, params=None, lean: bool = False):
     """The network ``arch`` with ``neuron()`` in every spiking layer (``nn.ReLU`` for an ANN arch).
 
     Input ``[T, B, in_channels, H, W]``, output logits ``[B, num_classes]`` averaged over T.
     ``backend`` and ``params`` (the neuron's parameters) are for architectures built elsewhere
-    (``Arch.builder``: SpikingJelly's zoo builds its own neurons from them).
+    (``Arch.builder``: SpikingJelly's zoo builds its own neurons from them). ``lean``: BatchNorm
+    folded into the neurons and spikes kept as bits (resnet.py; tfbench's own spiking ResNets only).
     """
     from torch import nn
 
@@ -77,6 +78,8 @@ def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, ste
     a = get(arch)
     if a.spiking and neuron is None:
         raise ValueError(f"{a.name} needs a neuron factory")
+    if lean and (not a.spiking or a.builder is not None):
+        raise ValueError(f"lean applies to tfbench's spiking ResNets, not {a.name}")
     if a.builder is not None:
         module, _, function = a.builder.partition(":")
         build_elsewhere = getattr(importlib.import_module(module), function)
@@ -85,7 +88,7 @@ def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, ste
     factory = neuron if a.spiking else nn.ReLU
     block = {"basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}[a.block]
     return resnet.SpikingResNet(block, list(a.layers), factory, in_channels=in_channels, num_classes=num_classes,
-                                step_mode=step_mode)
+                                step_mode=step_mode, lean=lean)
 
 
 _LAZY = {"BasicBlock", "Bottleneck", "Spiking", "SpikingResNet"}

@@ -14,6 +14,12 @@ neurons carry their membrane between the T calls and are reset before each batch
 The output is the class logits averaged over T: ``[B, num_classes]``. With ``neuron=nn.ReLU`` the
 same code is the ANN ResNet at batch T*B: the floor a spiking network is measured against (the
 LIF costs nothing there).
+
+Lean (``lean=True``, multi-step, a neuron with ``forward_norm``: tfbench's LIF and PLIF): the same
+network and parameters, run so that backward keeps less. Every BatchNorm before a spiking layer is
+folded into the neuron with the residual add (``Spiking.fold``: tfbench/ops/norm.py), and every
+convolution and max-pool of spikes keeps its input as bits (``Spiking.pack``). The blocks below are
+written once; ``fold``/``pack``/``conv_spikes`` are the plain ops when the network is not lean.
 """
 
 from __future__ import annotations
@@ -34,6 +40,33 @@ class Spiking(nn.Module):
         self.neuron = neuron
         self.T = 1                # set by the network before each forward (multi-step mode)
         self.multi_step = True
+        self.lean = False         # set by the network: BatchNorm folded in, spikes kept as bits
+
+    def fold(self, bn: nn.Module, z: Tensor, residual: Tensor | None = None,
+             residual_bits: Tensor | None = None) -> Tensor:
+        """``self(bn(z) + residual)`` for z ``[T*B, C, H, W]``; one fused op when lean (``residual_bits``:
+        the residual's ``pack``, when it is spikes), else BatchNorm, the add and the neuron."""
+        if not self.lean:
+            y = bn(z)
+            return self(y if residual is None else y + residual)
+        from ..ops import norm
+
+        if residual is not None and norm.is_channels_last(residual) != norm.is_channels_last(z):
+            if residual_bits is not None:
+                raise ValueError("the residual's bits must be in z's memory format")
+            residual = residual.contiguous(memory_format=torch.channels_last if norm.is_channels_last(z)
+                                           else torch.contiguous_format)
+        r = None if residual is None else norm.time_major(residual, self.T)
+        s = self.neuron.forward_norm(norm.time_major(z, self.T), bn, r, residual_bits)
+        return norm.from_time_major(s, z)
+
+    def pack(self, x: Tensor) -> Tensor | None:
+        """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
+        if not self.lean:
+            return None
+        from ..ops import norm
+
+        return norm.pack_spikes(x)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
@@ -51,6 +84,24 @@ class Spiking(nn.Module):
         reset = getattr(self.neuron, "reset_state", None)
         if reset is not None:
             reset()
+
+
+def conv_spikes(conv: nn.Conv2d, x: Tensor, bits: Tensor | None) -> Tensor:
+    """``conv(x)``, keeping x as ``bits`` for backward when given (x must then be spikes)."""
+    if bits is None:
+        return conv(x)
+    from ..ops import norm
+
+    return norm.spike_conv2d(conv, x, bits)
+
+
+def pool_spikes(pool: nn.MaxPool2d, x: Tensor, bits: Tensor | None) -> Tensor:
+    """``pool(x)``, keeping x as ``bits`` for backward when given."""
+    if bits is None:
+        return pool(x)
+    from ..ops import norm
+
+    return norm.spike_max_pool2d(pool, x, bits)
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -77,10 +128,10 @@ class BasicBlock(nn.Module):
         self.sn2 = Spiking(neuron())
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.sn1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.sn2(out + identity)
+        bits = self.sn1.pack(x)
+        identity, identity_bits = _shortcut(self.downsample, x, bits)
+        out = self.sn1.fold(self.bn1, conv_spikes(self.conv1, x, bits))
+        return self.sn2.fold(self.bn2, conv_spikes(self.conv2, out, self.sn2.pack(out)), identity, identity_bits)
 
 
 class Bottleneck(nn.Module):
@@ -102,11 +153,19 @@ class Bottleneck(nn.Module):
         self.sn3 = Spiking(neuron())
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.sn1(self.bn1(self.conv1(x)))
-        out = self.sn2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.sn3(out + identity)
+        bits = self.sn1.pack(x)
+        identity, identity_bits = _shortcut(self.downsample, x, bits)
+        out = self.sn1.fold(self.bn1, conv_spikes(self.conv1, x, bits))
+        out = self.sn2.fold(self.bn2, conv_spikes(self.conv2, out, self.sn2.pack(out)))
+        return self.sn3.fold(self.bn3, conv_spikes(self.conv3, out, self.sn3.pack(out)), identity, identity_bits)
+
+
+def _shortcut(downsample: nn.Sequential | None, x: Tensor, bits: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The block's shortcut of its input spikes x and, when it is x itself, x's bits (else None)."""
+    if downsample is None:
+        return x, bits
+    conv, bn = downsample
+    return bn(conv_spikes(conv, x, bits)), None
 
 
 def _downsample(cin: int, cout: int, stride: int) -> nn.Module | None:
@@ -125,13 +184,17 @@ class SpikingResNet(nn.Module):
             ``[B, *] -> [B, *]`` keeping its membrane until ``reset_state()``.
         in_channels, num_classes: input channels (3 for the paper's rate-coded images) and classes.
         step_mode: ``"multi"`` (all T steps per layer call) or ``"single"`` (the network per step).
+        lean: fold BatchNorm into the neurons and keep spikes as bits (module docstring; multi-step,
+            tfbench's neurons). The parameters and state_dict are the same either way.
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], neuron: Neuron, *,
-                 in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi"):
+                 in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi", lean: bool = False):
         super().__init__()
         if step_mode not in ("multi", "single"):
             raise ValueError(f"unknown step mode {step_mode!r}; choose from: multi, single")
+        if lean and step_mode != "multi":
+            raise ValueError("lean runs all T steps of a layer at once: it needs step_mode='multi'")
         self.step_mode = step_mode
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -151,12 +214,18 @@ class SpikingResNet(nn.Module):
         self._spiking = [m for m in self.modules() if isinstance(m, Spiking)]
         for m in self._spiking:
             m.multi_step = step_mode == "multi"
+            if lean and not hasattr(m.neuron, "forward_norm"):
+                raise ValueError(f"lean folds BatchNorm into the neuron: {type(m.neuron).__name__} cannot take it "
+                                 "(tfbench's LIF and PLIF can)")
+            m.lean = lean
+        self.lean = lean
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _features(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        x = self.sn1.fold(self.bn1, self.conv1(x))
+        x = pool_spikes(self.maxpool, x, self.sn1.pack(x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 

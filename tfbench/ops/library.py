@@ -19,6 +19,16 @@ graphs, and ``torch.library.opcheck`` checks it (tests/ops). Where the C++ canno
 fallback.py registers implementations over the reference instead (``IMPLEMENTATION`` says which
 is in use and why).
 
+Three more fold BatchNorm into the neuron (norm.py drives them; ``save_input``'s kernels with the
+normalisation, a residual and BatchNorm's backward sums inside):
+
+    tfbench::norm_stats(z) -> [2, n] per-neuron mean over T and sum of squared deviations
+    tfbench::norm_neuron_forward(z, residual, scale, shift, v0, learned, neuron, constants, switches,
+                                 want_v_last) -> (s, ckpt, v_T)
+    tfbench::norm_neuron_backward(gs, gv_T, ckpt, z, residual, scale, shift, mean, ea, eb, v0, learned,
+                                  neuron, constants, switches, want_sums, want_gz, want_gres, want_gv0)
+        -> (dL/dz, dL/dresidual, dL/dv0, [dL/dlearned], [2, n] sums)
+
 Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
 way to get a configuration's NVRTC-compiled kernels, jit.py) and ``tfbench::_set`` (the launch
 shape and the tests' poisoned outputs, in the C++ or the fallback).
@@ -42,6 +52,14 @@ SCHEMAS = {
     "neuron_backward": "(Tensor? gs, Tensor? gv_last, Tensor kept, Tensor? x, Tensor? v0, Tensor[] learned, "
                        "str neuron, float[] constants, int[] switches, bool save_input, bool want_gv0) "
                        "-> (Tensor, Tensor, Tensor[])",
+    "norm_stats": "(Tensor z) -> Tensor",
+    "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor scale, Tensor shift, Tensor? v0, Tensor[] learned, "
+                           "str neuron, float[] constants, int[] switches, bool want_v_last) "
+                           "-> (Tensor, Tensor, Tensor)",
+    "norm_neuron_backward": "(Tensor? gs, Tensor? gv_last, Tensor ckpt, Tensor z, Tensor? residual, Tensor scale, "
+                            "Tensor shift, Tensor mean, Tensor? ea, Tensor? eb, Tensor? v0, Tensor[] learned, "
+                            "str neuron, float[] constants, int[] switches, bool want_sums, bool want_gz, "
+                            "bool want_gres, bool want_gv0) -> (Tensor, Tensor, Tensor, Tensor[], Tensor)",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -76,6 +94,29 @@ def _backward_fake(gs, gv_last, kept, x, v0, learned, neuron, constants, switche
     return like.new_empty(like.shape), gv0, [w.new_empty(w.shape) for w in learned]
 
 
+@torch.library.register_fake("tfbench::norm_stats", lib=LIBRARY)
+def _norm_stats_fake(z):
+    return z.new_empty((2, z[0].numel()), dtype=_acc(z.dtype))
+
+
+@torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
+def _norm_forward_fake(z, residual, scale, shift, v0, learned, neuron, constants, switches, want_v_last):
+    acc = _acc(z.dtype)
+    v_last = z.new_empty(z.shape[1:] if want_v_last else (0,), dtype=acc)
+    return z.new_empty(z.shape), z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc), v_last
+
+
+@torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
+def _norm_backward_fake(gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb, v0, learned, neuron, constants,
+                        switches, want_sums, want_gz, want_gres, want_gv0):
+    acc = _acc(z.dtype)
+    gz = z.new_empty(z.shape if want_gz else (0,))
+    gres = z.new_empty(z.shape if want_gres else (0,))
+    gv0 = z.new_empty(z.shape[1:] if want_gv0 else (0,), dtype=acc)
+    sums = z.new_empty((2, z[0].numel()) if want_sums else (0,), dtype=acc)
+    return gz, gres, gv0, [w.new_empty(w.shape) for w in learned], sums
+
+
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")
 
 _REASON = build.load()
@@ -89,6 +130,9 @@ else:
 
 FORWARD = torch.ops.tfbench.neuron_forward.default
 BACKWARD = torch.ops.tfbench.neuron_backward.default
+NORM_STATS = torch.ops.tfbench.norm_stats.default
+NORM_FORWARD = torch.ops.tfbench.norm_neuron_forward.default
+NORM_BACKWARD = torch.ops.tfbench.norm_neuron_backward.default
 
 
 def native() -> bool:

@@ -62,7 +62,7 @@ def _mean(v) -> float | None:
 def _options(r) -> str:
     """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2",
     "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches)."""
-    text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")))
+    text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last", "lean")))
     parallel = _text(r.get("parallel")) or "none"
     if parallel != "none":
         size = int(_num(r.get("world_size")) or 1)

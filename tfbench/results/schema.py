@@ -166,11 +166,15 @@ class RunConfig:
         "per-op launch cost. GPU only; fp32 or bf16. The capture is part of the setup time."))
     channels_last: bool = _opt(False, grid=True, key=KEY_IF_SET, help=(
         "Run convs and BN on NHWC (channels-last) tensors; the neurons see the same memory (no copy)."))
+    lean: bool = _opt(False, grid=True, key=KEY_IF_SET, help=(
+        "Keep less for backward: every BatchNorm before a spiking layer folded into the neuron (with the residual "
+        "add), every conv and max-pool of spikes keeping its input as bits. The same network, spikes and "
+        "gradients to fp32 rounding. tfbench's backends and Spiking-ResNets, multi-step."))
 
     @property
     def options(self) -> str:
         """The speed options that are on, as one word ("eager" when none is)."""
-        return options_text(self.compile, self.cuda_graphs, self.channels_last)
+        return options_text(self.compile, self.cuda_graphs, self.channels_last, self.lean)
 
 
 # The options of a run spread over processes: a single-process command (compare, profile) has none.
@@ -196,10 +200,10 @@ _OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(RunC
 _TYPES: dict[str, Any] = typing.get_type_hints(RunConfig)
 
 
-def options_text(compile: bool, cuda_graphs: bool, channels_last: bool) -> str:
+def options_text(compile: bool, cuda_graphs: bool, channels_last: bool, lean: bool = False) -> str:
     """The training step's speed options as one word ("eager" when none is on)."""
-    on = [name for name, flag in (("compile", compile), ("graphs", cuda_graphs), ("channels-last", channels_last))
-          if flag]
+    on = [name for name, flag in (("compile", compile), ("graphs", cuda_graphs), ("channels-last", channels_last),
+                                  ("lean", lean)) if flag]
     return "+".join(on) or "eager"
 
 

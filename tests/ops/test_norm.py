@@ -1,0 +1,267 @@
+"""BatchNorm folded into the fused neuron, and spikes kept as bits (tfbench/ops/norm.py), on every device present.
+
+The fused path is checked against the composition it replaces: ``nn.BatchNorm2d``, the residual add,
+then tfbench's neuron op (itself checked against the float64 reference in test_lif.py/test_plif.py).
+In float64 the two agree to float64 rounding (spikes equal, gradients and running statistics to
+1e-10 relative); in float32 the fused op is compared with that composition in float64, spikes equal
+away from ties (cases.tie_mask on BatchNorm's float64 output) and gradients within a bound that
+follows from the case (T steps of roundings and the per-channel sums over N elements). Outputs of
+the C++ op start as NaN (conftest.py), so an element the kernels never write fails.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tfbench import models
+from tfbench.ops import LIF, PLIF, norm
+from tests.conftest import DEVICES
+
+from .cases import UNIT_ROUNDOFF, C_BACKWARD, C_FORWARD, generator, tie_mask
+
+pytestmark = pytest.mark.skipif(norm.available() is not None, reason=str(norm.available()))
+
+T, B, C, H, W = 8, 3, 5, 4, 4
+
+
+def _bn(channels: int, dtype, device, seed: int, affine: bool = True, momentum: float | None = 0.1):
+    bn = nn.BatchNorm2d(channels, affine=affine, momentum=momentum).to(device=device, dtype=dtype)
+    g = generator(seed)
+    with torch.no_grad():
+        if affine:
+            bn.weight.copy_(torch.rand(channels, generator=g, dtype=torch.float64) + 0.5)
+            bn.bias.copy_(torch.rand(channels, generator=g, dtype=torch.float64) * 0.8 - 0.2)
+        bn.running_mean.copy_(torch.randn(channels, generator=g, dtype=torch.float64) * 0.1)
+        bn.running_var.copy_(torch.rand(channels, generator=g, dtype=torch.float64) + 0.5)
+    return bn
+
+
+def _neuron(kind: str, device, dtype):
+    if kind == "LIF":
+        return LIF(tau=2.0, v_threshold=1.0, surrogate="sigmoid", alpha=4.0, save="input")
+    layer = PLIF(init_tau=2.0, channels=C if kind == "PLIF-channel" else None, save="input")
+    with torch.no_grad():
+        layer.w.add_(torch.linspace(-0.3, 0.3, layer.w.numel()).view(layer.w.shape))
+    return layer.to(device=device, dtype=torch.float32)
+
+
+def _inputs(dtype, device, seed: int, channels_last: bool, residual: str):
+    g = generator(seed)
+    z = (torch.randn(T * B, C, H, W, generator=g, dtype=torch.float64) * 1.5 + 0.3).to(device=device, dtype=dtype)
+    r = None
+    if residual != "none":
+        r = (torch.rand(T * B, C, H, W, generator=g, dtype=torch.float64) < 0.4).to(device=device, dtype=dtype)
+    if channels_last:
+        z = z.contiguous(memory_format=torch.channels_last)
+        r = None if r is None else r.contiguous(memory_format=torch.channels_last)
+    return z, r
+
+
+def _fused(z, r, residual: str, bn, layer):
+    bits = norm.pack_spikes(r) if residual == "bits" else None
+    r4 = None if r is None else norm.time_major(r, T)
+    return norm.from_time_major(layer.forward_norm(norm.time_major(z, T), bn, r4, bits), z)
+
+
+def _composed(z, r, bn, layer):
+    y = bn(z)
+    if r is not None:
+        y = y + r
+    return layer(y.unflatten(0, (T, -1))).flatten(0, 1)
+
+
+def _grads(fn, z, r, bn, layer, weights):
+    z = z.detach().clone().requires_grad_(True)
+    r = None if r is None else r.detach().clone().requires_grad_(True)
+    s = fn(z, r)
+    (s.double() * weights).sum().backward()
+    learned = [p.grad.detach().clone() for p in layer.parameters()]
+    out = dict(s=s.detach(), gz=z.grad, gr=None if r is None else r.grad, learned=learned)
+    if bn.affine:
+        out.update(gw=bn.weight.grad.detach().clone(), gb=bn.bias.grad.detach().clone())
+    return out
+
+
+def _rel(a, b) -> float:
+    a, b = a.double().cpu(), b.double().cpu()
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["LIF", "PLIF", "PLIF-channel"])
+@pytest.mark.parametrize("residual", ["none", "dense", "bits"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_float64_matches_batchnorm_then_neuron(device, kind, residual, channels_last, training):
+    seed = zlib.crc32(f"{kind}-{residual}-{channels_last}-{training}".encode()) % 1000
+    z, r = _inputs(torch.float64, device, seed, channels_last, residual)
+    weights = torch.randn(z.shape, generator=generator(seed + 1), dtype=torch.float64).to(device)
+    results = []
+    for fn in ("fused", "composed"):
+        bn = _bn(C, torch.float64, device, seed).train(training)
+        layer = _neuron(kind, device, torch.float64).double()
+        if fn == "fused":
+            results.append(_grads(lambda a, b: _fused(a, b, residual, bn, layer), z, r, bn, layer, weights))
+        else:
+            results.append(_grads(lambda a, b: _composed(a, b, bn, layer), z, r, bn, layer, weights))
+        results[-1]["running"] = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
+    got, want = results
+    assert torch.equal(got["s"], want["s"]), "spikes differ"
+    assert got["s"].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for name in ("gz", "gw", "gb"):
+        assert _rel(got[name], want[name]) < 1e-10, name
+    if residual != "none":
+        assert _rel(got["gr"], want["gr"]) < 1e-10, "dL/dresidual"
+    for a, b in zip(got["learned"], want["learned"]):
+        assert _rel(a, b) < 1e-10, "dL/dw"
+    for a, b in zip(got["running"][:2], want["running"][:2]):
+        assert _rel(a, b) < 1e-12, "running statistics"
+    assert got["running"][2] == want["running"][2]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("residual", ["none", "bits"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_float32_against_float64(device, residual, channels_last):
+    """fp32 fused against the float64 composition. Away from ties the spikes are equal; the gradients
+    differ by the fp32 roundings: per element about (C_FORWARD + C_BACKWARD) per step over T steps,
+    and the per-channel sums' (N = T*B*H*W terms, summed in order: N u relative at worst), so the
+    norm-wise relative error is below u ((C_FORWARD + C_BACKWARD) T + 2 N) times 4 for the epilogue's
+    terms; the same for the running statistics (N u)."""
+    seed = 11 + 2 * channels_last + (residual == "bits")
+    z32, r32 = _inputs(torch.float32, device, seed, channels_last, residual)
+    z64, r64 = z32.double(), None if r32 is None else r32.double()
+    bn64 = _bn(C, torch.float64, "cpu", seed)
+    layer64 = _neuron("LIF", "cpu", torch.float64)
+    with torch.no_grad():
+        y64 = F.batch_norm(z64.cpu(), None, None, bn64.weight, bn64.bias, True, 0.0, bn64.eps)
+        if r64 is not None:
+            y64 = y64 + r64.cpu()
+    mask = tie_mask(y64.unflatten(0, (T, -1)), None, layer64.params)
+    assert mask.float().mean() > 0.8, "the test input is mostly ties: pick other values"
+    keep = mask.view(1, B, C, H, W).expand(T, -1, -1, -1, -1).reshape(y64.shape).double()
+    weights = torch.randn(z32.shape, generator=generator(seed + 1), dtype=torch.float64) * keep
+    want = _grads(lambda a, b: _composed(a, b, bn64, layer64), z64.cpu(), None if r64 is None else r64.cpu(), bn64,
+                  layer64, weights)
+    bn32 = _bn(C, torch.float32, device, seed)
+    layer32 = _neuron("LIF", device, torch.float32)
+    got = _grads(lambda a, b: _fused(a, b, residual, bn32, layer32), z32, r32, bn32, layer32, weights.to(device))
+    s, s_ref = got["s"].cpu().double(), want["s"]
+    assert torch.equal(s[keep.bool()], s_ref[keep.bool()]), "spikes differ away from ties"
+    u = UNIT_ROUNDOFF[torch.float32]
+    n = T * B * H * W
+    bound = 4 * u * ((C_FORWARD + C_BACKWARD) * T + 2 * n)
+    for name in ("gz", "gw", "gb") + (("gr",) if residual != "none" else ()):
+        assert _rel(got[name], want[name]) < bound, f"{name}: {_rel(got[name], want[name]):.3g} >= {bound:.3g}"
+    assert _rel(bn32.running_mean, bn64.running_mean) < 4 * n * u
+    assert _rel(bn32.running_var, bn64.running_var) < 4 * n * u
+
+
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+def test_running_statistics_follow_batchnorm_over_steps(momentum):
+    bn_a = _bn(C, torch.float64, "cpu", 3, momentum=momentum)
+    bn_b = _bn(C, torch.float64, "cpu", 3, momentum=momentum)
+    layer = _neuron("LIF", "cpu", torch.float64)
+    for step in range(3):
+        z, _ = _inputs(torch.float64, "cpu", 20 + step, False, "none")
+        layer.forward_norm(norm.time_major(z, T), bn_a)
+        bn_b(z)
+    assert int(bn_a.num_batches_tracked) == int(bn_b.num_batches_tracked) == 3
+    assert _rel(bn_a.running_mean, bn_b.running_mean) < 1e-12
+    assert _rel(bn_a.running_var, bn_b.running_var) < 1e-12
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_without_affine_or_running_statistics(device):
+    z, _ = _inputs(torch.float64, device, 5, False, "none")
+    weights = torch.randn(z.shape, generator=generator(6), dtype=torch.float64).to(device)
+    out = []
+    for fn in ("fused", "composed"):
+        bn = nn.BatchNorm2d(C, affine=False, track_running_stats=False).to(device=device, dtype=torch.float64).eval()
+        layer = _neuron("LIF", device, torch.float64)
+        f = (lambda a, b: _fused(a, b, "none", bn, layer)) if fn == "fused" else (lambda a, b: _composed(a, b, bn, layer))
+        out.append(_grads(f, z, None, bn, layer, weights))
+    assert torch.equal(out[0]["s"], out[1]["s"])
+    assert _rel(out[0]["gz"], out[1]["gz"]) < 1e-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 2, 3), (16, 4, 8, 8)])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels-last"])
+def test_bits_round_trip(device, shape, channels_last):
+    if channels_last and len(shape) != 4:
+        pytest.skip("channels-last is a 4-D layout")
+    x = (torch.rand(shape, generator=generator(len(shape))) < 0.3).float().to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    bits = norm.pack_spikes(x)
+    assert bits.dtype == torch.uint8 and bits.numel() == math.ceil(x.numel() / 8)
+    back = norm.unpack_spikes(bits, x.shape, x.dtype, channels_last)
+    assert torch.equal(back, x)
+    flat = norm._memory_order(x).reshape(-1)
+    e = int(flat.nonzero()[0])
+    assert (int(bits[e // 8]) >> (e % 8)) & 1 == 1, "element e is bit e % 8 of byte e // 8"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_spike_conv_and_pool_equal_torch(device, channels_last):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True).to(device)
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    x = (torch.rand(5, 4, 9, 9, generator=generator(1)) < 0.5).float().to(device)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(5, 6, 5, 5, generator=generator(2)).to(device)
+    outs = []
+    for lean in (False, True):
+        conv.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = norm.spike_conv2d(conv, xi, norm.pack_spikes(xi)) if lean else conv(xi)
+        (y * g).sum().backward()
+        xp = x.clone().requires_grad_(True)
+        q = norm.spike_max_pool2d(pool, xp, norm.pack_spikes(xp)) if lean else pool(xp)
+        (q * q.detach().sum()).sum().backward()
+        outs.append((y.detach(), xi.grad, conv.weight.grad.clone(), conv.bias.grad.clone(), q.detach(), xp.grad))
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("arch", ["Spiking-ResNet18", "Spiking-ResNet50"])
+@pytest.mark.parametrize("neuron", ["LIF", "PLIF"])
+def test_lean_network_equals_default(arch, neuron):
+    """The same network, parameters and state_dict; outputs, parameter gradients and running statistics
+    to float64 rounding (the model in float64 on the CPU, 2 steps of a batch of 2 at 32x32)."""
+    factory = (lambda: LIF(save="input")) if neuron == "LIF" else (lambda: PLIF(channels=None))
+    torch.manual_seed(0)
+    plain = models.build(arch, factory).double()
+    lean = models.build(arch, factory, lean=True).double()
+    assert list(plain.state_dict()) == list(lean.state_dict())
+    lean.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 2, 3, 32, 32, generator=generator(4), dtype=torch.float64)
+    y = [m(x) for m in (plain, lean)]
+    assert _rel(y[1], y[0]) < 1e-12
+    for m, out in zip((plain, lean), y):
+        out.square().sum().backward()
+    for (name, p0), p1 in zip(plain.named_parameters(), lean.parameters()):
+        assert _rel(p1.grad, p0.grad) < 1e-9, name
+    for (name, b0), b1 in zip(plain.named_buffers(), lean.buffers()):
+        assert _rel(b1.double(), b0.double()) < 1e-12 if b0.is_floating_point() else torch.equal(b0, b1), name
+
+
+def test_lean_refuses_what_it_cannot_fold():
+    with pytest.raises(ValueError, match="cannot take it"):
+        models.build("Spiking-ResNet18", nn.Identity, lean=True)
+    with pytest.raises(ValueError, match="step_mode='multi'"):
+        models.build("Spiking-ResNet18", LIF, lean=True, step_mode="single")
+    with pytest.raises(ValueError, match="lean applies to tfbench's spiking ResNets"):
+        models.build("ResNet18", None, lean=True)
+    with pytest.raises(ValueError, match="shape"):
+        norm.time_major(torch.zeros(4, 3), 2)
