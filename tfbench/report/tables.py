@@ -24,9 +24,10 @@ ANN_BACKEND = "ann"
 # Columns that make rows comparable, derived from the run schema's key: every configuration field but
 # the backend (what a table compares), the arch as its family (an ANN twin joins its spiking arch),
 # the device as its name, and the speed options and parallelism as one "options" word. A speed-up is
-# only taken within a group.
-RUN_GROUP = tuple(f for f in RunRecord.CONFIG_FIELDS if f not in ("kind", "backend", "arch", "neuron_params", "device")
-                  ) + ("family", "options")
+# only taken within a group. ``lean`` is, like the backend, how a row runs the same network: a lean
+# row is compared with the baseline and the ANN twin run with the same other options.
+RUN_GROUP = tuple(f for f in RunRecord.CONFIG_FIELDS
+                  if f not in ("kind", "backend", "arch", "neuron_params", "device", "lean")) + ("family", "group_options")
 LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
 
 
@@ -59,10 +60,11 @@ def _mean(v) -> float | None:
     return None
 
 
-def _options(r) -> str:
+def _options(r, lean: bool = True) -> str:
     """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2",
-    "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches)."""
-    text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last", "lean")))
+    "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches); "lean" among them unless ``lean=False``."""
+    text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")),
+                        lean and bool(_flag(r.get("lean"))))
     parallel = _text(r.get("parallel")) or "none"
     if parallel != "none":
         size = int(_num(r.get("world_size")) or 1)
@@ -102,6 +104,7 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     d = df.copy()
     d["family"] = d["arch"].map(_family)
     d["options"] = [_options(r) for _, r in d.iterrows()]
+    d["group_options"] = [_options(r, lean=False) for _, r in d.iterrows()]
     d["status"] = d["status"].map(shown_status)
     rows = []
     for _, r in d.iterrows():

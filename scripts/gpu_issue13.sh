@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 13 on one GPU, in one device call (about 8 minutes on an H200), each stage started only while
+# BUDGET_S seconds have not passed:
+#
+#   bash scripts/gpu_issue13.sh RESULTS      # e.g. results/h200
+#
+# 1. the CUDA tests of the fused ops (the norm ops among them), 8 at once;
+# 2. one conv->BN->add->neuron stage per feature-map size, composed / lean / ANN (scripts/lean_layer_bench.py);
+# 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean;
+# 4. Spiking-ResNet18 at T=4096, batch 100: lean fp32 and bf16, the default fp32 (out of memory today).
+set -u
+res=${1:?results folder}
+BUDGET_S=${BUDGET_S:-420}
+mkdir -p "$res"
+source scripts/device_env.sh
+start=$(date +%s)
+timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W ignore::DeprecationWarning 2>&1 \
+  | tail -6 | tee "$res/issue13_cuda_tests.log"
+past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/issue13.log"; }
+past layer || timeout 120 python scripts/lean_layer_bench.py --out "$res/lean_layer.md" 2>&1 | tail -30
+if ! past step; then
+  tf compare --config configs/lean_step.toml --device cuda --out "$res" 2>&1 | tee "$res/lean_step.log" | tail -30
+  mv "$res/compare.csv" "$res/lean_step.csv" 2>/dev/null; mv "$res/compare.md" "$res/lean_step.md" 2>/dev/null
+fi
+for args in "--lean --precision fp32" "--lean --precision bf16" "--precision fp32"; do
+  past "T=4096 $args" && continue
+  echo "== T=4096 $args ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
+  tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 3 \
+    --device cuda $args --out "$res/t4096" 2>&1 | tail -20 | tee -a "$res/issue13.log"
+done
+echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"
