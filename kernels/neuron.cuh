@@ -700,4 +700,24 @@ TFB_HD void stats_thread(const C&, i64 i0, const Args<A, P>& a) {
   }
 }
 
+// Spikes as bits and back (the lean path's convolutions keep their input so): element e of a 0/1
+// tensor is bit e % 8 of byte e / 8. One "thread" per byte; `bytes` = ceil(numel / 8), the last byte's
+// missing elements are 0 bits.
+template <typename S>
+TFB_HD void pack_byte(const void* s, unsigned char* bits, i64 numel, i64 byte) {
+  unsigned v = 0;
+  const i64 e0 = byte * 8;
+  for (int b = 0; b < 8; ++b)
+    if (e0 + b < numel && Storage<S>::load(static_cast<const S*>(s)[e0 + b]) != 0) v |= 1u << b;
+  bits[byte] = (unsigned char)v;
+}
+
+template <typename S>
+TFB_HD void unpack_byte(const unsigned char* bits, void* s, i64 numel, i64 byte) {
+  const unsigned v = bits[byte];
+  const i64 e0 = byte * 8;
+  for (int b = 0; b < 8; ++b)
+    if (e0 + b < numel) static_cast<S*>(s)[e0 + b] = Storage<S>::store(((v >> b) & 1u) ? 1.0f : 0.0f);
+}
+
 }  // namespace tfb

@@ -160,3 +160,17 @@ extern "C" __global__ void tfb_stats(const Arg a) {
   if (i0 >= a.n) return;
   stats_thread<Cfg, S, A>(Cfg(), i0, a);
 }
+
+// Spikes as bits (neuron.cuh's pack_byte, unpack_byte): a.x the [numel] storage tensor, a.res the
+// bytes, a.n = numel; one thread per byte.
+extern "C" __global__ void tfb_pack(const Arg a) {
+  const i64 byte = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (byte * 8 >= a.n) return;
+  pack_byte<S>(a.x, static_cast<unsigned char*>(a.gres), a.n, byte);
+}
+
+extern "C" __global__ void tfb_unpack(const Arg a) {
+  const i64 byte = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (byte * 8 >= a.n) return;
+  unpack_byte<S>(static_cast<const unsigned char*>(a.res), a.gx, a.n, byte);
+}

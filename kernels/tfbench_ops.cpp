@@ -75,8 +75,9 @@ int64_t set_option(c10::string_view key, int64_t value) {
 }
 
 Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  if (g_poison.load(std::memory_order_relaxed))
-    return at::full(sizes, std::numeric_limits<double>::quiet_NaN(), options);
+  if (g_poison.load(std::memory_order_relaxed))  // NaN, or all ones for the bits' bytes
+    return at::full(sizes, at::isFloatingType(options.dtype().toScalarType()) ? std::numeric_limits<double>::quiet_NaN()
+                                                                             : 255.0, options);
   return at::empty(sizes, options);
 }
 
@@ -184,9 +185,11 @@ int sm_count(int device) {
   return count;
 }
 
-enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3, kStats = 4 };
-constexpr int kKernels = 5;
-const char* const kKernelNames = "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats";
+enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3, kStats = 4, kPack = 5,
+              kUnpack = 6 };
+constexpr int kKernels = 7;
+const char* const kKernelNames =
+    "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats tfb_pack tfb_unpack";
 
 struct KernelSet { void* fn[kKernels]; };
 
@@ -290,6 +293,7 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
   A g[V];
   switch (which) {
     case kStats: tfb::stats_thread<HostCfg<V>, S, A>(c, i0, a); return;
+    case kPack: case kUnpack: break;  // one loop over bytes: run_host
     case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kBackward: tfb::backward_thread<N, HostCfg<V>, S, A>(c, i0, a, g); break;
@@ -301,6 +305,13 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
 
 template <class N, typename S, typename A>
 void run_host(Kernel which, const Switches& sw, const tfb::Args<A, typename N::template Params<A>>& a) {
+  if (which == kPack || which == kUnpack) {
+    for (i64 byte = 0; byte * 8 < a.n; ++byte) {
+      if (which == kPack) tfb::pack_byte<S>(a.x, static_cast<unsigned char*>(a.gres), a.n, byte);
+      else tfb::unpack_byte<S>(static_cast<const unsigned char*>(a.res), a.gx, a.n, byte);
+    }
+    return;
+  }
   const i64 body = a.n - a.n % kHostVec;
   for (i64 i0 = 0; i0 < body; i0 += kHostVec) host_kernel<N, S, A, kHostVec>(which, sw, i0, a);
   for (i64 i0 = body; i0 < a.n; ++i0) host_kernel<N, S, A, 1>(which, sw, i0, a);
@@ -351,7 +362,8 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
     return;
   }
   const int device = like.device().index();
-  const int vec = choose_vec(a.n, like.element_size(), device, vectors);
+  const bool bytes = which == kPack || which == kUnpack;  // one thread per byte: 8 elements
+  const int vec = bytes ? 1 : choose_vec(a.n, like.element_size(), device, vectors);
   const int64_t block = g_block.load();
   Switches kernel_sw = sw;  // BatchNorm folded in: one channel per thread when its neurons share one
   if (sw.norm) kernel_sw.norm = a.inner % vec == 0 ? 1 : 2;
@@ -363,7 +375,7 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   }
   const int unroll = (int)g_unroll.load();
   const KernelSet& set = kernels(neuron_index<N>(), name, kernel_sw, storage, vec, unroll, device);
-  launch_cuda(set.fn[which], a, vec, block, like.device());
+  launch_cuda(set.fn[which], a, bytes ? 8 : vec, block, like.device());
 }
 
 // The learned parameter's gradient from the kernel's partial sums: one small fixed-order
@@ -638,6 +650,47 @@ Tensor norm_stats(const Tensor& z_) {
   return sums;
 }
 
+// Spikes as bits: s (any shape, its memory order) -> uint8 [ceil(numel / 8)]; and back to [numel] of `dtype`.
+template <typename Fn> void with_storage(at::ScalarType t, Fn fn) {
+  if (t == at::kDouble) fn(0.0); else fn(0.0f);
+}
+
+Tensor pack_spikes(const Tensor& s_) {
+  c10::DeviceGuard guard(s_.device());
+  const Tensor s = s_.contiguous();
+  Tensor bits = new_output({(s.numel() + 7) / 8}, s.options().dtype(at::kByte));
+  if (s.numel() == 0) return bits;
+  const Switches sw{true, true, false, 0, 0, 0};
+  with_storage(s.scalar_type(), [&](auto zero) {
+    using A = decltype(zero);
+    tfb::Args<A, tfb::LIF::Params<A>> a{};
+    a.x = s.data_ptr();
+    a.gres = bits.data_ptr();
+    a.n = s.numel();
+    run<tfb::LIF, A>("LIF", kPack, sw, storage_of(s), a, s, Learned(), {}, nullptr);
+  });
+  return bits;
+}
+
+Tensor unpack_spikes(const Tensor& bits_, int64_t numel, at::ScalarType dtype) {
+  c10::DeviceGuard guard(bits_.device());
+  const Tensor bits = bits_.contiguous();
+  TORCH_CHECK(bits.scalar_type() == at::kByte && bits.numel() == (numel + 7) / 8, "tfbench: unpack_spikes needs ",
+              (numel + 7) / 8, " uint8 bytes for ", numel, " elements, got ", bits.numel(), " of ", bits.scalar_type());
+  Tensor s = new_output({numel}, bits.options().dtype(dtype));
+  if (numel == 0) return s;
+  const Switches sw{true, true, false, 0, 0, 0};
+  with_storage(dtype, [&](auto zero) {
+    using A = decltype(zero);
+    tfb::Args<A, tfb::LIF::Params<A>> a{};
+    a.res = bits.data_ptr();
+    a.gx = s.data_ptr();
+    a.n = numel;
+    run<tfb::LIF, A>("LIF", kUnpack, sw, storage_of(s), a, s, Learned(), {}, nullptr);
+  });
+  return s;
+}
+
 std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(const Tensor& z_, const std::optional<Tensor>& residual,
                                                        const Tensor& scale, const Tensor& shift,
                                                        const std::optional<Tensor>& v0, at::TensorList learned,
@@ -783,6 +836,8 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
 }  // namespace
 
 TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
+  m.impl("pack_spikes", TORCH_FN(pack_spikes));
+  m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
   m.impl("norm_stats", TORCH_FN(norm_stats));
@@ -791,6 +846,8 @@ TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
 }
 
 TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
+  m.impl("pack_spikes", TORCH_FN(pack_spikes));
+  m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
   m.impl("norm_stats", TORCH_FN(norm_stats));
@@ -805,6 +862,8 @@ TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   m.impl("neuron_backward", torch::CppFunction::makeFallthrough());
   // The norm ops are called inside tfbench/ops/norm.py's autograd function, never differentiated.
   m.impl("norm_stats", torch::CppFunction::makeFallthrough());
+  m.impl("pack_spikes", torch::CppFunction::makeFallthrough());
+  m.impl("unpack_spikes", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_forward", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_backward", torch::CppFunction::makeFallthrough());
 }

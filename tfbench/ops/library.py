@@ -23,6 +23,7 @@ Three more fold BatchNorm into the neuron (norm.py drives them; ``save_input``'s
 normalisation, a residual and BatchNorm's backward sums inside):
 
     tfbench::norm_stats(z) -> [2, n] per-neuron mean over T and sum of squared deviations
+    tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
     tfbench::norm_neuron_forward(z, residual, scale, shift, v0, learned, neuron, constants, switches,
                                  want_v_last) -> (s, ckpt, v_T)
     tfbench::norm_neuron_backward(gs, gv_T, ckpt, z, residual, scale, shift, mean, ea, eb, v0, learned,
@@ -53,6 +54,8 @@ SCHEMAS = {
                        "str neuron, float[] constants, int[] switches, bool save_input, bool want_gv0) "
                        "-> (Tensor, Tensor, Tensor[])",
     "norm_stats": "(Tensor z) -> Tensor",
+    "pack_spikes": "(Tensor s) -> Tensor",
+    "unpack_spikes": "(Tensor bits, int numel, ScalarType dtype) -> Tensor",
     "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor scale, Tensor shift, Tensor? v0, Tensor[] learned, "
                            "str neuron, float[] constants, int[] switches, bool want_v_last) "
                            "-> (Tensor, Tensor, Tensor)",
@@ -99,6 +102,16 @@ def _norm_stats_fake(z):
     return z.new_empty((2, z[0].numel()), dtype=_acc(z.dtype))
 
 
+@torch.library.register_fake("tfbench::pack_spikes", lib=LIBRARY)
+def _pack_fake(s):
+    return s.new_empty(((s.numel() + 7) // 8,), dtype=torch.uint8)
+
+
+@torch.library.register_fake("tfbench::unpack_spikes", lib=LIBRARY)
+def _unpack_fake(bits, numel, dtype):
+    return bits.new_empty((numel,), dtype=dtype)
+
+
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
 def _norm_forward_fake(z, residual, scale, shift, v0, learned, neuron, constants, switches, want_v_last):
     acc = _acc(z.dtype)
@@ -131,6 +144,8 @@ else:
 FORWARD = torch.ops.tfbench.neuron_forward.default
 BACKWARD = torch.ops.tfbench.neuron_backward.default
 NORM_STATS = torch.ops.tfbench.norm_stats.default
+PACK_SPIKES = torch.ops.tfbench.pack_spikes.default
+UNPACK_SPIKES = torch.ops.tfbench.unpack_spikes.default
 NORM_FORWARD = torch.ops.tfbench.norm_neuron_forward.default
 NORM_BACKWARD = torch.ops.tfbench.norm_neuron_backward.default
 

@@ -25,6 +25,7 @@ the same backward ops PyTorch uses.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,41 +36,22 @@ from . import library
 from .functional import kernel_args
 from .neurons import NeuronParams
 
-_SHIFTS: dict[torch.device, Tensor] = {}
-
-
 def available() -> str | None:
     """Why the lean path cannot run here (it needs the C++ ops: the fallback has no norm ops), or None."""
     return None if library.native() else f"the lean path needs tfbench's C++ ops ({library.IMPLEMENTATION})"
 
 
-def _shifts(device: torch.device) -> Tensor:
-    shifts = _SHIFTS.get(device)
-    if shifts is None:
-        shifts = _SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
-    return shifts
-
-
 def pack_spikes(s: Tensor) -> Tensor:
     """A 0/1 tensor as bits, in its memory order: uint8 ``[ceil(numel / 8)]`` (element e is bit e % 8
-    of byte e // 8). ``s`` must be contiguous in some memory format (NCHW or channels-last)."""
-    flat = _memory_order(s).reshape(-1)
-    pad = (-flat.numel()) % 8
-    ones = flat.ne(0)
-    if pad:
-        ones = torch.cat([ones, ones.new_zeros(pad)])
-    weights = torch.bitwise_left_shift(torch.ones_like(_shifts(s.device)), _shifts(s.device))
-    return (ones.view(torch.uint8).view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+    of byte e // 8; any non-zero value is a 1). One kernel pass (``tfbench::pack_spikes``)."""
+    return library.PACK_SPIKES(_memory_order(s))
 
 
 def unpack_spikes(bits: Tensor, like_shape: Sequence[int], dtype: torch.dtype, channels_last: bool) -> Tensor:
     """The tensor ``pack_spikes`` packed: shape ``like_shape``, ``dtype``, channels-last memory when
     ``channels_last`` (a 4-D shape), else contiguous."""
     shape = list(like_shape)
-    numel = 1
-    for d in shape:
-        numel *= d
-    ones = ((bits.view(-1, 1) >> _shifts(bits.device)) & 1).view(-1)[:numel].to(dtype)
+    ones = library.UNPACK_SPIKES(bits, math.prod(shape), dtype)
     if channels_last:
         n, c, h, w = shape
         return ones.view(n, h, w, c).permute(0, 3, 1, 2)
