@@ -12,10 +12,12 @@
 // kernels' handles come from Python (tfbench::_kernels, NVRTC and a disk cache: tfbench/ops/jit.py),
 // once per configuration; the stream is PyTorch's current one, through c10's device-generic
 // interface; cuLaunchKernel is looked up in libcuda with dlsym.
+#include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -523,132 +525,174 @@ Tensor per_channel(const Tensor& t, at::ScalarType acc, i64 channels, const char
   return t.to(acc).contiguous().view({-1});
 }
 
+// One call's channel values, [6, C] in the arithmetic dtype: the rows below. Forward fills the first
+// four; backward the epilogue's two, in its own copy.
+enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kEa = 4, kEb = 5 };
+
 template <class N> struct NormOp {
   template <typename A> using Params = typename N::template Params<A>;
 
   template <typename A>
   static void fill(tfb::Args<A, Params<A>>& a, const Fold& f, const Tensor& z, const Tensor& residual,
-                   const Tensor& scale, const Tensor& shift) {
+                   const Tensor& stats) {
     a.x = z.data_ptr();
     a.n = f.n;
     a.steps = (int)f.steps;
     a.inner = f.inner;
     a.channels = f.channels;
-    a.scale = scale.data_ptr<A>();
-    a.shift = shift.data_ptr<A>();
+    A* st = stats.data_ptr<A>();
+    a.mean = st + kMean * f.channels;
+    a.scale = st + kScale * f.channels;
+    a.shift = st + kShift * f.channels;
     a.res = f.residual ? residual.data_ptr() : nullptr;
   }
 
-  template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor> forward(const char* name, const Tensor& z, const std::optional<Tensor>& res_,
-                                                    const Tensor& scale_, const Tensor& shift_,
-                                                    const std::optional<Tensor>& v0_, at::TensorList learned_,
-                                                    ArrayRef<double> constants, Switches sw, bool want_v_last) {
-    const Fold f = fold_of(z, res_);
-    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
-    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
-    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    const Tensor scale = per_channel(scale_, acc, f.channels, "scale"), shift = per_channel(shift_, acc, f.channels, "shift");
-    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
-    Tensor s = new_output(z.sizes(), z.options());
-    Tensor v_last = new_output(want_v_last ? z.sizes().slice(1) : at::IntArrayRef{0}, z.options().dtype(acc));
-    std::vector<int64_t> shape = z.sizes().vec();
-    shape[0] = (f.steps - 1) / TFB_CKPT;
-    Tensor ckpt = new_output(shape, z.options().dtype(acc));
-    if (f.n == 0) return {s, ckpt, v_last};
-    tfb::Args<A, Params<A>> a{};
-    fill(a, f, z, residual, scale, shift);
-    a.s = s.data_ptr();
-    a.ckpt = ckpt.data_ptr<A>();
-    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
-    a.v_last = want_v_last ? v_last.data_ptr<A>() : nullptr;
-    a.p = Op<N>::template params<A>(constants, learned);
-    sw.norm = 1;
-    sw.residual = f.residual;
-    const Tensor* dense_res = f.residual == 1 ? &residual : nullptr;
-    run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res ? dense_res : &s}, nullptr);
-    return {s, ckpt, v_last};
+  // The [2, n] per-neuron sums of the kernels, summed per channel: two [C] tensors.
+  static std::pair<Tensor, Tensor> channel_sums(const Tensor& sums, const Fold& f) {
+    const Tensor per = sums.view({2, f.n / (f.channels * f.inner), f.channels, f.inner}).sum(at::IntArrayRef{1, 3});
+    return {per[0], per[1]};
   }
 
+  // The batch's mean and biased variance per channel (docs/neurons.md, "BatchNorm folded in").
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor> backward(
-      const char* name, const std::optional<Tensor>& gs_, const std::optional<Tensor>& gv_last_, const Tensor& ckpt_,
-      const Tensor& z, const std::optional<Tensor>& res_, const Tensor& scale_, const Tensor& shift_,
-      const Tensor& mean_, const std::optional<Tensor>& ea_, const std::optional<Tensor>& eb_,
-      const std::optional<Tensor>& v0_, at::TensorList learned_, ArrayRef<double> constants, Switches sw,
-      bool want_sums, bool want_gz, bool want_gres, bool want_gv0) {
-    const Fold f = fold_of(z, res_);
-    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
-    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
-    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    const Tensor scale = per_channel(scale_, acc, f.channels, "scale"), shift = per_channel(shift_, acc, f.channels, "shift");
-    const Tensor mean = per_channel(mean_, acc, f.channels, "mean");
-    const Tensor ea = ea_.has_value() && ea_->defined() ? per_channel(*ea_, acc, f.channels, "ea") : Tensor();
-    const Tensor eb = eb_.has_value() && eb_->defined() ? per_channel(*eb_, acc, f.channels, "eb") : Tensor();
-    Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
-    Tensor gv_last = gv_last_.has_value() && gv_last_->defined() && gv_last_->numel() > 0
-                         ? gv_last_->to(acc).contiguous() : Tensor();
-    Tensor v0 = v0_.has_value() && v0_->defined() ? v0_->to(acc).contiguous() : Tensor();
-    Tensor ckpt = ckpt_.to(acc).contiguous();
-    Tensor gz = new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
-    Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
-    Tensor gv0 = new_output(want_gv0 ? z.sizes().slice(1) : at::IntArrayRef{0}, z.options().dtype(acc));
-    Tensor sums = new_output(want_sums ? at::IntArrayRef{2, f.n} : at::IntArrayRef{0}, z.options().dtype(acc));
-    std::vector<Tensor> glearned;
-    if (f.n == 0) {
-      for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
-      if (want_sums) sums.zero_();
-      return {gz, gres, gv0, glearned, sums};
-    }
+  static std::pair<Tensor, Tensor> batch_statistics(const char* name, const Fold& f, const Tensor& z, Switches sw,
+                                                    at::ScalarType acc) {
+    Tensor sums = at::empty({2, f.n}, z.options().dtype(acc));
     tfb::Args<A, Params<A>> a{};
-    fill(a, f, z, residual, scale, shift);
-    a.gs = gs.data_ptr();
-    a.ckpt = ckpt.data_ptr<A>();
-    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
-    a.gv_last = gv_last.defined() ? gv_last.data_ptr<A>() : nullptr;
-    a.mean = mean.data_ptr<A>();
-    a.ea = ea.defined() ? ea.data_ptr<A>() : nullptr;
-    a.eb = eb.defined() ? eb.data_ptr<A>() : nullptr;
-    a.gx = want_gz ? gz.data_ptr() : nullptr;
-    a.gres = want_gres ? gres.data_ptr() : nullptr;
-    a.gv0 = want_gv0 ? gv0.data_ptr<A>() : nullptr;
-    a.sums = want_sums ? sums.data_ptr<A>() : nullptr;
-    a.p = Op<N>::template params<A>(constants, learned);
-    sw.norm = 1;
-    sw.residual = f.residual;
-    Tensor partials;
-    Tensor* want_partials = learned.values.defined() && want_sums ? &partials : nullptr;
-    const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
-    run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
-              {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
-    if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
-    return {gz, gres, gv0, glearned, sums};
-  }
-};
-
-// The per-neuron statistics of z [T, M, C, inner]: [2, M * C * inner], mean over T and the sum of
-// squared deviations from it (neuron.cuh's stats_thread). The kernel is the same for every neuron.
-Tensor norm_stats(const Tensor& z_) {
-  c10::DeviceGuard guard(z_.device());
-  const Tensor z = z_.contiguous();
-  const Fold f = fold_of(z, std::nullopt);
-  const bool dbl = z.scalar_type() == at::kDouble;
-  Tensor sums = new_output({2, f.n}, z.options().dtype(dbl ? at::kDouble : at::kFloat));
-  if (f.n == 0) return sums;
-  const Switches sw{true, true, false, 0, 0, 0};
-  const Learned none;
-  auto go = [&](auto zero) {
-    using A = decltype(zero);
-    tfb::Args<A, tfb::LIF::Params<A>> a{};
     a.x = z.data_ptr();
     a.sums = sums.data_ptr<A>();
     a.n = f.n;
     a.steps = (int)f.steps;
-    run<tfb::LIF, A>("LIF", kStats, sw, storage_of(z), a, z, none, {&z}, nullptr);
-  };
-  if (dbl) go(0.0); else go(0.0f);
-  return sums;
-}
+    a.inner = f.inner;
+    a.channels = f.channels;
+    run<N, A>(name, kStats, sw, storage_of(z), a, z, Learned(), {&z}, nullptr);
+    const i64 m = f.n / (f.channels * f.inner);
+    const Tensor per = sums.view({2, m, f.channels, f.inner});
+    const Tensor mean = per[0].mean(at::IntArrayRef{0, 2});
+    const Tensor dev = per[0] - mean.view({1, f.channels, 1});
+    const Tensor var = (per[1].sum(at::IntArrayRef{0, 2}) + dev.square().sum(at::IntArrayRef{0, 2}) * (double)f.steps)
+                           .div_((double)(f.steps * m * f.inner));
+    return {mean, var};
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor> forward(
+      const char* name, const Tensor& z, const std::optional<Tensor>& res_, const std::optional<Tensor>& weight,
+      const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
+      const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned_,
+      ArrayRef<double> constants, Switches sw, bool batch_stats, double momentum, double eps) {
+    const Fold f = fold_of(z, res_);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const auto copt = z.options().dtype(acc);
+    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
+    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
+    sw.norm = 1;
+    sw.residual = f.residual;
+    Tensor mean, var;
+    const bool running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
+                         running_var->defined();
+    if (batch_stats) {
+      std::tie(mean, var) = batch_statistics<A>(name, f, z, sw, acc);
+      if (running) {  // as nn.BatchNorm2d: momentum, or the cumulative average (momentum < 0: None)
+        const double count = (double)(f.steps * (f.n / f.channels));
+        at::Tensor factor;
+        if (batches.has_value() && batches->defined()) batches->add_(1);
+        if (momentum >= 0) factor = at::full({}, momentum, copt);
+        else factor = batches->to(acc).reciprocal();
+        running_mean->lerp_(mean.to(running_mean->scalar_type()), factor.to(running_mean->scalar_type()));
+        running_var->lerp_((var * (count / std::max(count - 1, 1.0))).to(running_var->scalar_type()),
+                           factor.to(running_var->scalar_type()));
+      }
+    } else {
+      TORCH_CHECK(running, "tfbench: BatchNorm without batch statistics needs its running statistics");
+      mean = running_mean->to(acc);
+      var = running_var->to(acc);
+    }
+    const Tensor invstd = (var + eps).rsqrt();
+    const Tensor scale = weight.has_value() && weight->defined() ? weight->to(acc) * invstd : invstd;
+    const Tensor shift = bias.has_value() && bias->defined() ? bias->to(acc) - mean * scale : -mean * scale;
+    Tensor stats = at::stack({mean, invstd, scale, shift, at::zeros_like(mean), at::zeros_like(mean)});
+    Tensor s = new_output(z.sizes(), z.options());
+    std::vector<int64_t> shape = z.sizes().vec();
+    shape[0] = (f.steps - 1) / TFB_CKPT;
+    Tensor ckpt = new_output(shape, copt);
+    if (f.n == 0) return {s, ckpt, stats};
+    tfb::Args<A, Params<A>> a{};
+    fill(a, f, z, residual, stats);
+    a.s = s.data_ptr();
+    a.ckpt = ckpt.data_ptr<A>();
+    a.p = Op<N>::template params<A>(constants, learned);
+    const Tensor* dense_res = f.residual == 1 ? &residual : &s;
+    run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res}, nullptr);
+    return {s, ckpt, stats};
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> backward(
+      const char* name, const std::optional<Tensor>& gs_, const Tensor& ckpt_, const Tensor& z,
+      const std::optional<Tensor>& res_, const Tensor& stats_, at::TensorList learned_, ArrayRef<double> constants,
+      Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine) {
+    const Fold f = fold_of(z, res_);
+    const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
+    const Tensor residual = f.residual ? res_->contiguous() : Tensor();
+    TORCH_CHECK(stats_.dim() == 2 && stats_.size(0) == 6 && stats_.size(1) == f.channels,
+                "tfbench: the norm op's stats must be [6, C] from its forward");
+    Tensor stats = stats_.to(acc).clone();  // the epilogue's rows are written into this copy
+    Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
+    Tensor ckpt = ckpt_.to(acc).contiguous();
+    Tensor gz = new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
+    Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
+    std::vector<Tensor> glearned;
+    Tensor gweight, gbias;
+    sw.norm = 1;
+    sw.residual = f.residual;
+    const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
+    Tensor sums = want_sums ? new_output({2, f.n}, z.options().dtype(acc)) : Tensor();
+    Tensor partials;
+    if (f.n == 0) {
+      for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
+      const Tensor none = at::zeros({f.channels}, z.options().dtype(acc));
+      return {gz, gres, none, none, glearned};
+    }
+    auto pass = [&](bool sums_now, bool outputs_now, bool epilogue) {
+      tfb::Args<A, Params<A>> a{};
+      fill(a, f, z, residual, stats);
+      a.gs = gs.data_ptr();
+      a.ckpt = ckpt.data_ptr<A>();
+      a.p = Op<N>::template params<A>(constants, learned);
+      A* st = stats.data_ptr<A>();
+      a.ea = epilogue ? st + kEa * f.channels : nullptr;
+      a.eb = epilogue ? st + kEb * f.channels : nullptr;
+      a.gx = outputs_now && want_gz ? gz.data_ptr() : nullptr;
+      a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
+      a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
+      Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
+      const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
+      run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
+                {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
+      if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
+    };
+    Tensor s1, s2;
+    if (batch_stats) {  // dL/dz needs the batch's two sums: a pass for them, then one writing dL/dz
+      pass(true, false, false);
+      std::tie(s1, s2) = channel_sums(sums, f);
+      const double count = (double)(f.steps * (f.n / f.channels));
+      const Tensor scale = stats[kScale], invstd = stats[kInvstd];
+      stats[kEa].copy_(-scale * invstd * invstd * s2 / count);
+      stats[kEb].copy_(-scale * s1 / count);
+      pass(false, true, true);
+    } else {             // given statistics: dL/dz = gy * scale, the sums alongside when wanted
+      pass(want_sums, true, false);
+      if (want_sums) std::tie(s1, s2) = channel_sums(sums, f);
+    }
+    if (want_gaffine) {
+      gweight = s2 * stats[kInvstd];
+      gbias = s1;
+    }
+    return {gz, gres, gweight, gbias, glearned};
+  }
+};
 
 // Spikes as bits: s (any shape, its memory order) -> uint8 [ceil(numel / 8)]; and back to [numel] of `dtype`.
 template <typename Fn> void with_storage(at::ScalarType t, Fn fn) {
@@ -691,44 +735,41 @@ Tensor unpack_spikes(const Tensor& bits_, int64_t numel, at::ScalarType dtype) {
   return s;
 }
 
-std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(const Tensor& z_, const std::optional<Tensor>& residual,
-                                                       const Tensor& scale, const Tensor& shift,
-                                                       const std::optional<Tensor>& v0, at::TensorList learned,
-                                                       c10::string_view neuron, ArrayRef<double> constants,
-                                                       at::IntArrayRef switches, bool want_v_last) {
+std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(
+    const Tensor& z_, const std::optional<Tensor>& residual, const std::optional<Tensor>& weight,
+    const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
+    const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned,
+    c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches, bool batch_stats, double momentum,
+    double eps) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
   const bool dbl = z.scalar_type() == at::kDouble;
 #define TFB_NORM_FORWARD(S, NAME)                                                                                  \
   if (neuron == NAME)                                                                                              \
-    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, residual, scale, shift, v0, learned, constants, sw,        \
-                                                 want_v_last)                                                      \
-               : NormOp<tfb::S>::forward<float>(#S, z, residual, scale, shift, v0, learned, constants, sw,         \
-                                                want_v_last);
+    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, residual, weight, bias, running_mean, running_var, batches, \
+                                                 learned, constants, sw, batch_stats, momentum, eps)               \
+               : NormOp<tfb::S>::forward<float>(#S, z, residual, weight, bias, running_mean, running_var, batches,  \
+                                                learned, constants, sw, batch_stats, momentum, eps);
   TFB_NEURONS(TFB_NORM_FORWARD)
 #undef TFB_NORM_FORWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
-std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor> norm_neuron_backward(
-    const std::optional<Tensor>& gs, const std::optional<Tensor>& gv_last, const Tensor& ckpt, const Tensor& z_,
-    const std::optional<Tensor>& residual, const Tensor& scale, const Tensor& shift, const Tensor& mean,
-    const std::optional<Tensor>& ea, const std::optional<Tensor>& eb, const std::optional<Tensor>& v0,
-    at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches,
-    bool want_sums, bool want_gz, bool want_gres, bool want_gv0) {
+std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> norm_neuron_backward(
+    const std::optional<Tensor>& gs, const Tensor& ckpt, const Tensor& z_, const std::optional<Tensor>& residual,
+    const Tensor& stats, at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
+    at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
   const bool dbl = z.scalar_type() == at::kDouble;
 #define TFB_NORM_BACKWARD(S, NAME)                                                                                 \
   if (neuron == NAME)                                                                                              \
-    return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb,  \
-                                                  v0, learned, constants, sw, want_sums, want_gz, want_gres,       \
-                                                  want_gv0)                                                        \
-               : NormOp<tfb::S>::backward<float>(#S, gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb,   \
-                                                 v0, learned, constants, sw, want_sums, want_gz, want_gres,        \
-                                                 want_gv0);
+    return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,        \
+                                                  batch_stats, want_gz, want_gres, want_gaffine)                   \
+               : NormOp<tfb::S>::backward<float>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,         \
+                                                 batch_stats, want_gz, want_gres, want_gaffine);
   TFB_NEURONS(TFB_NORM_BACKWARD)
 #undef TFB_NORM_BACKWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
@@ -840,7 +881,6 @@ TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
   m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
-  m.impl("norm_stats", TORCH_FN(norm_stats));
   m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
   m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
 }
@@ -850,7 +890,6 @@ TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
   m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
-  m.impl("norm_stats", TORCH_FN(norm_stats));
   m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
   m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
 }
@@ -861,7 +900,6 @@ TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   // PyTorch's boxed "autograd not implemented" fallback runs first, ~20 us per call on a slow host).
   m.impl("neuron_backward", torch::CppFunction::makeFallthrough());
   // The norm ops are called inside tfbench/ops/norm.py's autograd function, never differentiated.
-  m.impl("norm_stats", torch::CppFunction::makeFallthrough());
   m.impl("pack_spikes", torch::CppFunction::makeFallthrough());
   m.impl("unpack_spikes", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_forward", torch::CppFunction::makeFallthrough());

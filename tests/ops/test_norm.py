@@ -234,6 +234,55 @@ def test_spike_conv_and_pool_equal_torch(device, channels_last):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_conv_norm_neuron_recomputes_the_convolution(device, kind, channels_last):
+    """The stem's form: neuron(bn(conv(x))) keeping x; the same as the composition (float64)."""
+    g = generator(7)
+    x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64).to(device)
+    conv = nn.Conv2d(3, C, 3, stride=2, padding=1, bias=False).to(device=device, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    if channels_last:
+        x, conv = x.contiguous(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
+    weights = torch.randn(T * B, C, 5, 5, generator=generator(8), dtype=torch.float64).to(device)
+    out = []
+    for fused in (True, False):
+        conv.zero_grad()
+        bn = _bn(C, torch.float64, device, 9)
+        layer = _neuron(kind, device, torch.float64).double()
+        xi = x.clone().requires_grad_(True)
+        if fused:
+            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T)
+        else:
+            s = _composed(conv(xi), None, bn, layer)
+        (s * weights).sum().backward()
+        out.append((s.detach(), xi.grad, conv.weight.grad.clone(), bn.weight.grad, bn.bias.grad,
+                    *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone()))
+    assert torch.equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1:], out[1][1:]):
+        assert _rel(a, b) < 1e-10
+
+
+def test_lean_network_under_bf16_autocast():
+    """bf16 autocast on the CPU: the lean network's loss is the default's to bf16 rounding (a smoke
+    test of the autocast handling of the spike convolutions and the stem; spikes at ties may differ)."""
+    torch.manual_seed(0)
+    plain = models.build("Spiking-ResNet18", lambda: LIF(save="input"))
+    lean = models.build("Spiking-ResNet18", lambda: LIF(save="input"), lean=True)
+    lean.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 2, 3, 32, 32, generator=generator(5))
+    losses = []
+    for m in (plain, lean):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m(x).float().square().mean()
+        loss.backward()
+        losses.append(loss.item())
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    assert abs(losses[0] - losses[1]) <= 0.05 * abs(losses[0])
+
+
 @pytest.mark.parametrize("arch", ["Spiking-ResNet18", "Spiking-ResNet50"])
 @pytest.mark.parametrize("neuron", ["LIF", "PLIF"])
 def test_lean_network_equals_default(arch, neuron):

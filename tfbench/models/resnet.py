@@ -15,10 +15,11 @@ The output is the class logits averaged over T: ``[B, num_classes]``. With ``neu
 same code is the ANN ResNet at batch T*B: the floor a spiking network is measured against (the
 LIF costs nothing there).
 
-Lean (``lean=True``, multi-step, a neuron with ``forward_norm``: tfbench's LIF and PLIF): the same
+Lean (``lean=True``, multi-step, a neuron with ``norm_args``: tfbench's LIF and PLIF): the same
 network and parameters, run so that backward keeps less. Every BatchNorm before a spiking layer is
-folded into the neuron with the residual add (``Spiking.fold``: tfbench/ops/norm.py), and every
-convolution and max-pool of spikes keeps its input as bits (``Spiking.pack``). The blocks below are
+folded into the neuron with the residual add (``Spiking.fold``: tfbench/ops/norm.py), every
+convolution and max-pool of spikes keeps its input as bits (``Spiking.pack``), and the stem keeps
+its input, not its convolution's output (``Spiking.fold_conv``: recomputed in backward). The blocks below are
 written once; ``fold``/``pack``/``conv_spikes`` are the plain ops when the network is not lean.
 """
 
@@ -59,6 +60,15 @@ class Spiking(nn.Module):
         r = None if residual is None else norm.time_major(residual, self.T)
         s = self.neuron.forward_norm(norm.time_major(z, self.T), bn, r, residual_bits)
         return norm.from_time_major(s, z)
+
+    def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
+        """``self(bn(conv(x)))``; when lean, conv's output is not kept but recomputed from x in backward
+        (for the stem, whose input x is kept anyway)."""
+        if not self.lean:
+            return self.fold(bn, conv(x))
+        from ..ops import norm
+
+        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T)
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
@@ -214,7 +224,7 @@ class SpikingResNet(nn.Module):
         self._spiking = [m for m in self.modules() if isinstance(m, Spiking)]
         for m in self._spiking:
             m.multi_step = step_mode == "multi"
-            if lean and not hasattr(m.neuron, "forward_norm"):
+            if lean and not hasattr(m.neuron, "norm_args"):
                 raise ValueError(f"lean folds BatchNorm into the neuron: {type(m.neuron).__name__} cannot take it "
                                  "(tfbench's LIF and PLIF can)")
             m.lean = lean
@@ -224,7 +234,7 @@ class SpikingResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _features(self, x: Tensor) -> Tensor:
-        x = self.sn1.fold(self.bn1, self.conv1(x))
+        x = self.sn1.fold_conv(self.conv1, self.bn1, x)
         x = pool_spikes(self.maxpool, x, self.sn1.pack(x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))

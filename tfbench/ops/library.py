@@ -19,16 +19,18 @@ graphs, and ``torch.library.opcheck`` checks it (tests/ops). Where the C++ canno
 fallback.py registers implementations over the reference instead (``IMPLEMENTATION`` says which
 is in use and why).
 
-Three more fold BatchNorm into the neuron (norm.py drives them; ``save_input``'s kernels with the
-normalisation, a residual and BatchNorm's backward sums inside):
+Four more serve the lean path (norm.py drives them): BatchNorm folded into the neuron, and spikes as bits:
 
-    tfbench::norm_stats(z) -> [2, n] per-neuron mean over T and sum of squared deviations
+    tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
+                                 num_batches_tracked!, learned, neuron, constants, switches,
+                                 batch_stats, momentum, eps) -> (s, ckpt, stats [6, C])
+    tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
+                                  batch_stats, want_gz, want_gres, want_gaffine)
+        -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned])
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
-    tfbench::norm_neuron_forward(z, residual, scale, shift, v0, learned, neuron, constants, switches,
-                                 want_v_last) -> (s, ckpt, v_T)
-    tfbench::norm_neuron_backward(gs, gv_T, ckpt, z, residual, scale, shift, mean, ea, eb, v0, learned,
-                                  neuron, constants, switches, want_sums, want_gz, want_gres, want_gv0)
-        -> (dL/dz, dL/dresidual, dL/dv0, [dL/dlearned], [2, n] sums)
+
+z is ``[T, M, C, inner]`` (BatchNorm's channel dim 2), the residual None, z-shaped, or bits; forward
+updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average).
 
 Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
 way to get a configuration's NVRTC-compiled kernels, jit.py) and ``tfbench::_set`` (the launch
@@ -53,16 +55,15 @@ SCHEMAS = {
     "neuron_backward": "(Tensor? gs, Tensor? gv_last, Tensor kept, Tensor? x, Tensor? v0, Tensor[] learned, "
                        "str neuron, float[] constants, int[] switches, bool save_input, bool want_gv0) "
                        "-> (Tensor, Tensor, Tensor[])",
-    "norm_stats": "(Tensor z) -> Tensor",
     "pack_spikes": "(Tensor s) -> Tensor",
     "unpack_spikes": "(Tensor bits, int numel, ScalarType dtype) -> Tensor",
-    "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor scale, Tensor shift, Tensor? v0, Tensor[] learned, "
-                           "str neuron, float[] constants, int[] switches, bool want_v_last) "
+    "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
+                           "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor[] learned, str neuron, "
+                           "float[] constants, int[] switches, bool batch_stats, float momentum, float eps) "
                            "-> (Tensor, Tensor, Tensor)",
-    "norm_neuron_backward": "(Tensor? gs, Tensor? gv_last, Tensor ckpt, Tensor z, Tensor? residual, Tensor scale, "
-                            "Tensor shift, Tensor mean, Tensor? ea, Tensor? eb, Tensor? v0, Tensor[] learned, "
-                            "str neuron, float[] constants, int[] switches, bool want_sums, bool want_gz, "
-                            "bool want_gres, bool want_gv0) -> (Tensor, Tensor, Tensor, Tensor[], Tensor)",
+    "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
+                            "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
+                            "bool want_gres, bool want_gaffine) -> (Tensor, Tensor, Tensor, Tensor, Tensor[])",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -97,11 +98,6 @@ def _backward_fake(gs, gv_last, kept, x, v0, learned, neuron, constants, switche
     return like.new_empty(like.shape), gv0, [w.new_empty(w.shape) for w in learned]
 
 
-@torch.library.register_fake("tfbench::norm_stats", lib=LIBRARY)
-def _norm_stats_fake(z):
-    return z.new_empty((2, z[0].numel()), dtype=_acc(z.dtype))
-
-
 @torch.library.register_fake("tfbench::pack_spikes", lib=LIBRARY)
 def _pack_fake(s):
     return s.new_empty(((s.numel() + 7) // 8,), dtype=torch.uint8)
@@ -113,21 +109,21 @@ def _unpack_fake(bits, numel, dtype):
 
 
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
-def _norm_forward_fake(z, residual, scale, shift, v0, learned, neuron, constants, switches, want_v_last):
+def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num_batches_tracked, learned, neuron,
+                       constants, switches, batch_stats, momentum, eps):
     acc = _acc(z.dtype)
-    v_last = z.new_empty(z.shape[1:] if want_v_last else (0,), dtype=acc)
-    return z.new_empty(z.shape), z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc), v_last
+    ckpt = z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc)
+    return z.new_empty(z.shape), ckpt, z.new_empty((6, z.shape[2]), dtype=acc)
 
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
-def _norm_backward_fake(gs, gv_last, ckpt, z, residual, scale, shift, mean, ea, eb, v0, learned, neuron, constants,
-                        switches, want_sums, want_gz, want_gres, want_gv0):
+def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants, switches, batch_stats, want_gz,
+                        want_gres, want_gaffine):
     acc = _acc(z.dtype)
     gz = z.new_empty(z.shape if want_gz else (0,))
     gres = z.new_empty(z.shape if want_gres else (0,))
-    gv0 = z.new_empty(z.shape[1:] if want_gv0 else (0,), dtype=acc)
-    sums = z.new_empty((2, z[0].numel()) if want_sums else (0,), dtype=acc)
-    return gz, gres, gv0, [w.new_empty(w.shape) for w in learned], sums
+    affine = (z.shape[2],) if want_gaffine else (0,)
+    return gz, gres, z.new_empty(affine, dtype=acc), z.new_empty(affine, dtype=acc), [w.new_empty(w.shape) for w in learned]
 
 
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")
@@ -143,7 +139,6 @@ else:
 
 FORWARD = torch.ops.tfbench.neuron_forward.default
 BACKWARD = torch.ops.tfbench.neuron_backward.default
-NORM_STATS = torch.ops.tfbench.norm_stats.default
 PACK_SPIKES = torch.ops.tfbench.pack_spikes.default
 UNPACK_SPIKES = torch.ops.tfbench.unpack_spikes.default
 NORM_FORWARD = torch.ops.tfbench.norm_neuron_forward.default

@@ -42,13 +42,17 @@ class LIF(nn.Module):
         s, v_last = _run(x, v0, self.params, (), self.save, return_state, self._kernel_args)
         return (s, v_last) if return_state else s
 
+    def norm_args(self) -> tuple[LIFParams, tuple[Tensor, ...]]:
+        """(its description, its learned tensors): what ``tfbench.ops.norm``'s functions take for this layer."""
+        return self.params, ()
+
     def forward_norm(self, z: Tensor, bn: nn.Module, residual: Tensor | None = None,
                      residual_bits: Tensor | None = None) -> Tensor:
         """This layer on ``bn(z) + residual``, BatchNorm folded in (``tfbench.ops.norm.norm_neuron``):
         z ``[T, M, C, inner]``, spikes of its shape. Starts from rest; ``save`` does not apply (it keeps z)."""
         from .norm import norm_neuron
 
-        return norm_neuron(z, bn, self.params, (), residual, residual_bits)
+        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits)
 
     def extra_repr(self) -> str:
         p = self.params
@@ -98,13 +102,17 @@ class PLIF(nn.Module):
         s, v_last = _run(x, v0, self.params, (self.w,), self.save, return_state, self._kernel_args)
         return (s, v_last) if return_state else s
 
+    def norm_args(self) -> tuple[PLIFParams, tuple[Tensor, ...]]:
+        """(its description, (w,)): what ``tfbench.ops.norm``'s functions take for this layer."""
+        return self.params, (self.w,)
+
     def forward_norm(self, z: Tensor, bn: nn.Module, residual: Tensor | None = None,
                      residual_bits: Tensor | None = None) -> Tensor:
         """As ``LIF.forward_norm``; w per channel is per channel of z's dim 2 (BatchNorm's channels)."""
         from .norm import norm_neuron
 
         check_w(z, self.w)
-        return norm_neuron(z, bn, self.params, (self.w,), residual, residual_bits)
+        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -90,82 +90,44 @@ def from_time_major(y: Tensor, like: Tensor) -> Tensor:
     return y.view(n, c, h, w)
 
 
-def _channel_sums(sums: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    """``[2, n]`` per-neuron sums -> two ``[C]`` sums over a channel's neurons (fixed order)."""
-    steps, m, c, inner = z.shape
-    per = sums.view(2, m, c, inner).sum(dim=(1, 3))
-    return per[0], per[1]
-
-
-def batch_statistics(z: Tensor) -> tuple[Tensor, Tensor]:
-    """BatchNorm's batch mean and biased variance per channel of ``z`` ``[T, M, C, inner]``, float32
-    (float64 for float64 z), from one kernel pass: the per-neuron means over T and squared
-    deviations, combined as var = (sum_i M2_i + T sum_i (mean_i - mean)^2) / (T * neurons)."""
-    steps, m, c, inner = z.shape
-    sums = library.NORM_STATS(z).view(2, m, c, inner)
-    means, m2 = sums[0], sums[1]
-    mean = means.mean(dim=(0, 2))
-    dev = means - mean.view(1, c, 1)
-    var = (m2.sum(dim=(0, 2)) + steps * (dev * dev).sum(dim=(0, 2))) / (steps * m * inner)
-    return mean, var
+def _running(bn) -> tuple[bool, float]:
+    """(whether the batch's statistics are used, the momentum the op takes: < 0 for None, the cumulative average)."""
+    batch = bn.training or not bn.track_running_stats
+    return batch, (-1.0 if bn.momentum is None else float(bn.momentum))
 
 
 class _NormNeuron(torch.autograd.Function):
-    """neuron(BatchNorm(z) + residual) with batch statistics (``train``) or given ones; see the module."""
+    """neuron(BatchNorm(z) + residual): one op each way (kernels/tfbench_ops.cpp, NormOp)."""
 
     @staticmethod
-    def forward(ctx, z, residual, weight, bias, mean, var, bits, eps, train, neuron, constants, switches,
-                *learned):
-        acc = torch.float64 if z.dtype == torch.float64 else torch.float32
-        invstd = torch.rsqrt(var.to(acc) + eps)
-        w = weight.to(acc) if weight is not None else torch.ones_like(invstd)
-        b = bias.to(acc) if bias is not None else torch.zeros_like(invstd)
-        mean = mean.to(acc)
-        scale = w * invstd
-        shift = b - mean * scale
+    def forward(ctx, z, residual, weight, bias, bits, bn, neuron, constants, switches, *learned):
+        batch, momentum = _running(bn)
+        update = bn.training and bn.track_running_stats
         kept_res = bits if bits is not None else residual
-        s, ckpt, _ = library.NORM_FORWARD(z, kept_res, scale, shift, None, list(learned), neuron, constants,
-                                          switches, False)
-        ctx.save_for_backward(z, kept_res, ckpt, scale, shift, mean, invstd, *learned)
-        ctx.train = train
+        given = update or not batch
+        s, ckpt, stats = library.NORM_FORWARD(
+            z, kept_res, weight, bias, bn.running_mean if given else None, bn.running_var if given else None,
+            bn.num_batches_tracked if update else None, list(learned), neuron, constants, switches, batch, momentum,
+            float(bn.eps))
+        ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
+        ctx.batch = batch
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.has_residual = residual is not None
-        ctx.affine = weight is not None, bias is not None
+        ctx.affine = weight is not None
         ctx.mark_non_differentiable(ckpt)
         ctx.set_materialize_grads(False)
         return s
 
     @staticmethod
     def backward(ctx, gs):
-        z, kept_res, ckpt, scale, shift, mean, invstd, *learned = ctx.saved_tensors
+        z, kept_res, ckpt, stats, *learned = ctx.saved_tensors
         want_gres = ctx.has_residual and ctx.needs_input_grad[1]
-        want_w, want_b = ctx.affine[0] and ctx.needs_input_grad[2], ctx.affine[1] and ctx.needs_input_grad[3]
-        need_sums = ctx.train or want_w or want_b or bool(learned)
-        args = (ctx.neuron, ctx.constants, ctx.switches)
-        ea = eb = None
-        glearned: list[Tensor] = []
-        gweight = gbias = None
-        if ctx.train:  # dL/dz depends on the batch's two sums: they first, then dL/dz
-            _, _, _, glearned, sums = library.NORM_BACKWARD(gs, None, ckpt, z, kept_res, scale, shift, mean, None,
-                                                            None, None, list(learned), *args, True, False, False,
-                                                            False)
-            sum_gy, sum_gyx = _channel_sums(sums, z)
-            count = z.numel() // z.shape[2]
-            ea = -scale * invstd * invstd * sum_gyx / count
-            eb = -scale * sum_gy / count
-            gz, gres, _, _, _ = library.NORM_BACKWARD(gs, None, ckpt, z, kept_res, scale, shift, mean, ea, eb, None,
-                                                      list(learned), *args, False, True, want_gres, False)
-        else:  # given statistics: dL/dz = gy * scale, one pass, the sums alongside when wanted
-            gz, gres, _, glearned, sums = library.NORM_BACKWARD(gs, None, ckpt, z, kept_res, scale, shift, mean, None,
-                                                                None, None, list(learned), *args, need_sums, True,
-                                                                want_gres, False)
-            if need_sums:
-                sum_gy, sum_gyx = _channel_sums(sums, z)
-        if want_w:
-            gweight = sum_gyx * invstd
-        if want_b:
-            gbias = sum_gy
-        return (gz, gres if want_gres else None, gweight, gbias, None, None, None, None, None, None, None, None,
+        want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
+        gz, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
+            gs, ckpt, z, kept_res, stats, list(learned), ctx.neuron, ctx.constants, ctx.switches, ctx.batch,
+            ctx.needs_input_grad[0], want_gres, want_affine)
+        return (gz if ctx.needs_input_grad[0] else None, gres if want_gres else None,
+                gweight if want_affine else None, gbias if want_affine else None, None, None, None, None, None,
                 *(glearned if glearned else [None] * len(learned)))
 
 
@@ -184,32 +146,88 @@ def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
-    use_batch = bn.training or not bn.track_running_stats
-    if use_batch:
-        with torch.no_grad():
-            mean, var = batch_statistics(z)
-            if bn.training and bn.track_running_stats:
-                bn.num_batches_tracked.add_(1)
-                factor = (1.0 / float(bn.num_batches_tracked)) if bn.momentum is None else bn.momentum
-                count = z.numel() // z.shape[2]
-                bn.running_mean.mul_(1 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
-                bn.running_var.mul_(1 - factor).add_((var * (count / max(count - 1, 1))).to(bn.running_var.dtype),
-                                                     alpha=factor)
-    else:
-        mean, var = bn.running_mean, bn.running_var
     constants, switches = kernel_args(p)
-    return _NormNeuron.apply(z, residual, bn.weight, bn.bias, mean, var, residual_bits, float(bn.eps), use_batch,
-                             p.name, constants, switches, *learned)
+    return _NormNeuron.apply(z, residual, bn.weight, bn.bias, residual_bits, bn, p.name, constants, switches,
+                             *learned)
+
+
+class _ConvNormNeuron(torch.autograd.Function):
+    """neuron(BatchNorm(conv(x))) keeping x, not conv(x): backward runs the convolution again."""
+
+    @staticmethod
+    def forward(ctx, x, conv_weight, weight, bias, bn, conv, steps, neuron, constants, switches, *learned):
+        xc, wc = _autocast(x, conv_weight)
+        with torch.autocast(x.device.type, enabled=False):
+            z = F.conv2d(xc, wc, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+        batch, momentum = _running(bn)
+        update = bn.training and bn.track_running_stats
+        given = update or not batch
+        s, ckpt, stats = library.NORM_FORWARD(
+            time_major(z, steps), None, weight, bias, bn.running_mean if given else None,
+            bn.running_var if given else None, bn.num_batches_tracked if update else None, list(learned), neuron,
+            constants, switches, batch, momentum, float(bn.eps))
+        ctx.save_for_backward(x, conv_weight, ckpt, stats, *learned)
+        ctx.autocast_dtype = xc.dtype if xc is not x else None
+        ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
+        ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
+        ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
+        ctx.mark_non_differentiable(ckpt)
+        ctx.set_materialize_grads(False)
+        return from_time_major(s, z)
+
+    @staticmethod
+    def backward(ctx, gs):
+        x, conv_weight, ckpt, stats, *learned = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        xc, wc = _autocast(x, conv_weight, ctx.autocast_dtype)
+        z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
+        want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
+        gz, _, gweight, gbias, glearned = library.NORM_BACKWARD(
+            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, time_major(z, ctx.steps), None, stats, list(learned),
+            ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, False, want_affine)
+        gz = from_time_major(gz, z)
+        gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
+                                                        groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                                                                 False])
+        return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
+                gbias if want_affine else None, None, None, None, None, None, None,
+                *(glearned if glearned else [None] * len(learned)))
+
+
+def _like(t: Tensor, z: Tensor) -> Tensor:
+    """t in z's memory format (channels-last or contiguous), so that their time-major views line up."""
+    return t.contiguous(memory_format=torch.channels_last if is_channels_last(z) else torch.contiguous_format)
+
+
+def _autocast(x: Tensor, weight: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """x and weight in the dtype autocast gives a convolution here (as they are outside autocast)."""
+    if dtype is None and torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+    if dtype is None:
+        return x, weight
+    return x.to(dtype), weight.to(dtype)
+
+
+def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
+                     learned: Sequence[Tensor], steps: int) -> Tensor:
+    """Spikes of ``neuron(bn(conv(x)))`` for x ``[T*B, C, H, W]``, keeping x for backward instead of the
+    convolution's output (recomputed there: one more forward convolution). For a layer whose input is
+    kept anyway (the stem: the network's input). ``conv`` without bias, zero padding given as numbers."""
+    reason = available()
+    if reason is not None:
+        raise RuntimeError(reason)
+    if conv.bias is not None or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError("conv_norm_neuron takes a convolution without bias and with numeric zero padding")
+    constants, switches = kernel_args(p)
+    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, bn, conv, steps, p.name, constants, switches,
+                                 *learned)
 
 
 class _SpikeConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bits, weight, bias, stride, padding, dilation, groups):
-        w = weight
-        if torch.is_autocast_enabled(x.device.type):
-            dtype = torch.get_autocast_dtype(x.device.type)
-            x, w = x.to(dtype), weight.to(dtype)
-            bias = bias.to(dtype) if bias is not None else None
+        x, w = _autocast(x, weight)
+        bias = bias.to(w.dtype) if bias is not None else None
         with torch.autocast(x.device.type, enabled=False):
             out = F.conv2d(x, w, bias, stride, padding, dilation, groups)
         ctx.save_for_backward(bits, w)
@@ -271,5 +289,5 @@ def spike_max_pool2d(pool: nn.MaxPool2d, x: Tensor, bits: Tensor) -> Tensor:
     return _SpikeMaxPool.apply(x, bits, pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode)
 
 
-__all__ = ["available", "batch_statistics", "from_time_major", "is_channels_last", "norm_neuron", "pack_spikes",
+__all__ = ["available", "conv_norm_neuron", "from_time_major", "is_channels_last", "norm_neuron", "pack_spikes",
            "spike_conv2d", "spike_max_pool2d", "time_major", "unpack_spikes"]
