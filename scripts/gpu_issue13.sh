@@ -7,7 +7,9 @@
 # 1. the CUDA tests of the fused ops (the norm ops among them), 8 at once;
 # 2. one conv->BN->add->neuron stage per feature-map size, composed / lean / ANN (scripts/lean_layer_bench.py);
 # 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean;
-# 4. Spiking-ResNet18 at T=4096, batch 100: lean fp32 and bf16, the default fp32 (out of memory today).
+# 4. memory against T (fp32, T = 4 .. 4096, 2 steps each): tfbench default and lean, SpikingJelly, the
+#    ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such;
+# 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4).
 set -u
 res=${1:?results folder}
 BUDGET_S=${BUDGET_S:-420}
@@ -22,10 +24,16 @@ if ! past step; then
   tf compare --config configs/lean_step.toml --device cuda --out "$res" 2>&1 | tee "$res/lean_step.log" | tail -30
   mv "$res/compare.csv" "$res/lean_step.csv" 2>/dev/null; mv "$res/compare.md" "$res/lean_step.md" 2>/dev/null
 fi
-for args in "--lean --precision fp32" "--lean --precision bf16" "--precision fp32"; do
-  past "T=4096 $args" && continue
-  echo "== T=4096 $args ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
-  tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 3 \
-    --device cuda $args --out "$res/t4096" 2>&1 | tail -20 | tee -a "$res/issue13.log"
-done
+mem=(tf compare --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4,16,64,256,1024,4096
+     --precision fp32 --epochs 1 --max-steps 2 --device cuda --out "$res/memory")
+if ! past memory; then
+  echo "== memory against T ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
+  "${mem[@]}" --backends tfbench,spikingjelly --baseline spikingjelly --ann-floor 2>&1 | tail -30 | tee -a "$res/issue13.log"
+  "${mem[@]}" --backends tfbench --baseline tfbench --lean 2>&1 | tail -12 | tee -a "$res/issue13.log"
+fi
+if ! past "T=4096 bf16"; then
+  echo "== T=4096 lean bf16 ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
+  tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 2 \
+    --device cuda --lean --precision bf16 --out "$res/memory" 2>&1 | tail -20 | tee -a "$res/issue13.log"
+fi
 echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"
