@@ -227,6 +227,8 @@ def memory_vs_T(runs: pd.DataFrame, out_dir: Path | str, name: str = "memory_vs_
         details = [c for i, c in enumerate(LINE_DETAILS, 2)    # among the spiking lines, or among the ANN's
                    if any(len({k[i] for k in series if (k[0] == ANN_BACKEND) == ann}) > 1 for ann in (False, True))]
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        if len(series) > len(colours):   # a store of many sweeps: 20 colours before any repeats
+            colours = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
         points = {k: drawn[[tuple(r[c] for c in line) == k for _, r in drawn.iterrows()]] for k in lines}
         # lines that ran out of memory at the same T: crosses spread a little sideways, so each shows
         oom_at: dict[int, list] = {}
