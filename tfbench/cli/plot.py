@@ -1,4 +1,5 @@
-"""``tfbench plot``: figures from stored records (speed-up bars, LIF-layer time against T)."""
+"""``tfbench plot``: figures from stored records (speed-up and energy bars, training memory against T,
+LIF-layer time against T)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def plot(
     baseline: Annotated[str | None, typer.Option(show_default="the baseline the records were compared against", help=(
         "Backend the speed-up bars are relative to."))] = None,
 ) -> None:
-    """Draw speed-up bars per backend (training runs) and time-vs-T lines (LIF-layer records)."""
+    """Draw speed-up and energy bars per backend and, where the training runs span several T, their peak
+    memory against T; time-vs-T lines of the LIF-layer records."""
     results = Path(results)
     if not results.exists():
         fail(f"no results at {str(results)!r}; give --results a folder with runs.jsonl/layer.jsonl or a .jsonl file",
@@ -64,6 +66,11 @@ def plot(
             made += plots.energy_bars(runs, out)
         except ValueError as e:
             problems.append(str(e))
+        if runs["T"].nunique() > 1:
+            try:
+                made += plots.memory_vs_T(runs, out)
+            except ValueError as e:
+                problems.append(str(e))
     if not layers.empty:
         try:
             made += plots.layer_time_vs_T(layers, out)

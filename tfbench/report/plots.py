@@ -1,17 +1,22 @@
-"""Figures from the store (matplotlib, Agg, PNG and SVG): speed-up bars and LIF-layer time against T.
+"""Figures from the store (matplotlib, Agg, PNG and SVG): speed-up and energy bars, training memory
+and LIF-layer time against T.
 
 - ``speedup_bars``: for each training config (dataset, arch, T, batch, precision, ...), one bar per
   backend, its speed-up over the baseline backend (the baseline is 1), from median step times.
 - ``energy_bars``: for each training config, one bar per backend (the ANN twin too), the GPU's energy
   per training step (NVML), the average power in the label.
+- ``memory_vs_T``: for each (arch, dataset, batch size, device), the steady training's peak device
+  memory against T on log-log axes, one line per backend (tfbench's lean path apart), precision and
+  speed options; runs that ran out of memory as crosses at the device's memory.
 - ``layer_time_vs_T``: for each (N, precision, direction, mode), time per call against T on log-log
   axes, one line per backend, the memory-bandwidth floor dashed.
 
-Both read only DataFrames of stored records (``tfbench.results.store.load``).
+They read only DataFrames of stored records (``tfbench.results.store.load``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -20,9 +25,11 @@ matplotlib.use("Agg")  # files only: no display on the machines this runs on
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullFormatter, NullLocator, ScalarFormatter  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator, ScalarFormatter  # noqa: E402
 
-from .tables import layer_table, run_table  # noqa: E402
+from ..results.schema import ERROR, NA, OK, OOM, status_word  # noqa: E402
+from .tables import ANN_BACKEND, MIB, _family, _flag, _num, layer_table, run_table  # noqa: E402
 
 FORMATS = ("png", "svg")
 DPI = 150   # sharp enough for a README at its usual width
@@ -125,6 +132,165 @@ def energy_bars(runs: pd.DataFrame, out_dir: Path | str, name: str = "energy") -
     ax.set_title(f"Spiking-ResNet training step, energy ({_device_note(table['device'])})", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, Path(out_dir) / name)
+
+
+GIB = 1 << 30
+# A backend keeps its colour across precisions; the precision is the line's style.
+PRECISION_LINES = {"fp32": "-", "bf16": "--", "fp16": ":"}
+# Where an out-of-memory cross sits when the records do not say the device's memory: this factor above
+# the largest peak that fitted (on a log axis, a clear gap above every line).
+OOM_ABOVE = 1.6
+# Crosses of several lines at one T sit this far apart (in doublings of T): side by side, still over their T.
+OOM_SPREAD = 0.12
+# What tells two lines of one backend and precision apart; shown in the labels only where some do differ.
+LINE_DETAILS = ("options", "neuron", "step_mode")
+# One memory figure per group: records of another arch, dataset, batch size or GPU are another figure.
+MEMORY_GROUP = ("family", "dataset", "batch", "device")
+
+
+def _memory_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """``run_table``'s rows with what the memory figure adds: the arch family, ``lean`` (False for records
+    older than the field), the status word, the device's memory where recorded, the timestamp."""
+    table = run_table(runs).reset_index(drop=True)
+    if table.empty:
+        return table
+    records = runs.reset_index(drop=True)
+    table["family"] = table["arch"].map(_family)
+    table["device"] = table["device"].map(lambda d: _device_note([d]))
+    table["lean"] = [_flag(v) for v in records["lean"]] if "lean" in records else False
+    table["word"] = table["status"].map(status_word)
+    envs = records["env"] if "env" in records else [None] * len(records)
+    table["device_memory"] = [_num(e.get("device_memory_bytes")) if isinstance(e, dict) else None for e in envs]
+    table["timestamp"] = records["timestamp"].fillna("").astype(str) if "timestamp" in records else ""
+    return table
+
+
+def _left_out(group: pd.DataFrame) -> str:
+    """The note under a memory figure: how many runs of its group are not drawn, and why."""
+    words = group["word"]
+    counts = [((words == NA).sum(), "n/a"), ((words == ERROR).sum(), "error"),
+              (((words == OK) & group["peak_mem_mib"].isna()).sum(), "ok without a peak memory (not on a GPU)"),
+              ((~words.isin((OK, OOM, NA, ERROR))).sum(), "pending")]
+    shown = [f"{int(n)} {what}" for n, what in counts if n]
+    return ("left out: " + ", ".join(shown) + " (the compare table gives the reasons)") if shown else ""
+
+
+def _slug(*parts) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(p)).strip("-") for p in parts)
+
+
+def memory_vs_T(runs: pd.DataFrame, out_dir: Path | str, name: str = "memory_vs_T") -> list[Path]:
+    """Lines of the training step's peak device memory against T; one figure per (arch, dataset, batch
+    size, GPU), named ``name`` (with the group appended when the records hold several). Returns the PNG
+    and SVG paths of every figure.
+
+    ``runs``: run records (store.load(..., kind="run")). y is ``peak_mem_bytes``, the peak of the steady
+    epochs (after the warm-up), in GiB (MiB when everything is under 1 GiB), on a log axis; x is T on a
+    log2 axis. One line per backend ("tfbench lean" apart from "tfbench" by the record's ``lean``;
+    records older than that field are not lean; the ANN twin is "ANN twin"), the precision as its style,
+    and the speed options, neuron or step mode in the labels where the lines differ in them.
+    Where a config has several records at one T (another max-steps, say), the newest is drawn. A run
+    with status ``oom`` is a cross in its line's colour at the device's memory (``env`` records
+    ``device_memory_bytes``) or, where that is not recorded, above every line. n/a and error runs, and
+    ok runs without a peak (the CPU), are left out and counted in a note. A group whose points span
+    fewer than two T is not drawn; ValueError when no group is.
+    """
+    rows = _memory_rows(runs)
+    if rows.empty:
+        raise ValueError("no training run to plot memory against T")
+    groups = list(dict.fromkeys(zip(*(rows[k] for k in MEMORY_GROUP))))
+    several_devices = rows["device"].nunique() > 1
+    made: list[Path] = []
+    for group in groups:
+        sub = rows[[all(r[k] == v for k, v in zip(MEMORY_GROUP, group)) for _, r in rows.iterrows()]]
+        drawn = sub[((sub["word"] == OK) & sub["peak_mem_mib"].notna()) | (sub["word"] == OOM)]
+        line = ["backend", "lean", "precision", *LINE_DETAILS]
+        drawn = drawn.sort_values("timestamp", kind="stable").drop_duplicates([*line, "T"], keep="last")
+        ok = drawn[drawn["word"] == OK]
+        device_memory = sub["device_memory"].dropna()
+        device_mib = float(device_memory.max()) / MIB if len(device_memory) else None
+        if ok.empty and device_mib is None:
+            continue   # nothing gives the axis a scale
+        if drawn["T"].nunique() < 2:
+            continue
+        top_mib = max([*ok["peak_mem_mib"], device_mib or 0.0])
+        unit, scale = ("GiB", GIB / MIB) if top_mib >= GIB / MIB else ("MiB", 1.0)
+        oom_y = (device_mib if device_mib is not None else float(ok["peak_mem_mib"].max()) * OOM_ABOVE) / scale
+
+        # a line per (backend, lean, precision, details); a colour per line but its precision (the style)
+        series = list(dict.fromkeys(k[:2] + k[3:] for k in zip(*(drawn[c] for c in line))))
+        backends = list(dict.fromkeys(k[0] for k in series))   # as they ran; tfbench lean after tfbench; ANN last
+        series.sort(key=lambda k: (k[0] == ANN_BACKEND, backends.index(k[0]), k[1]))
+        precisions = [p for p in PRECISION_LINES if p in set(drawn["precision"])]
+        precisions += sorted(set(drawn["precision"]) - set(precisions))
+        lines = [k[:2] + (p,) + k[2:] for k in series for p in precisions]
+        details = [c for i, c in enumerate(LINE_DETAILS, 2)    # among the spiking lines, or among the ANN's
+                   if any(len({k[i] for k in series if (k[0] == ANN_BACKEND) == ann}) > 1 for ann in (False, True))]
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        if len(series) > len(colours):   # a store of many sweeps: 20 colours before any repeats
+            colours = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+        points = {k: drawn[[tuple(r[c] for c in line) == k for _, r in drawn.iterrows()]] for k in lines}
+        # lines that ran out of memory at the same T: crosses spread a little sideways, so each shows
+        oom_at: dict[int, list] = {}
+        for k in lines:
+            for t in points[k].loc[points[k]["word"] == OOM, "T"]:
+                oom_at.setdefault(int(t), []).append(k)
+
+        fig, ax = plt.subplots(figsize=(7.0, 4.4))
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        for k in lines:
+            mine = points[k]
+            if mine.empty:
+                continue
+            backend, lean, precision = k[:3]
+            words = [("ANN twin" if backend == ANN_BACKEND else backend) + (" lean" if lean else ""), precision]
+            words += [str(mine[c].iloc[0]) for c in details if not (backend == ANN_BACKEND and c == "neuron")]
+            colour = colours[series.index(k[:2] + k[3:]) % len(colours)]
+            style = PRECISION_LINES.get(precision, "-.")
+            fits = mine[mine["word"] == OK].sort_values("T")
+            ax.plot(fits["T"], fits["peak_mem_mib"] / scale, marker="o", markersize=4, color=colour,
+                    linestyle=style, label=" ".join(words))
+            ooms = sorted(int(t) for t in mine.loc[mine["word"] == OOM, "T"])
+            xs = [t * 2 ** (OOM_SPREAD * (oom_at[t].index(k) - (len(oom_at[t]) - 1) / 2)) for t in ooms]
+            ax.plot(xs, [oom_y] * len(xs), linestyle="none", marker="x", markersize=9, markeredgewidth=2,
+                    color=colour)
+            if len(fits) and ooms and ooms[0] > fits["T"].iloc[-1]:   # last run that fitted to the first that did not
+                ax.plot([fits["T"].iloc[-1], xs[0]], [fits["peak_mem_mib"].iloc[-1] / scale, oom_y], color=colour,
+                        linestyle=style, linewidth=0.8, alpha=0.5)
+        handles, labels = ax.get_legend_handles_labels()
+        if device_mib is not None:
+            handles.append(ax.axhline(device_mib / scale, color="gray", linestyle=":", linewidth=1))
+            labels.append(f"device memory ({device_mib / scale:,.0f} {unit})")
+        if (drawn["word"] == OOM).any():
+            handles.append(Line2D([], [], color="black", marker="x", markersize=8, markeredgewidth=2,
+                                  linestyle="none"))
+            labels.append("out of memory" + ("" if device_mib is not None else " (device memory not recorded)"))
+        ax.set_ylim(top=max(ax.get_ylim()[1], oom_y * 1.3))
+        ax.set_xticks(sorted(set(drawn["T"])))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.4g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("T (time steps)")
+        ax.set_ylabel(f"peak device memory, steady training ({unit})")
+        family, dataset, batch, device = group
+        arch = next((a for a in sub["arch"] if a != family), family)   # the spiking arch's name when present
+        ax.set_title(f"{arch} training step, {dataset}, batch {batch} ({device})", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        note = _left_out(sub)
+        if note:
+            fig.text(0.01, 0.0, note, fontsize=7, ha="left", va="top", transform=fig.transFigure)
+        stem = name if len(groups) == 1 else f"{name}_" + _slug(dataset, family, f"B{batch}",
+                                                               *([device] if several_devices else []))
+        made += _save(fig, Path(out_dir) / stem)
+    if not made:
+        peaks = rows["peak_mem_mib"].notna().any() or rows["device_memory"].notna().any()
+        raise ValueError("no (arch, dataset, batch size) group has training runs with a peak memory at more than "
+                         "one T" + ("" if peaks else " (peak memory is measured on CUDA devices only)"))
+    return made
 
 
 def layer_time_vs_T(layers: pd.DataFrame, out_dir: Path | str, name: str = "layer_time_vs_T") -> list[Path]:

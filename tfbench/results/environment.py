@@ -27,6 +27,7 @@ class Environment:
     tfbench: str
     git_commit: str | None
     libraries: dict[str, str] = field(default_factory=dict)
+    device_memory_bytes: int | None = None   # the GPU's total memory (None on the CPU): where out-of-memory starts
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +66,10 @@ def capture(device: torch.device | str = "cpu") -> Environment:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         count = torch.cuda.device_count()
+        memory = int(torch.cuda.get_device_properties(device).total_memory)
     else:
         name = platform.processor() or platform.machine()
-        count = 0
+        count, memory = 0, None
     libraries = {}
     for dist in PEER_DISTRIBUTIONS:
         try:
@@ -77,4 +79,5 @@ def capture(device: torch.device | str = "cpu") -> Environment:
     return Environment(host=socket.gethostname(), python=platform.python_version(), torch=torch.__version__,
                        cuda=torch.version.cuda, device=name, device_count=count,
                        driver=_driver_version() if device.type == "cuda" else None,
-                       tfbench=tfbench.__version__, git_commit=_git_commit(), libraries=libraries)
+                       tfbench=tfbench.__version__, git_commit=_git_commit(), libraries=libraries,
+                       device_memory_bytes=memory)
