@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator, ScalarFormatter  # noqa: E402
 
 from ..results.schema import ERROR, NA, OK, OOM, status_word  # noqa: E402
-from .tables import ANN_BACKEND, MIB, _family, _flag, _num, layer_table, run_table  # noqa: E402
+from .tables import ANN_BACKEND, MIB, _family, _flag, _num, _options, layer_table, run_table  # noqa: E402
 
 FORMATS = ("png", "svg")
 DPI = 150   # sharp enough for a README at its usual width
@@ -158,6 +158,7 @@ def _memory_rows(runs: pd.DataFrame) -> pd.DataFrame:
     table["family"] = table["arch"].map(_family)
     table["device"] = table["device"].map(lambda d: _device_note([d]))
     table["lean"] = [_flag(v) for v in records["lean"]] if "lean" in records else False
+    table["options"] = [_options(r, lean=False) for _, r in records.iterrows()]   # lean has its own label
     table["word"] = table["status"].map(status_word)
     envs = records["env"] if "env" in records else [None] * len(records)
     table["device_memory"] = [_num(e.get("device_memory_bytes")) if isinstance(e, dict) else None for e in envs]
