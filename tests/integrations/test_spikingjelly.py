@@ -244,3 +244,25 @@ def test_an_accelerated_plif_node_computes_and_learns_what_spikingjellys_does() 
     torch.testing.assert_close(outs[1], outs[0])
     torch.testing.assert_close(node.v, ref.v, rtol=1e-5, atol=1e-6)
     _close(node.w.grad, ref.w.grad)
+
+
+@pytest.mark.slow
+def test_the_handswap_script_writes_its_table_on_a_cpu(tmp_path) -> None:
+    """scripts/zoo_handswap.py --smoke (tiny shapes, CPU): every row timed, the check passed, a table written."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "zoo_handswap.py"
+    out = tmp_path / "handswap.md"
+    argv = sys.argv
+    sys.argv = [str(script), str(out), "--smoke", "--rows", "sj,hand,accelerate,ann", "--precision", "fp32"]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    text = out.read_text()
+    assert "the same logits as SpikingJelly's LIFNode" in text
+    for label in ("SpikingJelly `LIFNode` (its own choice)", "swapped by hand", "`tfbench.accelerate`", "ANN twin"):
+        timed, host = [line for line in text.splitlines() if line.startswith("| ") and label in line]
+        assert timed.count("|") == 3 and "n/a" not in timed and " = " in host, (timed, host)
