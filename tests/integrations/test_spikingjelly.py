@@ -167,3 +167,102 @@ def test_zoo_archs_through_the_cli(tmp_path) -> None:
     recs = {r["arch"] + "/" + r["backend"]: r for r in map(json.loads, (tmp_path / "runs.jsonl").read_text().splitlines())}
     assert set(recs) == {"sj:sew_resnet18/tfbench", "sj:sew_resnet18/spikingjelly", "sj:sew_resnet18-ann/ann"}
     assert all(r["status"] == "ok" for r in recs.values())
+
+
+def _pair(**node_kwargs):
+    """A SpikingJelly node and an accelerated copy of it."""
+    ref = neuron.LIFNode(step_mode="m", **node_kwargs)
+    node = copy.deepcopy(ref)
+    tfbench.accelerate(torch.nn.Sequential(node))
+    return ref, node
+
+
+def test_attributes_changed_after_accelerate_are_followed() -> None:
+    """The op's arguments are worked out once per node; setting an attribute, or changing the
+    surrogate's alpha in place, is seen by the next call (and an unsupported surrogate runs SpikingJelly's code)."""
+    ref, node = _pair()
+    x = torch.randn(6, 3, 5, generator=torch.Generator().manual_seed(0))
+    for change in (lambda n: setattr(n, "v_threshold", 0.5), lambda n: setattr(n, "tau", 3.0),
+                   lambda n: setattr(n.surrogate_function, "alpha", 2.0), lambda n: setattr(n, "v_reset", None),
+                   lambda n: setattr(n, "surrogate_function", surrogate.PiecewiseQuadratic())):
+        change(ref)
+        change(node)
+        xr, xn = x.clone().requires_grad_(), x.clone().requires_grad_()
+        functional.reset_net(ref)
+        functional.reset_net(node)
+        out_r, out_n = ref(xr), node(xn)
+        torch.testing.assert_close(out_n, out_r)
+        (out_r * torch.arange(5.0)).sum().backward()
+        (out_n * torch.arange(5.0)).sum().backward()
+        torch.testing.assert_close(xn.grad, xr.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(node.v, ref.v)
+
+
+def test_a_membrane_of_another_shape_restarts_at_rest_as_in_spikingjelly() -> None:
+    """Without a reset between batches of different sizes, SpikingJelly starts the new batch from rest."""
+    ref, node = _pair()
+    g = torch.Generator().manual_seed(0)
+    for batch in (4, 3):
+        x = torch.randn(5, batch, 7, generator=g)
+        torch.testing.assert_close(node(x), ref(x))
+        torch.testing.assert_close(node.v, ref.v)
+
+
+def test_reset_puts_back_what_spikingjellys_reset_does() -> None:
+    """A float reset value: the node's v is that float again, v_seq None; a tensor reset value of the
+    user's own goes through SpikingJelly's reset."""
+    ref, node = _pair()
+    x = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(0))
+    ref(x), node(x)
+    ref.reset(), node.reset()
+    assert node.v == ref.v == 0.0 and type(node.v) is float and node.v_seq is None and ref.v_seq is None
+    start = torch.full((2, 3), 0.25)
+    for n in (ref, node):
+        n.set_reset_value("v", start.clone())
+        n.reset()
+        n(x)
+        n.reset()
+    torch.testing.assert_close(node.v, ref.v)
+    torch.testing.assert_close(node(x), ref(x))
+
+
+def test_an_accelerated_plif_node_computes_and_learns_what_spikingjellys_does() -> None:
+    """ParametricLIFNode: the same spikes, membrane and gradients (x and w), the state carried to the
+    next call, and its w the same Parameter (an optimizer made before trains it)."""
+    ref = neuron.ParametricLIFNode(init_tau=1.5, step_mode="m")
+    node = copy.deepcopy(ref)
+    w = node.w
+    report = tfbench.accelerate(torch.nn.Sequential(node))
+    assert report.replaced and node.w is w
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(6, 2, 3, 4, generator=g), torch.randn(6, 2, 3, 4, generator=g)
+    outs = []
+    for n in (ref, node):
+        n(x1 * 2)
+        outs.append(n(x2 * 2))                                     # starts from the first call's membrane
+        (outs[-1] * torch.linspace(-1, 1, 4)).sum().backward()
+    torch.testing.assert_close(outs[1], outs[0])
+    torch.testing.assert_close(node.v, ref.v, rtol=1e-5, atol=1e-6)
+    _close(node.w.grad, ref.w.grad)
+
+
+@pytest.mark.slow
+def test_the_handswap_script_writes_its_table_on_a_cpu(tmp_path) -> None:
+    """scripts/zoo_handswap.py --smoke (tiny shapes, CPU): every row timed, the check passed, a table written."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "zoo_handswap.py"
+    out = tmp_path / "handswap.md"
+    argv = sys.argv
+    sys.argv = [str(script), str(out), "--smoke", "--rows", "sj,hand,accelerate,ann", "--precision", "fp32"]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    text = out.read_text()
+    assert "the same logits as SpikingJelly's LIFNode" in text
+    for label in ("SpikingJelly `LIFNode` (its own choice)", "swapped by hand", "`tfbench.accelerate`", "ANN twin"):
+        timed, host = [line for line in text.splitlines() if line.startswith("| ") and label in line]
+        assert timed.count("|") == 3 and "n/a" not in timed and " = " in host, (timed, host)

@@ -2,11 +2,12 @@
 
 The model a user already has keeps its structure, its modules and its parameters: every SpikingJelly
 ``LIFNode``, ``IFNode`` and ``ParametricLIFNode`` that tfbench can express exactly gets, in place, a
-subclass of its own class whose multi-step forward calls ``tfbench.lif`` (``tfbench.plif`` for a
-PLIF) on the node's own attributes (``module.__class__`` is swapped; nothing is copied). So
+subclass of its own class whose multi-step forward runs tfbench's fused LIF (PLIF for a
+``ParametricLIFNode``: the op of ``tfbench.lif`` / ``tfbench.plif``) on the node's own attributes (``module.__class__`` is swapped; nothing is copied). So
 ``isinstance`` checks, hooks, ``functional.reset_net``, ``state_dict`` (a PLIF's ``w`` stays the same
 Parameter: an optimizer made before still trains it) and the node's membrane ``v`` all behave as
-before: a forward starts from ``v`` (the resting value after ``reset()``) and leaves the final
+before: a forward starts from ``v`` (the resting value after ``reset()``; a ``v`` of another shape
+than a step of the input, from a batch of another size, restarts at rest) and leaves the final
 membrane there, as SpikingJelly does.
 
 What is accelerated: ``step_mode='m'`` nodes of exactly those three classes, with ``store_v_seq=False``
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ...ops.lif import LIFParams, lif
+from ...ops.functional import check_w, fused
+from ...ops.neurons import LIFParams, NeuronParams, PLIFParams
 
 _ACCELERATED: dict[type, type] = {}   # SpikingJelly class -> its accelerated subclass
 
@@ -128,68 +130,92 @@ def params_of(module) -> LIFParams:
                      detach_reset=bool(module.detach_reset), surrogate=name, alpha=alpha).validate()
 
 
-def _signature(module) -> tuple:
-    """What the fused call depends on, cheap to read: when it changes, the call is worked out again."""
-    sg = module.surrogate_function
-    return (module.step_mode, module.store_v_seq, type(sg), getattr(sg, "alpha", None), getattr(sg, "spiking", True),
-            module.v_threshold, module.v_reset, module.detach_reset, getattr(module, "tau", None),
-            getattr(module, "decay_input", None))
+@dataclass(frozen=True)
+class _Call:
+    """What an accelerated node's forward hands the op, worked out once: the validated neuron, what
+    backward keeps and the resting membrane."""
+
+    params: NeuronParams
+    save: str
+    rest: float
 
 
 class _Fused:
     """The multi-step forward of an accelerated node (mixed in before the SpikingJelly class).
 
-    The op's keyword arguments are worked out once and kept with the node's attributes they came from
-    (``_signature``), so a forward costs no more host work than ``tfbench.lif`` itself; a node whose
-    attributes change to something the op cannot express runs SpikingJelly's own code again."""
+    The op's arguments are worked out once (``_Call``) and kept until an attribute of the node is set
+    (``__setattr__`` drops them) or its surrogate's ``alpha``/``spiking`` change in place; so a
+    forward costs little more than ``tfbench.lif`` itself. A node whose attributes change to something
+    the op cannot express runs SpikingJelly's own code again. The membrane is read from and written
+    to SpikingJelly's memory (``_memories['v']``, what ``node.v`` is) directly, and ``reset`` puts a
+    float resting value back without SpikingJelly's generic loop (the reset value of these nodes
+    unless the user registered another): the same state, less host time."""
 
     _tfbench_save = "h"
 
-    def _tfbench_kwargs(self) -> dict | None:
-        key = _signature(self)
-        cached = self.__dict__.get("_tfbench_cached")
-        if cached is None or cached[0] != key:
-            cached = (key, None if _refusal(self) is not None else self._op_kwargs())
-            self.__dict__["_tfbench_cached"] = cached
-        return cached[1]
+    def __setattr__(self, name: str, value) -> None:
+        self.__dict__.pop("_tfbench_cached", None)
+        super().__setattr__(name, value)
 
-    def _op_kwargs(self) -> dict:
-        return {**params_of(self).as_kwargs(), "save": self._tfbench_save}
+    def _tfbench_call(self) -> _Call | None:
+        """The op's arguments, or None where SpikingJelly's own code must run (``_refusal``)."""
+        cached = self.__dict__.get("_tfbench_cached")
+        if cached is not None:
+            sg, alpha, spiking, call = cached
+            if getattr(sg, "alpha", None) == alpha and getattr(sg, "spiking", True) == spiking:
+                return call
+        call = None
+        if _refusal(self) is None:
+            call = _Call(self._tfbench_params(), self._tfbench_save, 0.0 if self.v_reset is None else self.v_reset)
+        sg = self.surrogate_function
+        self.__dict__["_tfbench_cached"] = (sg, getattr(sg, "alpha", None), getattr(sg, "spiking", True), call)
+        return call
+
+    def _tfbench_params(self) -> NeuronParams:
+        return params_of(self)
 
     def multi_step_forward(self, x_seq: Tensor, *args, **kwargs):
-        op_kwargs = None if (args or kwargs) else self._tfbench_kwargs()
-        if op_kwargs is None:
+        call = None if (args or kwargs) else self._tfbench_call()
+        if call is None:
             return super().multi_step_forward(x_seq, *args, **kwargs)   # SpikingJelly's own path
-        rest = 0.0 if self.v_reset is None else self.v_reset
-        v = self.v
-        if isinstance(v, Tensor):
-            v0 = v.expand(x_seq.shape[1:]) if v.shape != x_seq.shape[1:] else v
-        elif float(v) == rest:
-            v0 = None                     # the op's own resting membrane: no tensor to read
+        memories = self._memories
+        v = memories["v"]
+        shape = x_seq.shape[1:]
+        if isinstance(v, Tensor) and v.shape == shape:
+            v0 = v
+        elif isinstance(v, Tensor) or v == call.rest:
+            v0 = None     # at rest: the op's own resting membrane (SpikingJelly restarts a v of another shape there)
         else:
-            v0 = torch.full(x_seq.shape[1:], float(v), dtype=torch.float32, device=x_seq.device)
-        spikes, v_last = self._tfbench_forward(x_seq, v0, op_kwargs)
-        self.v = v_last.to(x_seq.dtype)
+            v0 = torch.full(shape, float(v), dtype=torch.float32, device=x_seq.device)
+        spikes, v_last = self._tfbench_forward(x_seq, v0, call)
+        memories["v"] = v_last if v_last.dtype == x_seq.dtype else v_last.to(x_seq.dtype)
         return spikes
 
-    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, op_kwargs: dict) -> tuple[Tensor, Tensor]:
-        return lif(x_seq, v0, **op_kwargs)
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, call: _Call) -> tuple[Tensor, Tensor]:
+        return fused(x_seq, v0, call.params, save=call.save)
+
+    def reset(self) -> None:
+        rv = self._memories_rv
+        if len(rv) != 1 or type(rv.get("v")) is not float:
+            return super().reset()          # a reset value of the user's own: SpikingJelly's loop
+        self._memories["v"] = rv["v"]       # what SpikingJelly's reset leaves for a float reset value
+        self.__dict__["v_seq"] = None       # as BaseNode.reset (a plain attribute: no setattr, no cache drop)
 
 
 class _FusedPLIF(_Fused):
-    """A ParametricLIFNode: its learnable ``w`` (1/tau = sigmoid(w)) goes to ``tfbench.plif`` as it
-    is (reading tau from w would synchronise with the device every call)."""
+    """A ParametricLIFNode: its learnable ``w`` (1/tau = sigmoid(w)) goes to the op as it is (reading
+    tau from w would synchronise with the device every call)."""
 
-    def _op_kwargs(self) -> dict:
+    def _tfbench_params(self) -> NeuronParams:
         name, alpha = _surrogate(self.surrogate_function)
-        return dict(decay_input=bool(self.decay_input), v_threshold=float(self.v_threshold),
-                    v_reset=None if self.v_reset is None else float(self.v_reset),
-                    detach_reset=bool(self.detach_reset), surrogate=name, alpha=alpha)
+        return PLIFParams(2.0, bool(self.decay_input), float(self.v_threshold),
+                          None if self.v_reset is None else float(self.v_reset), bool(self.detach_reset),
+                          name, alpha).validate()     # init_tau unused: w is the node's own
 
-    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, op_kwargs: dict) -> tuple[Tensor, Tensor]:
-        import tfbench
-
-        return tfbench.plif(x_seq, self.w, v0, **op_kwargs)
+    def _tfbench_forward(self, x_seq: Tensor, v0: Tensor | None, call: _Call) -> tuple[Tensor, Tensor]:
+        w = self._parameters["w"]            # self.w, without SpikingJelly's and torch's __getattr__
+        check_w(x_seq, w)
+        return fused(x_seq, v0, call.params, (w,), save=call.save)
 
 
 def _plif_available() -> bool:
