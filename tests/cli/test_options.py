@@ -37,10 +37,13 @@ def test_records_carry_every_config_field_and_the_key_uses_the_schema() -> None:
 
 
 def test_table_groups_follow_the_key() -> None:
-    """A speed-up is taken between rows that differ only in backend: every key field but the backend is
-    part of the group (arch as its family, device as its name, the options as one word)."""
-    grouped = set(RUN_GROUP) | {"backend", "arch", "device", "kind", "neuron_params"} | set(RunRecord.OPTIONAL_CONFIG)
-    assert set(RunRecord.CONFIG_FIELDS) <= grouped and {"family", "options"} <= set(RUN_GROUP)
+    """A speed-up is taken between rows that differ only in backend (or in lean, how tfbench runs the same
+    network): every other key field is part of the group (arch as its family, device as its name, the
+    speed options as one word without lean)."""
+    grouped = (set(RUN_GROUP) | {"backend", "lean", "arch", "device", "kind", "neuron_params"}
+               | set(RunRecord.OPTIONAL_CONFIG))
+    assert set(RunRecord.CONFIG_FIELDS) <= grouped and {"family", "group_options"} <= set(RUN_GROUP)
+    assert "lean" not in RUN_GROUP
 
 
 def test_schema_defaults_are_the_papers() -> None:
