@@ -631,7 +631,8 @@ template <class N> struct NormOp {
   static std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> backward(
       const char* name, const std::optional<Tensor>& gs_, const Tensor& ckpt_, const Tensor& z,
       const std::optional<Tensor>& res_, const Tensor& stats_, at::TensorList learned_, ArrayRef<double> constants,
-      Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine) {
+      Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
+      const std::optional<Tensor>& gz_out) {
     const Fold f = fold_of(z, res_);
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
@@ -641,7 +642,13 @@ template <class N> struct NormOp {
     Tensor stats = stats_.to(acc).clone();  // the epilogue's rows are written into this copy
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
     Tensor ckpt = ckpt_.to(acc).contiguous();
-    Tensor gz = new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
+    // dL/dz into gz_out when given (z itself, say: each element is read before it is overwritten, by the
+    // thread that owns it)
+    const bool into = want_gz && gz_out.has_value() && gz_out->defined();
+    if (into)
+      TORCH_CHECK(gz_out->sizes() == z.sizes() && gz_out->scalar_type() == z.scalar_type() && gz_out->is_contiguous(),
+                  "tfbench: gz_out must be a contiguous tensor of z's shape and dtype");
+    Tensor gz = into ? *gz_out : new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
     Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
     std::vector<Tensor> glearned;
     Tensor gweight, gbias;
@@ -759,7 +766,8 @@ std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(
 std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> norm_neuron_backward(
     const std::optional<Tensor>& gs, const Tensor& ckpt, const Tensor& z_, const std::optional<Tensor>& residual,
     const Tensor& stats, at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
-    at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine) {
+    at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
+    const std::optional<Tensor>& gz_out) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
@@ -767,9 +775,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> norm_neuron_back
 #define TFB_NORM_BACKWARD(S, NAME)                                                                                 \
   if (neuron == NAME)                                                                                              \
     return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,        \
-                                                  batch_stats, want_gz, want_gres, want_gaffine)                   \
+                                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out)           \
                : NormOp<tfb::S>::backward<float>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,         \
-                                                 batch_stats, want_gz, want_gres, want_gaffine);
+                                                 batch_stats, want_gz, want_gres, want_gaffine, gz_out);
   TFB_NEURONS(TFB_NORM_BACKWARD)
 #undef TFB_NORM_BACKWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");

@@ -25,7 +25,7 @@ Four more serve the lean path (norm.py drives them): BatchNorm folded into the n
                                  num_batches_tracked!, learned, neuron, constants, switches,
                                  batch_stats, momentum, eps) -> (s, ckpt, stats [6, C])
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
-                                  batch_stats, want_gz, want_gres, want_gaffine)
+                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out!)
         -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned])
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
 
@@ -63,7 +63,8 @@ SCHEMAS = {
                            "-> (Tensor, Tensor, Tensor)",
     "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
-                            "bool want_gres, bool want_gaffine) -> (Tensor, Tensor, Tensor, Tensor, Tensor[])",
+                            "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out) "
+                            "-> (Tensor, Tensor, Tensor, Tensor, Tensor[])",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -118,7 +119,7 @@ def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
 def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants, switches, batch_stats, want_gz,
-                        want_gres, want_gaffine):
+                        want_gres, want_gaffine, gz_out):
     acc = _acc(z.dtype)
     gz = z.new_empty(z.shape if want_gz else (0,))
     gres = z.new_empty(z.shape if want_gres else (0,))

@@ -125,7 +125,7 @@ class _NormNeuron(torch.autograd.Function):
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
         gz, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
             gs, ckpt, z, kept_res, stats, list(learned), ctx.neuron, ctx.constants, ctx.switches, ctx.batch,
-            ctx.needs_input_grad[0], want_gres, want_affine)
+            ctx.needs_input_grad[0], want_gres, want_affine, None)
         return (gz if ctx.needs_input_grad[0] else None, gres if want_gres else None,
                 gweight if want_affine else None, gbias if want_affine else None, None, None, None, None, None,
                 *(glearned if glearned else [None] * len(learned)))
@@ -156,9 +156,7 @@ class _ConvNormNeuron(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, conv_weight, weight, bias, bn, conv, steps, neuron, constants, switches, *learned):
-        xc, wc = _autocast(x, conv_weight)
-        with torch.autocast(x.device.type, enabled=False):
-            z = F.conv2d(xc, wc, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+        z = F.conv2d(x, conv_weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)  # autocast's dtype
         batch, momentum = _running(bn)
         update = bn.training and bn.track_running_stats
         given = update or not batch
@@ -167,7 +165,7 @@ class _ConvNormNeuron(torch.autograd.Function):
             bn.running_var if given else None, bn.num_batches_tracked if update else None, list(learned), neuron,
             constants, switches, batch, momentum, float(bn.eps))
         ctx.save_for_backward(x, conv_weight, ckpt, stats, *learned)
-        ctx.autocast_dtype = xc.dtype if xc is not x else None
+        ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
         ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
@@ -179,13 +177,14 @@ class _ConvNormNeuron(torch.autograd.Function):
     def backward(ctx, gs):
         x, conv_weight, ckpt, stats, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
-        xc, wc = _autocast(x, conv_weight, ctx.autocast_dtype)
+        xc, wc = x.to(ctx.dtype), conv_weight.to(ctx.dtype)
         z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        gz, _, gweight, gbias, glearned = library.NORM_BACKWARD(
-            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, time_major(z, ctx.steps), None, stats, list(learned),
-            ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, False, want_affine)
-        gz = from_time_major(gz, z)
+        z4 = time_major(z, ctx.steps)
+        _, _, gweight, gbias, glearned = library.NORM_BACKWARD(   # dL/dz written over z: one buffer, not two
+            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, z4, None, stats, list(learned), ctx.neuron,
+            ctx.constants, ctx.switches, ctx.batch, True, False, want_affine, z4)
+        gz = z
         gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
                                                         groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                                                                  False])
@@ -197,15 +196,6 @@ class _ConvNormNeuron(torch.autograd.Function):
 def _like(t: Tensor, z: Tensor) -> Tensor:
     """t in z's memory format (channels-last or contiguous), so that their time-major views line up."""
     return t.contiguous(memory_format=torch.channels_last if is_channels_last(z) else torch.contiguous_format)
-
-
-def _autocast(x: Tensor, weight: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
-    """x and weight in the dtype autocast gives a convolution here (as they are outside autocast)."""
-    if dtype is None and torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-    if dtype is None:
-        return x, weight
-    return x.to(dtype), weight.to(dtype)
 
 
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
@@ -226,26 +216,23 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
 class _SpikeConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bits, weight, bias, stride, padding, dilation, groups):
-        x, w = _autocast(x, weight)
-        bias = bias.to(w.dtype) if bias is not None else None
-        with torch.autocast(x.device.type, enabled=False):
-            out = F.conv2d(x, w, bias, stride, padding, dilation, groups)
-        ctx.save_for_backward(bits, w)
-        ctx.shape, ctx.dtype, ctx.channels_last = tuple(x.shape), x.dtype, is_channels_last(x)
+        out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)   # in autocast's dtype, when on
+        ctx.save_for_backward(bits, weight, bias)
+        ctx.shape, ctx.dtype, ctx.channels_last = tuple(x.shape), out.dtype, is_channels_last(x)
         ctx.conv = stride, padding, dilation, groups
-        ctx.bias_shape = None if bias is None else list(bias.shape)
-        ctx.weight_dtype = weight.dtype
         return out
 
     @staticmethod
     def backward(ctx, gout):
-        bits, w = ctx.saved_tensors
+        bits, weight, bias = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         x = unpack_spikes(bits, ctx.shape, ctx.dtype, ctx.channels_last)
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[2], ctx.bias_shape is not None and ctx.needs_input_grad[3]]
-        gx, gw, gb = torch.ops.aten.convolution_backward(gout.to(w.dtype), x, w, ctx.bias_shape, stride, padding,
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[2], bias is not None and ctx.needs_input_grad[3]]
+        gx, gw, gb = torch.ops.aten.convolution_backward(gout.to(ctx.dtype), x, weight.to(ctx.dtype),
+                                                         None if bias is None else list(bias.shape), stride, padding,
                                                          dilation, False, [0, 0], groups, mask)
-        gw = gw.to(ctx.weight_dtype) if gw is not None else None
+        gw = gw.to(weight.dtype) if gw is not None else None
+        gb = gb.to(bias.dtype) if gb is not None else None
         return gx, None, gw, gb, None, None, None, None
 
 
