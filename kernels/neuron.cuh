@@ -329,6 +329,19 @@ template <typename A, class P> struct Args {
                         //   (backward); the statistics kernel writes its mean_t x and sum_t (x - mean)^2
   i64 inner;            // neurons per channel and batch element (1 for channels-last)
   i64 channels;
+  // The per-channel kernel (channel_* below): the call's [6, C] channel values (rows: mean, invstd,
+  // scale, shift, ea, eb), BatchNorm's affine parameters, running statistics and their update.
+  A* stats;             // [6, channels]
+  const A* weight;      // [channels] or null (no affine: 1)
+  const A* bias;        // [channels] or null (no affine: 0)
+  A* running_mean;      // [channels] or null: updated (forward with batch statistics), else read
+  A* running_var;
+  i64* batches;         // [] or null: num_batches_tracked, incremented with the update
+  A* gweight;           // [channels] or null: dL/dweight, dL/dbias (backward)
+  A* gbias;
+  double momentum;      // < 0: the cumulative average (nn.BatchNorm2d's momentum=None)
+  double eps;
+  bool batch_stats;     // the batch's statistics (training, or no running ones) rather than the running ones
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -697,6 +710,56 @@ TFB_HD void stats_thread(const C&, i64 i0, const Args<A, P>& a) {
   for (int k = 0; k < V; ++k) {
     a.sums[i0 + k] = mean[k];
     a.sums[n + i0 + k] = m2[k];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per channel (BatchNorm folded in): the neurons' sums of the kernels above reduced to one channel's
+// values, by a group of `lanes` workers that each sum a fixed stride of the channel's K = n / C
+// neurons in order, then combine their partials in a fixed tree: the same bits on every run. The GPU
+// runs one block per channel (neurons.cu); the host one worker. Element k of channel c is neuron
+// (k / inner) * C * inner + c * inner + k % inner.
+// ---------------------------------------------------------------------------------------------
+template <typename A, class P> TFB_HD i64 channel_neuron(const Args<A, P>& a, i64 c, i64 k) {
+  return (k / a.inner) * a.channels * a.inner + c * a.inner + k % a.inner;
+}
+
+// Forward, after stats_thread: the batch's mean and variance (or the running ones), the running update
+// as nn.BatchNorm2d makes it, and the rows mean, invstd, scale, shift. `total` is the channel's sums
+// reduced: (sum_i mean_i, sum_i (M2_i + T (mean_i - mean_c)^2)) once the first is known; the caller
+// (kernel or host loop) reduces and calls these in order.
+template <typename A, class P> TFB_HD void channel_finish_forward(const Args<A, P>& a, i64 c, A mean, A var) {
+  const i64 count = (i64)a.steps * (a.n / a.channels);
+  if (a.batch_stats && a.running_mean) {
+    const A factor = a.momentum >= 0 ? (A)a.momentum : A(1) / (A)(*a.batches);
+    const A unbiased = var * (A)count / (A)(count > 1 ? count - 1 : 1);
+    a.running_mean[c] = a.running_mean[c] + factor * (mean - a.running_mean[c]);
+    a.running_var[c] = a.running_var[c] + factor * (unbiased - a.running_var[c]);
+  }
+  if (!a.batch_stats) {
+    mean = a.running_mean[c];
+    var = a.running_var[c];
+  }
+  const i64 C = a.channels;
+  const A invstd = A(1) / sqrt(var + (A)a.eps);
+  const A scale = a.weight ? a.weight[c] * invstd : invstd;
+  a.stats[0 * C + c] = mean;
+  a.stats[1 * C + c] = invstd;
+  a.stats[2 * C + c] = scale;
+  a.stats[3 * C + c] = (a.bias ? a.bias[c] : A(0)) - mean * scale;
+}
+
+// Backward, from the channel's (sum gy, sum gy (x - mean)): dL/dweight, dL/dbias, and with batch
+// statistics the epilogue's ea, eb (dL/dx = gy scale + (x - mean) ea + eb).
+template <typename A, class P> TFB_HD void channel_finish_backward(const Args<A, P>& a, i64 c, A s1, A s2) {
+  const i64 C = a.channels;
+  const A invstd = a.stats[1 * C + c], scale = a.stats[2 * C + c];
+  if (a.gweight) a.gweight[c] = s2 * invstd;
+  if (a.gbias) a.gbias[c] = s1;
+  if (a.batch_stats) {
+    const A count = (A)((i64)a.steps * (a.n / a.channels));
+    a.stats[4 * C + c] = -scale * invstd * invstd * s2 / count;
+    a.stats[5 * C + c] = -scale * s1 / count;
   }
 }
 

@@ -174,3 +174,51 @@ extern "C" __global__ void tfb_unpack(const Arg a) {
   if (byte * 8 >= a.n) return;
   unpack_byte<S>(static_cast<const unsigned char*>(a.res), a.gx, a.n, byte);
 }
+
+// BatchNorm folded in, per channel: one block per channel, blockDim.x (a power of two, at most 1024)
+// workers summing fixed strides of the channel's neurons, then a fixed tree in shared memory.
+__device__ A block_sum(A v) {
+  __shared__ A part[1024];
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  A total = part[0];
+  __syncthreads();
+  return total;
+}
+
+// Forward: a.sums = stats_thread's per-neuron (mean, M2) -> the channel's rows of a.stats, and the update.
+extern "C" __global__ void tfb_channel_forward(const Arg a) {
+  const i64 c = blockIdx.x, K = a.n / a.channels;
+  A mean = A(0), var = A(0);
+  if (a.batch_stats) {
+    A s = A(0);
+    for (i64 k = threadIdx.x; k < K; k += blockDim.x) s += a.sums[channel_neuron(a, c, k)];
+    mean = block_sum(s) / (A)K;
+    A q = A(0);
+    for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
+      const i64 i = channel_neuron(a, c, k);
+      const A d = a.sums[i] - mean;
+      q += a.sums[a.n + i] + (A)a.steps * d * d;
+    }
+    var = block_sum(q) / (A)(K * a.steps);
+  }
+  if (threadIdx.x == 0) channel_finish_forward(a, c, mean, var);
+}
+
+// Backward: a.sums = the recompute pass's per-neuron (sum gy, sum gy (x - mean)) -> the channel's.
+extern "C" __global__ void tfb_channel_backward(const Arg a) {
+  const i64 c = blockIdx.x, K = a.n / a.channels;
+  A s1 = A(0), s2 = A(0);
+  for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
+    const i64 i = channel_neuron(a, c, k);
+    s1 += a.sums[i];
+    s2 += a.sums[a.n + i];
+  }
+  s1 = block_sum(s1);
+  s2 = block_sum(s2);
+  if (threadIdx.x == 0) channel_finish_backward(a, c, s1, s2);
+}

@@ -188,10 +188,12 @@ int sm_count(int device) {
 }
 
 enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3, kStats = 4, kPack = 5,
-              kUnpack = 6 };
-constexpr int kKernels = 7;
+              kUnpack = 6, kChannelForward = 7, kChannelBackward = 8 };
+constexpr int kKernels = 9;
 const char* const kKernelNames =
-    "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats tfb_pack tfb_unpack";
+    "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats tfb_pack tfb_unpack "
+    "tfb_channel_forward tfb_channel_backward";
+constexpr int kChannelBlock = 256;  // workers per channel in the per-channel kernels
 
 struct KernelSet { void* fn[kKernels]; };
 
@@ -264,10 +266,11 @@ int64_t choose_group(const Learned& l, int64_t neurons_per_block) {
 }
 
 template <typename A, class P>
-void launch_cuda(void* fn, const tfb::Args<A, P>& args, int vec, int64_t block, const at::Device& device) {
+void launch_cuda(void* fn, const tfb::Args<A, P>& args, int vec, int64_t block, const at::Device& device,
+                 i64 blocks = 0) {  // blocks > 0: that many blocks, else enough for args.n / vec threads
   static auto launch = reinterpret_cast<LaunchFn>(driver_symbol("cuLaunchKernel"));
   const i64 threads = (args.n + vec - 1) / vec;
-  const unsigned grid = (unsigned)((threads + block - 1) / block);
+  const unsigned grid = (unsigned)(blocks > 0 ? blocks : (threads + block - 1) / block);
   void* stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device).native_handle();
   void* params[1] = {const_cast<void*>(static_cast<const void*>(&args))};
   int code = launch(fn, grid, 1, 1, (unsigned)block, 1, 1, 0, stream, params, nullptr);
@@ -295,7 +298,7 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
   A g[V];
   switch (which) {
     case kStats: tfb::stats_thread<HostCfg<V>, S, A>(c, i0, a); return;
-    case kPack: case kUnpack: break;  // one loop over bytes: run_host
+    case kPack: case kUnpack: case kChannelForward: case kChannelBackward: break;  // their own loops: run_host
     case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kBackward: tfb::backward_thread<N, HostCfg<V>, S, A>(c, i0, a, g); break;
@@ -307,6 +310,33 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
 
 template <class N, typename S, typename A>
 void run_host(Kernel which, const Switches& sw, const tfb::Args<A, typename N::template Params<A>>& a) {
+  if (which == kChannelForward || which == kChannelBackward) {  // one worker per channel, in order
+    const i64 K = a.n / a.channels;
+    for (i64 c = 0; c < a.channels; ++c) {
+      A s1 = A(0), s2 = A(0);
+      if (which == kChannelBackward) {
+        for (i64 k = 0; k < K; ++k) {
+          const i64 i = tfb::channel_neuron(a, c, k);
+          s1 += a.sums[i];
+          s2 += a.sums[a.n + i];
+        }
+        tfb::channel_finish_backward(a, c, s1, s2);
+        continue;
+      }
+      if (a.batch_stats) {
+        for (i64 k = 0; k < K; ++k) s1 += a.sums[tfb::channel_neuron(a, c, k)];
+        s1 /= (A)K;
+        for (i64 k = 0; k < K; ++k) {
+          const i64 i = tfb::channel_neuron(a, c, k);
+          const A d = a.sums[i] - s1;
+          s2 += a.sums[a.n + i] + (A)a.steps * d * d;
+        }
+        s2 /= (A)(K * a.steps);
+      }
+      tfb::channel_finish_forward(a, c, s1, s2);
+    }
+    return;
+  }
   if (which == kPack || which == kUnpack) {
     for (i64 byte = 0; byte * 8 < a.n; ++byte) {
       if (which == kPack) tfb::pack_byte<S>(a.x, static_cast<unsigned char*>(a.gres), a.n, byte);
@@ -377,6 +407,10 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   }
   const int unroll = (int)g_unroll.load();
   const KernelSet& set = kernels(neuron_index<N>(), name, kernel_sw, storage, vec, unroll, device);
+  if (which == kChannelForward || which == kChannelBackward) {  // one block per channel
+    launch_cuda(set.fn[which], a, 1, kChannelBlock, like.device(), a.channels);
+    return;
+  }
   launch_cuda(set.fn[which], a, bytes ? 8 : vec, block, like.device());
 }
 
@@ -547,38 +581,22 @@ template <class N> struct NormOp {
     a.res = f.residual ? residual.data_ptr() : nullptr;
   }
 
-  // The [2, n] per-neuron sums of the kernels, summed per channel: two [C] tensors.
-  static std::pair<Tensor, Tensor> channel_sums(const Tensor& sums, const Fold& f) {
-    const Tensor per = sums.view({2, f.n / (f.channels * f.inner), f.channels, f.inner}).sum(at::IntArrayRef{1, 3});
-    return {per[0], per[1]};
-  }
-
-  // The batch's mean and biased variance per channel (docs/neurons.md, "BatchNorm folded in").
+  // The arguments every kernel of one call shares; `stats` is the call's [6, C].
   template <typename A>
-  static std::pair<Tensor, Tensor> batch_statistics(const char* name, const Fold& f, const Tensor& z, Switches sw,
-                                                    at::ScalarType acc) {
-    Tensor sums = at::empty({2, f.n}, z.options().dtype(acc));
+  static tfb::Args<A, Params<A>> args(const Fold& f, const Tensor& z, const Tensor& residual, const Tensor& stats,
+                                      const Learned& learned, ArrayRef<double> constants, bool batch_stats) {
     tfb::Args<A, Params<A>> a{};
-    a.x = z.data_ptr();
-    a.sums = sums.data_ptr<A>();
-    a.n = f.n;
-    a.steps = (int)f.steps;
-    a.inner = f.inner;
-    a.channels = f.channels;
-    run<N, A>(name, kStats, sw, storage_of(z), a, z, Learned(), {&z}, nullptr);
-    const i64 m = f.n / (f.channels * f.inner);
-    const Tensor per = sums.view({2, m, f.channels, f.inner});
-    const Tensor mean = per[0].mean(at::IntArrayRef{0, 2});
-    const Tensor dev = per[0] - mean.view({1, f.channels, 1});
-    const Tensor var = (per[1].sum(at::IntArrayRef{0, 2}) + dev.square().sum(at::IntArrayRef{0, 2}) * (double)f.steps)
-                           .div_((double)(f.steps * m * f.inner));
-    return {mean, var};
+    fill(a, f, z, residual, stats);
+    a.stats = stats.data_ptr<A>();
+    a.batch_stats = batch_stats;
+    a.p = Op<N>::template params<A>(constants, learned);
+    return a;
   }
 
   template <typename A>
   static std::tuple<Tensor, Tensor, Tensor> forward(
-      const char* name, const Tensor& z, const std::optional<Tensor>& res_, const std::optional<Tensor>& weight,
-      const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
+      const char* name, const Tensor& z, const std::optional<Tensor>& res_, const std::optional<Tensor>& weight_,
+      const std::optional<Tensor>& bias_, const std::optional<Tensor>& running_mean,
       const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned_,
       ArrayRef<double> constants, Switches sw, bool batch_stats, double momentum, double eps) {
     const Fold f = fold_of(z, res_);
@@ -586,42 +604,45 @@ template <class N> struct NormOp {
     const auto copt = z.options().dtype(acc);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    sw.norm = 1;
-    sw.residual = f.residual;
-    Tensor mean, var;
     const bool running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
                          running_var->defined();
-    if (batch_stats) {
-      std::tie(mean, var) = batch_statistics<A>(name, f, z, sw, acc);
-      if (running) {  // as nn.BatchNorm2d: momentum, or the cumulative average (momentum < 0: None)
-        const double count = (double)(f.steps * (f.n / f.channels));
-        at::Tensor factor;
-        if (batches.has_value() && batches->defined()) batches->add_(1);
-        if (momentum >= 0) factor = at::full({}, momentum, copt);
-        else factor = batches->to(acc).reciprocal();
-        running_mean->lerp_(mean.to(running_mean->scalar_type()), factor.to(running_mean->scalar_type()));
-        running_var->lerp_((var * (count / std::max(count - 1, 1.0))).to(running_var->scalar_type()),
-                           factor.to(running_var->scalar_type()));
-      }
-    } else {
-      TORCH_CHECK(running, "tfbench: BatchNorm without batch statistics needs its running statistics");
-      mean = running_mean->to(acc);
-      var = running_var->to(acc);
-    }
-    const Tensor invstd = (var + eps).rsqrt();
-    const Tensor scale = weight.has_value() && weight->defined() ? weight->to(acc) * invstd : invstd;
-    const Tensor shift = bias.has_value() && bias->defined() ? bias->to(acc) - mean * scale : -mean * scale;
-    Tensor stats = at::stack({mean, invstd, scale, shift, at::zeros_like(mean), at::zeros_like(mean)});
+    TORCH_CHECK(batch_stats || running, "tfbench: BatchNorm without batch statistics needs its running statistics");
+    if (running)
+      TORCH_CHECK(running_mean->scalar_type() == acc && running_var->scalar_type() == acc &&
+                  running_mean->is_contiguous() && running_var->is_contiguous(),
+                  "tfbench: the running statistics must be contiguous ", acc, " (BatchNorm's buffers), got ",
+                  running_mean->scalar_type());
+    const Tensor weight = weight_.has_value() && weight_->defined() ? weight_->to(acc).contiguous() : Tensor();
+    const Tensor bias = bias_.has_value() && bias_->defined() ? bias_->to(acc).contiguous() : Tensor();
+    sw.norm = 1;
+    sw.residual = f.residual;
+    Tensor stats = at::zeros({6, f.channels}, copt);
     Tensor s = new_output(z.sizes(), z.options());
     std::vector<int64_t> shape = z.sizes().vec();
     shape[0] = (f.steps - 1) / TFB_CKPT;
     Tensor ckpt = new_output(shape, copt);
     if (f.n == 0) return {s, ckpt, stats};
-    tfb::Args<A, Params<A>> a{};
-    fill(a, f, z, residual, stats);
+    const bool update = batch_stats && running;
+    if (update && batches.has_value() && batches->defined()) batches->add_(1);
+    TORCH_CHECK(!update || momentum >= 0 || (batches.has_value() && batches->defined()),
+                "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
+    Tensor sums = batch_stats ? at::empty({2, f.n}, copt) : Tensor();
+    tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
+    a.weight = weight.defined() ? weight.data_ptr<A>() : nullptr;
+    a.bias = bias.defined() ? bias.data_ptr<A>() : nullptr;
+    a.running_mean = running ? running_mean->data_ptr<A>() : nullptr;
+    a.running_var = running ? running_var->data_ptr<A>() : nullptr;
+    a.batches = update && batches.has_value() && batches->defined() ? reinterpret_cast<i64*>(batches->data_ptr<int64_t>()) : nullptr;
+    a.momentum = momentum;
+    a.eps = eps;
+    if (batch_stats) {
+      a.sums = sums.data_ptr<A>();
+      run<N, A>(name, kStats, sw, storage_of(z), a, z, learned, {&z}, nullptr);
+    }
+    run<N, A>(name, kChannelForward, sw, storage_of(z), a, z, learned, {}, nullptr);
+    a.sums = nullptr;
     a.s = s.data_ptr();
     a.ckpt = ckpt.data_ptr<A>();
-    a.p = Op<N>::template params<A>(constants, learned);
     const Tensor* dense_res = f.residual == 1 ? &residual : &s;
     run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res}, nullptr);
     return {s, ckpt, stats};
@@ -635,13 +656,14 @@ template <class N> struct NormOp {
       const std::optional<Tensor>& gz_out) {
     const Fold f = fold_of(z, res_);
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
+    const auto copt = z.options().dtype(acc);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    TORCH_CHECK(stats_.dim() == 2 && stats_.size(0) == 6 && stats_.size(1) == f.channels,
-                "tfbench: the norm op's stats must be [6, C] from its forward");
-    Tensor stats = stats_.to(acc).clone();  // the epilogue's rows are written into this copy
+    TORCH_CHECK(stats_.dim() == 2 && stats_.size(0) == 6 && stats_.size(1) == f.channels && stats_.scalar_type() == acc,
+                "tfbench: the norm op's stats must be its forward's [6, C]");
+    Tensor stats = stats_.clone();  // the epilogue's rows are written into this copy
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
-    Tensor ckpt = ckpt_.to(acc).contiguous();
+    const Tensor ckpt = ckpt_.to(acc).contiguous();
     // dL/dz into gz_out when given (z itself, say: each element is read before it is overwritten, by the
     // thread that owns it)
     const bool into = want_gz && gz_out.has_value() && gz_out->defined();
@@ -650,24 +672,29 @@ template <class N> struct NormOp {
                   "tfbench: gz_out must be a contiguous tensor of z's shape and dtype");
     Tensor gz = into ? *gz_out : new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
     Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
+    Tensor gweight = new_output(want_gaffine ? at::IntArrayRef{f.channels} : at::IntArrayRef{0}, copt);
+    Tensor gbias = new_output(want_gaffine ? at::IntArrayRef{f.channels} : at::IntArrayRef{0}, copt);
     std::vector<Tensor> glearned;
-    Tensor gweight, gbias;
     sw.norm = 1;
     sw.residual = f.residual;
-    const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
-    Tensor sums = want_sums ? new_output({2, f.n}, z.options().dtype(acc)) : Tensor();
-    Tensor partials;
     if (f.n == 0) {
       for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
-      const Tensor none = at::zeros({f.channels}, z.options().dtype(acc));
-      return {gz, gres, none, none, glearned};
+      if (want_gaffine) {
+        gweight.zero_();
+        gbias.zero_();
+      }
+      return {gz, gres, gweight, gbias, glearned};
     }
+    const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
+    Tensor sums = want_sums ? new_output({2, f.n}, copt) : Tensor();
+    Tensor partials;
+    tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
+    a.gs = gs.data_ptr();
+    a.ckpt = ckpt.data_ptr<A>();
+    a.gweight = want_gaffine ? gweight.data_ptr<A>() : nullptr;
+    a.gbias = want_gaffine ? gbias.data_ptr<A>() : nullptr;
+    const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
     auto pass = [&](bool sums_now, bool outputs_now, bool epilogue) {
-      tfb::Args<A, Params<A>> a{};
-      fill(a, f, z, residual, stats);
-      a.gs = gs.data_ptr();
-      a.ckpt = ckpt.data_ptr<A>();
-      a.p = Op<N>::template params<A>(constants, learned);
       A* st = stats.data_ptr<A>();
       a.ea = epilogue ? st + kEa * f.channels : nullptr;
       a.eb = epilogue ? st + kEb * f.channels : nullptr;
@@ -675,27 +702,16 @@ template <class N> struct NormOp {
       a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
       a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
       Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
-      const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
                 {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
       if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
+      if (sums_now) run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
     };
-    Tensor s1, s2;
-    if (batch_stats) {  // dL/dz needs the batch's two sums: a pass for them, then one writing dL/dz
+    if (batch_stats) {  // dL/dz needs the batch's two sums: a pass for them (and ea, eb), then one writing dL/dz
       pass(true, false, false);
-      std::tie(s1, s2) = channel_sums(sums, f);
-      const double count = (double)(f.steps * (f.n / f.channels));
-      const Tensor scale = stats[kScale], invstd = stats[kInvstd];
-      stats[kEa].copy_(-scale * invstd * invstd * s2 / count);
-      stats[kEb].copy_(-scale * s1 / count);
       pass(false, true, true);
     } else {             // given statistics: dL/dz = gy * scale, the sums alongside when wanted
       pass(want_sums, true, false);
-      if (want_sums) std::tie(s1, s2) = channel_sums(sums, f);
-    }
-    if (want_gaffine) {
-      gweight = s2 * stats[kInvstd];
-      gbias = s1;
     }
     return {gz, gres, gweight, gbias, glearned};
   }
