@@ -1,0 +1,46 @@
+"""--lean in the harness: refused before any work where it cannot apply, n/a for a backend whose neuron
+cannot take BatchNorm in, recorded in the key only when set, and the same training as without it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tfbench.bench.config import normalize
+from tfbench.bench.train import train
+from tfbench.results.schema import RunConfig, RunRecord
+
+TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_steps=2, device="cpu")
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(arch="sj:spiking_resnet18"), "lean applies to tfbench's Spiking-ResNets"),
+    (dict(step_mode="single"), "needs step-mode multi"),
+    (dict(compile=True), "does not run under --compile"),
+])
+def test_lean_refuses_before_any_work(changes, words) -> None:
+    with pytest.raises(ValueError, match=words):
+        normalize(RunConfig(lean=True, **{**TINY, **changes}))
+
+
+def test_lean_with_a_backend_that_cannot_fold_is_na() -> None:
+    rec = train(RunConfig(backend="torch", lean=True, **TINY))
+    assert rec.status.startswith("n/a: lean folds BatchNorm into tfbench's neuron"), rec.status
+
+
+def test_lean_is_in_the_key_only_when_set() -> None:
+    plain, lean = (normalize(RunConfig(lean=v, **TINY)) for v in (False, True))
+    key = lambda c: RunRecord(**{**c.__dict__}).key   # noqa: E731
+    assert key(plain) == RunRecord(**normalize(RunConfig(**TINY)).__dict__).key
+    assert key(lean) != key(plain)
+    assert normalize(RunConfig(lean=True, arch="ResNet18", **TINY)).lean is False   # an ANN has nothing to fold
+
+
+def test_lean_trains_as_the_default_does() -> None:
+    """The same seed, data and network: the first epoch's loss agrees to fp32 rounding of a few steps."""
+    recs = [train(RunConfig(lean=v, **TINY)) for v in (False, True)]
+    assert all(r.status == "ok" for r in recs), [r.status for r in recs]
+    assert recs[1].options == "lean" and recs[1].checked
+    assert recs[0].train_loss[0] == pytest.approx(recs[1].train_loss[0], rel=1e-4)
+    assert recs[0].n_params == recs[1].n_params
+    torch.testing.assert_close(torch.tensor(recs[0].test_accuracy), torch.tensor(recs[1].test_accuracy))
