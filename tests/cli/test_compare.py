@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,6 @@ from tfbench.bench import train as train_module
 from tfbench.bench.config import normalize
 from tfbench.bench.records import pending_record
 from tfbench.cli import compare as compare_module
-from tfbench.results.schema import config_fields
 
 from .conftest import assert_one_line_error
 
@@ -217,45 +215,17 @@ MEMORY_TS = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 
 def test_the_memory_sweep_expands() -> None:
     """configs/memory_vs_t.toml: Spiking-ResNet18, synthetic CIFAR-10, batch 100, T = 4 .. 4096, fp32 and
-    bf16, tfbench and SpikingJelly beside the ANN twin, a few steps; each backend's T run in turn."""
+    bf16, tfbench and SpikingJelly beside the ANN twin, then tfbench lean; a few steps; each backend's T
+    run in turn."""
     configs, baseline = compare_module.plan({"device": "cpu"}, {},
                                             compare_module.read_sweep(ROOT / "configs" / "memory_vs_t.toml"))
     assert baseline == "spikingjelly"
-    assert len(configs) == 3 * 2 * len(MEMORY_TS)
+    assert len(configs) == (3 + 1) * 2 * len(MEMORY_TS)
     assert {(c.dataset, c.synthetic, c.batch_size, c.epochs, c.max_steps) for c in configs} == {
         ("CIFAR-10", True, 100, 1, 3)}
     assert {c.arch for c in configs} == {"Spiking-ResNet18", "ResNet18"}
-    assert [(c.backend, c.precision) for c in configs[::len(MEMORY_TS)]] == [
-        ("tfbench", "fp32"), ("tfbench", "bf16"), ("spikingjelly", "fp32"), ("spikingjelly", "bf16"),
-        ("ann", "fp32"), ("ann", "bf16")]
+    assert [(c.backend, c.precision, c.lean) for c in configs[::len(MEMORY_TS)]] == [
+        ("tfbench", "fp32", False), ("tfbench", "bf16", False), ("spikingjelly", "fp32", False),
+        ("spikingjelly", "bf16", False), ("ann", "fp32", False), ("ann", "bf16", False),
+        ("tfbench", "fp32", True), ("tfbench", "bf16", True)]
     assert [c.T for c in configs[:len(MEMORY_TS)]] == MEMORY_TS
-
-
-def _uncommented_lean_entry() -> dict:
-    """configs/memory_vs_t.toml with its commented-out lean [[grid]] entry switched on."""
-    lines = (ROOT / "configs" / "memory_vs_t.toml").read_text().splitlines()
-    start = lines.index("# [[grid]]")
-    assert all(line.startswith("# ") for line in lines[start:])
-    sweep = compare_module.read_sweep(ROOT / "configs" / "memory_vs_t.toml")
-    sweep["grid"] = tomllib.loads("\n".join(lines[:start] + [line[2:] for line in lines[start:]]))["grid"]
-    return sweep
-
-
-@pytest.mark.skipif("lean" not in config_fields(), reason="RunConfig has no lean field yet (issue 13)")
-def test_the_memory_sweeps_lean_entry_adds_tfbench_lean_rows() -> None:
-    configs, baseline = compare_module.plan({"device": "cpu"}, {}, _uncommented_lean_entry())
-    lean = [c for c in configs if c.lean]
-    assert baseline == "spikingjelly" and len(configs) == (3 + 1) * 2 * len(MEMORY_TS)
-    assert {c.backend for c in lean} == {"tfbench"} and sorted({c.T for c in lean}) == MEMORY_TS
-
-
-def test_the_memory_sweeps_lean_entry_parses() -> None:
-    """Until RunConfig has ``lean``, the entry with another on/off run option in its place plans tfbench-only
-    rows beside the first entry's (its own baseline, no ANN twin)."""
-    sweep = _uncommented_lean_entry()
-    (entry,) = [g for g in sweep["grid"] if "lean" in g]
-    entry["channels_last"] = entry.pop("lean")
-    configs, baseline = compare_module.plan({"device": "cpu"}, {}, sweep)
-    extra = [c for c in configs if c.channels_last]
-    assert baseline == "spikingjelly" and len(configs) == (3 + 1) * 2 * len(MEMORY_TS)
-    assert {c.backend for c in extra} == {"tfbench"} and len(extra) == 2 * len(MEMORY_TS)
