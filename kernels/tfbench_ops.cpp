@@ -632,7 +632,8 @@ template <class N> struct NormOp {
     a.bias = bias.defined() ? bias.data_ptr<A>() : nullptr;
     a.running_mean = running ? running_mean->data_ptr<A>() : nullptr;
     a.running_var = running ? running_var->data_ptr<A>() : nullptr;
-    a.batches = update && batches.has_value() && batches->defined() ? reinterpret_cast<i64*>(batches->data_ptr<int64_t>()) : nullptr;
+    a.batches = update && batches.has_value() && batches->defined()
+                    ? reinterpret_cast<i64*>(batches->data_ptr<int64_t>()) : nullptr;
     a.momentum = momentum;
     a.eps = eps;
     if (batch_stats) {

@@ -185,7 +185,10 @@ def test_without_affine_or_running_statistics(device):
     for fn in ("fused", "composed"):
         bn = nn.BatchNorm2d(C, affine=False, track_running_stats=False).to(device=device, dtype=torch.float64).eval()
         layer = _neuron("LIF", device, torch.float64)
-        f = (lambda a, b: _fused(a, b, "none", bn, layer)) if fn == "fused" else (lambda a, b: _composed(a, b, bn, layer))
+        if fn == "fused":
+            f = lambda a, b: _fused(a, b, "none", bn, layer)   # noqa: E731
+        else:
+            f = lambda a, b: _composed(a, b, bn, layer)   # noqa: E731
         out.append(_grads(f, z, None, bn, layer, weights))
     assert torch.equal(out[0]["s"], out[1]["s"])
     assert _rel(out[0]["gz"], out[1]["gz"]) < 1e-10

@@ -124,7 +124,8 @@ def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants
     gz = z.new_empty(z.shape if want_gz else (0,))
     gres = z.new_empty(z.shape if want_gres else (0,))
     affine = (z.shape[2],) if want_gaffine else (0,)
-    return gz, gres, z.new_empty(affine, dtype=acc), z.new_empty(affine, dtype=acc), [w.new_empty(w.shape) for w in learned]
+    gaffine = [z.new_empty(affine, dtype=acc) for _ in range(2)]
+    return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned]
 
 
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")

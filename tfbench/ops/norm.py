@@ -240,7 +240,8 @@ def spike_conv2d(conv: nn.Conv2d, x: Tensor, bits: Tensor) -> Tensor:
     """``conv(x)`` for spikes ``x`` (0/1) whose bits (``pack_spikes(x)``) are what backward keeps
     instead of x (1/32 of its float32 bytes); the same forward and gradients as ``conv(x)``."""
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise ValueError(f"spike_conv2d takes zero padding given as numbers, got {conv.padding!r} / {conv.padding_mode}")
+        raise ValueError(f"spike_conv2d takes zero padding given as numbers, got {conv.padding!r} "
+                         f"/ {conv.padding_mode}")
     return _SpikeConv.apply(x, bits, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 

@@ -26,8 +26,8 @@ ANN_BACKEND = "ann"
 # the device as its name, and the speed options and parallelism as one "options" word. A speed-up is
 # only taken within a group. ``lean`` is, like the backend, how a row runs the same network: a lean
 # row is compared with the baseline and the ANN twin run with the same other options.
-RUN_GROUP = tuple(f for f in RunRecord.CONFIG_FIELDS
-                  if f not in ("kind", "backend", "arch", "neuron_params", "device", "lean")) + ("family", "group_options")
+_NOT_GROUPED = ("kind", "backend", "arch", "neuron_params", "device", "lean")
+RUN_GROUP = tuple(f for f in RunRecord.CONFIG_FIELDS if f not in _NOT_GROUPED) + ("family", "group_options")
 LAYER_GROUP = ("T", "N", "precision", "direction", "mode", "device", "neuron")
 
 
