@@ -6,15 +6,17 @@ passes over z instead of BatchNorm's and the neuron's five or six (docs/neurons.
 folded in"):
 
 - forward: the statistics (one kernel pass: per neuron the mean over T and the squared deviations,
-  combined per channel exactly), then one kernel that normalises, adds the residual and runs the
-  neuron; BatchNorm's running statistics are updated exactly as ``nn.BatchNorm2d`` updates them;
+  then one block per channel combines them exactly and updates the running statistics as
+  ``nn.BatchNorm2d`` does), then one kernel that normalises, adds the residual and runs the neuron;
 - backward: the neuron's backward twice from z and the membrane checkpoints (``save="input"``'s
   recomputation): first the two per-channel sums BatchNorm's backward needs (sum gy and
   sum gy * (z - mean)), then dL/dz in one fused epilogue, ``gy * scale + (z - mean) * ea + eb``.
 
 What backward keeps is z (the convolution's output, which BatchNorm keeps too), the float32
 membrane every CKPT steps and, for an identity shortcut of spikes, those spikes as bits. BatchNorm's
-output and the neuron's input are never stored.
+output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T)``
+is the same after a convolution whose input is kept anyway (the stem's image): it keeps x instead of
+z and runs the convolution again in backward.
 
 ``z`` is a ``[T, M, C, inner]`` view (``time_major``): channel dim 2, inner = H*W for NCHW
 memory, 1 for channels-last. ``pack_spikes``/``unpack_spikes`` keep a 0/1 tensor as bits in its
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 from . import library
 from .functional import kernel_args
 from .neurons import NeuronParams
+
 
 def available() -> str | None:
     """Why the lean path cannot run here (it needs the C++ ops: the fallback has no norm ops), or None."""
