@@ -320,7 +320,7 @@ template <typename A, class P> struct Args {
   // (scale = weight / sqrt(var + eps), shift = bias - mean * scale: BatchNorm's output, one fma).
   const A* scale;       // [channels]
   const A* shift;       // [channels]
-  const A* mean;        // [channels] backward: the batch mean, the centre of the normalised input
+  const A* mean;        // [channels] backward: the mean used (the batch's, or the running one in eval)
   const A* ea;          // [channels] or null: backward epilogue, dL/dx = gy*scale + (x - mean)*ea + eb
   const A* eb;          // [channels] or null (null: dL/dx = gy * scale, BatchNorm in eval mode)
   const void* res;      // [T, n] storage (Cfg::residual 1) or bits (2: element e is bit e % 8 of byte e / 8)
@@ -519,8 +519,8 @@ TFB_HD void load_channels(const C& c, i64 i0, const Args<A, P>& a, Channel<C, A>
   }
 }
 
-// The residual of the thread's V neurons at flat offset e = t * n + i0 (e is a multiple of V, and
-// V divides 8, so the bits of one step lie in one byte).
+// The residual of the thread's V neurons at flat offset e = t * n + i0 (for bits, each element's own
+// bit: on the host e need not be a multiple of V).
 template <class C, typename S, typename A, int V, class P>
 TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
   if (c.residual == 1) {
@@ -528,10 +528,9 @@ TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
 #pragma unroll
     for (int k = 0; k < V; ++k) r[k] = Storage<S>::load(rp.v[k]);
   } else if (c.residual == 2) {
-    const unsigned byte = static_cast<const unsigned char*>(a.res)[e >> 3];
-    const int shift = (int)(e & 7);
+    const unsigned char* bits = static_cast<const unsigned char*>(a.res);
 #pragma unroll
-    for (int k = 0; k < V; ++k) r[k] = ((byte >> (shift + k)) & 1u) ? A(1) : A(0);
+    for (int k = 0; k < V; ++k) r[k] = ((bits[(e + k) >> 3] >> ((e + k) & 7)) & 1u) ? A(1) : A(0);
   } else {
 #pragma unroll
     for (int k = 0; k < V; ++k) r[k] = A(0);
@@ -724,10 +723,10 @@ template <typename A, class P> TFB_HD i64 channel_neuron(const Args<A, P>& a, i6
   return (k / a.inner) * a.channels * a.inner + c * a.inner + k % a.inner;
 }
 
-// Forward, after stats_thread: the batch's mean and variance (or the running ones), the running update
-// as nn.BatchNorm2d makes it, and the rows mean, invstd, scale, shift. `total` is the channel's sums
-// reduced: (sum_i mean_i, sum_i (M2_i + T (mean_i - mean_c)^2)) once the first is known; the caller
-// (kernel or host loop) reduces and calls these in order.
+// Forward, after stats_thread: from the channel's batch mean and variance (reduced by the caller, the
+// kernel's block or the host loop: mean = sum_i mean_i / K, var = sum_i (M2_i + T (mean_i - mean)^2) /
+// (K T)) or the running ones, the running update as nn.BatchNorm2d makes it, and the rows mean,
+// invstd, scale, shift.
 template <typename A, class P> TFB_HD void channel_finish_forward(const Args<A, P>& a, i64 c, A mean, A var) {
   const i64 count = (i64)a.steps * (a.n / a.channels);
   if (a.batch_stats && a.running_mean) {

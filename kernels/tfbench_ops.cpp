@@ -17,7 +17,6 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/stack.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -530,8 +529,8 @@ struct Fold {
 };
 
 Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
-  TORCH_CHECK(z.dim() == 4 && z.size(0) >= 1, "tfbench: the norm ops take z of shape [T, M, C, inner], got ",
-              z.sizes());
+  TORCH_CHECK(z.dim() == 4 && z.size(0) >= 1,
+              "tfbench: the norm ops take z of shape [T, M, C, inner] with T >= 1, got ", z.sizes());
   Fold f;
   f.steps = z.size(0);
   f.n = z.numel() / f.steps;
@@ -546,7 +545,8 @@ Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
       f.residual = 2;
     } else {
       TORCH_CHECK(r.sizes() == z.sizes() && r.scalar_type() == z.scalar_type(),
-                  "tfbench: a dense residual must have z's shape and dtype");
+                  "tfbench: a dense residual must have z's shape ", z.sizes(), " and dtype ", z.scalar_type(),
+                  ", got ", r.sizes(), " ", r.scalar_type());
       f.residual = 1;
     }
   }
@@ -607,13 +607,20 @@ template <class N> struct NormOp {
     const bool running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
                          running_var->defined();
     TORCH_CHECK(batch_stats || running, "tfbench: BatchNorm without batch statistics needs its running statistics");
+    TORCH_CHECK(!batch_stats || f.steps * (f.n / std::max<i64>(f.channels, 1)) > 1,
+                "tfbench: expected more than 1 value per channel when training, got z of shape ", z.sizes());
+    for (const std::optional<Tensor>* t : {&weight_, &bias_, &running_mean, &running_var})
+      TORCH_CHECK(!t->has_value() || !(*t)->defined() || (*t)->device() == z.device(),
+                  "tfbench: BatchNorm's parameters and statistics must be on z's device (", z.device(), "), got ",
+                  (*t)->device());
     if (running)
       TORCH_CHECK(running_mean->scalar_type() == acc && running_var->scalar_type() == acc &&
                   running_mean->is_contiguous() && running_var->is_contiguous(),
                   "tfbench: the running statistics must be contiguous ", acc, " (BatchNorm's buffers), got ",
-                  running_mean->scalar_type());
-    const Tensor weight = weight_.has_value() && weight_->defined() ? weight_->to(acc).contiguous() : Tensor();
-    const Tensor bias = bias_.has_value() && bias_->defined() ? bias_->to(acc).contiguous() : Tensor();
+                  running_mean->scalar_type(), " and ", running_var->scalar_type());
+    const Tensor weight = weight_.has_value() && weight_->defined() ? per_channel(*weight_, acc, f.channels, "weight")
+                                                                    : Tensor();
+    const Tensor bias = bias_.has_value() && bias_->defined() ? per_channel(*bias_, acc, f.channels, "bias") : Tensor();
     sw.norm = 1;
     sw.residual = f.residual;
     Tensor stats = at::zeros({6, f.channels}, copt);
@@ -623,9 +630,9 @@ template <class N> struct NormOp {
     Tensor ckpt = new_output(shape, copt);
     if (f.n == 0) return {s, ckpt, stats};
     const bool update = batch_stats && running;
-    if (update && batches.has_value() && batches->defined()) batches->add_(1);
     TORCH_CHECK(!update || momentum >= 0 || (batches.has_value() && batches->defined()),
                 "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
+    if (update && batches.has_value() && batches->defined()) batches->add_(1);
     Tensor sums = batch_stats ? at::empty({2, f.n}, copt) : Tensor();
     tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
     a.weight = weight.defined() ? weight.data_ptr<A>() : nullptr;
@@ -702,6 +709,7 @@ template <class N> struct NormOp {
       a.gx = outputs_now && want_gz ? gz.data_ptr() : nullptr;
       a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
       a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
+      a.gparam = nullptr;  // set by run() only when this pass reduces the learned parameter's gradient
       Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
                 {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
@@ -710,7 +718,7 @@ template <class N> struct NormOp {
     };
     if (batch_stats) {  // dL/dz needs the batch's two sums: a pass for them (and ea, eb), then one writing dL/dz
       pass(true, false, false);
-      pass(false, true, true);
+      if (want_gz || want_gres) pass(false, true, true);
     } else {             // given statistics: dL/dz = gy * scale, the sums alongside when wanted
       pass(want_sums, true, false);
     }

@@ -8,7 +8,7 @@ import torch
 
 from tfbench.bench.config import normalize
 from tfbench.bench.train import train
-from tfbench.results.schema import RunConfig, RunRecord
+from tfbench.results.schema import RunConfig, RunRecord, config_key
 
 TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_steps=2, device="cpu")
 
@@ -17,6 +17,7 @@ TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_st
     (dict(arch="sj:spiking_resnet18"), "lean applies to tfbench's Spiking-ResNets"),
     (dict(step_mode="single"), "needs step-mode multi"),
     (dict(compile=True), "does not run under --compile"),
+    (dict(parallel="temporal", world_size=2, T=4), "not available with --parallel temporal"),
 ])
 def test_lean_refuses_before_any_work(changes, words) -> None:
     with pytest.raises(ValueError, match=words):
@@ -29,10 +30,11 @@ def test_lean_with_a_backend_that_cannot_fold_is_na() -> None:
 
 
 def test_lean_is_in_the_key_only_when_set() -> None:
-    plain, lean = (normalize(RunConfig(lean=v, **TINY)) for v in (False, True))
-    key = lambda c: RunRecord(**{**c.__dict__}).key   # noqa: E731
-    assert key(plain) == RunRecord(**normalize(RunConfig(**TINY)).__dict__).key
-    assert key(lean) != key(plain)
+    """A record made before the option existed (no lean field) keeps its key; a lean one gets another."""
+    plain, lean = (RunRecord(**normalize(RunConfig(lean=v, **TINY)).__dict__) for v in (False, True))
+    before = {k: v for k, v in plain.config().items() if k != "lean"}
+    assert "lean" not in plain.config() and config_key(before) == plain.key
+    assert lean.config()["lean"] is True and lean.key != plain.key
     assert normalize(RunConfig(lean=True, arch="ResNet18", **TINY)).lean is False   # an ANN has nothing to fold
 
 
@@ -44,3 +46,25 @@ def test_lean_trains_as_the_default_does() -> None:
     assert recs[0].train_loss[0] == pytest.approx(recs[1].train_loss[0], rel=1e-4)
     assert recs[0].n_params == recs[1].n_params
     torch.testing.assert_close(torch.tensor(recs[0].test_accuracy), torch.tensor(recs[1].test_accuracy))
+
+
+def test_the_lean_check_fails_a_wrong_fold() -> None:
+    """check_norm_layer passes tfbench's fused op and fails one that skips BatchNorm's shift."""
+    from tfbench.bench.check import check_norm_layer
+    from tfbench.bench.config import NEURONS
+    from tfbench.ops import LIF
+
+    p = NEURONS["LIF"]
+    layer = LIF(**p.as_kwargs())
+    assert check_norm_layer(layer, p, "cpu")
+
+    class Unshifted(LIF):
+        def forward_norm(self, z, bn, residual=None, residual_bits=None):
+            with torch.no_grad():
+                bias, bn.bias.data = bn.bias.data.clone(), torch.zeros_like(bn.bias)
+            try:
+                return super().forward_norm(z, bn, residual, residual_bits)
+            finally:
+                bn.bias.data = bias
+
+    assert not check_norm_layer(Unshifted(**p.as_kwargs()), p, "cpu")

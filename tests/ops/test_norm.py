@@ -27,7 +27,8 @@ from .cases import UNIT_ROUNDOFF, C_BACKWARD, C_FORWARD, generator, tie_mask
 
 pytestmark = pytest.mark.skipif(norm.available() is not None, reason=str(norm.available()))
 
-T, B, C, H, W = 8, 3, 5, 4, 4
+# T = 19: three membrane segments of the recomputing backward (8 + 8 + 3 steps), the last one partial
+T, B, C, H, W = 19, 3, 5, 4, 4
 
 
 def _bn(channels: int, dtype, device, seed: int, affine: bool = True, momentum: float | None = 0.1):
@@ -161,6 +162,51 @@ def test_float32_against_float64(device, residual, channels_last):
         assert _rel(got[name], want[name]) < bound, f"{name}: {_rel(got[name], want[name]):.3g} >= {bound:.3g}"
     assert _rel(bn32.running_mean, bn64.running_mean) < 4 * n * u
     assert _rel(bn32.running_var, bn64.running_var) < 4 * n * u
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bits_residual_with_neurons_not_a_multiple_of_8(device):
+    """n = B*C*H*W = 27: a step's bits start inside a byte (t * n is not a multiple of 8)."""
+    g = generator(13)
+    z = torch.randn(T * 1, 3, 3, 3, generator=g, dtype=torch.float64).to(device)
+    r = (torch.rand(T * 1, 3, 3, 3, generator=g, dtype=torch.float64) < 0.5).double().to(device)
+    outs = []
+    for residual in ("dense", "bits"):
+        bn = _bn(3, torch.float64, device, 14)
+        layer = _neuron("LIF", device, torch.float64)
+        zi, ri = z.clone().requires_grad_(True), r.clone().requires_grad_(True)
+        bits = norm.pack_spikes(ri) if residual == "bits" else None
+        s = norm.from_time_major(layer.forward_norm(norm.time_major(zi, T), bn, norm.time_major(ri, T), bits), zi)
+        (s * torch.arange(s.numel(), dtype=torch.float64, device=device).view(s.shape).sin()).sum().backward()
+        outs.append((s.detach(), zi.grad, ri.grad))
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_as_close_as_the_composition(device, dtype):
+    """In bf16/fp16 the fused op keeps y in float32 where the composition rounds BatchNorm's output and the
+    sum to the storage dtype: against the float64 composition, its dL/dz error is at most twice the
+    composition's own (and its spikes differ from float64's at no more neurons than twice as many)."""
+    z64, r64 = _inputs(torch.float64, "cpu", 17, False, "bits")
+    weights = torch.randn(z64.shape, generator=generator(18), dtype=torch.float64)
+    bn64 = _bn(C, torch.float64, "cpu", 19)
+    want = _grads(lambda a, b: _composed(a, b, bn64, _neuron("LIF", "cpu", torch.float64)), z64, r64, bn64,
+                  _neuron("LIF", "cpu", torch.float64), weights)
+    got = {}
+    for way in ("fused", "composed"):
+        bn = _bn(C, torch.float32, device, 19)
+        layer = _neuron("LIF", device, torch.float32)
+        z, r = z64.to(device, dtype), r64.to(device, dtype)
+        if way == "fused":
+            got[way] = _grads(lambda a, b: _fused(a, b, "bits", bn, layer), z, r, bn, layer, weights.to(device))
+        else:
+            got[way] = _grads(lambda a, b: _composed(a, b, bn, layer), z, r, bn, layer, weights.to(device))
+    flips = {w: int((got[w]["s"].cpu().double() != want["s"]).sum()) for w in got}
+    assert flips["fused"] <= 2 * flips["composed"] + 2, flips
+    err = {w: _rel(got[w]["gz"], want["gz"]) for w in got}
+    assert err["fused"] <= 2 * err["composed"], err
 
 
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])

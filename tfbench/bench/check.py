@@ -69,3 +69,29 @@ def check_layer(layer: torch.nn.Module, p: NeuronParams, device: torch.device | 
     with torch.no_grad():
         spikes = layer(x)
     return unexplained_mismatches(spikes, x, p) == 0
+
+
+NORM_CHECK_SHAPE = (8, 4, 16, 64)  # T x M x C x inner of the lean check
+
+
+def check_norm_layer(layer: torch.nn.Module, p: NeuronParams, device: torch.device | str, seed: int = 0) -> bool:
+    """The lean path's check: ``layer.forward_norm(z, bn)`` (BatchNorm folded in, batch statistics) on a
+    fixed random z ``[T, M, C, inner]``; True when its spikes match the reference run on BatchNorm's
+    float64 output (away from ties, as ``check_layer``)."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    steps, m, c, inner = NORM_CHECK_SHAPE
+    z = torch.randn(steps, m, c, inner, generator=g) * 2.0 + 0.5
+    bn = nn.BatchNorm2d(c)
+    scale = max(abs(p.v_threshold - p.rest), 0.1)
+    with torch.no_grad():
+        bn.weight.copy_((torch.rand(c, generator=g) + 0.5) * scale)
+        bn.bias.copy_((torch.rand(c, generator=g) - 0.3) * scale)
+        # BatchNorm over (T, M, inner) per channel, in float64: the reference's input
+        y = F.batch_norm(z.double().permute(0, 1, 3, 2).reshape(-1, c), None, None, bn.weight.double(),
+                         bn.bias.double(), True, 0.0, bn.eps)
+        y = y.reshape(steps, m, inner, c).permute(0, 1, 3, 2).reshape(steps, -1)
+        spikes = layer.forward_norm(z.to(device), bn.to(device))
+    return unexplained_mismatches(spikes.reshape(steps, -1), y, p) == 0

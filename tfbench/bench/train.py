@@ -26,7 +26,7 @@ import torch
 from .. import backends, data, models, parallel
 from ..results.schema import OK, OOM, RunConfig, RunRecord, error, na
 from . import energy, timing
-from .check import check_layer
+from .check import check_layer, check_norm_layer
 from .config import lean_unavailable, neuron_params, normalize
 from .progress import Reporter, SilentReporter
 from .records import finished, is_oom, one_line, pending_record
@@ -76,6 +76,8 @@ def _neuron(cfg: RunConfig, device: torch.device):
     make = backend.layer if cfg.step_mode == "multi" else backend.step_layer
     try:
         checked = check_layer(backend.layer(params).to(device), params, device)
+        if cfg.lean:   # what is timed is the layer with BatchNorm folded in: check that too
+            checked = checked and check_norm_layer(backend.layer(params).to(device), params, device)
         make(params)   # single-step mode: Unsupported here rather than deep in the model
     except backends.Unsupported as e:
         return None, False, differences, na(str(e))

@@ -1,9 +1,9 @@
 """BatchNorm folded into a fused neuron, and spikes kept as bits: the training step's lean path.
 
 ``norm_neuron(z, bn, p, learned)`` is ``neuron(bn(z) + residual)`` for a multi-step neuron
-description ``p`` (``LIFParams``, ``PLIFParams``) and an ``nn.BatchNorm2d``-like ``bn``, in three
-passes over z instead of BatchNorm's and the neuron's five or six (docs/neurons.md, "BatchNorm
-folded in"):
+description ``p`` (``LIFParams``, ``PLIFParams``) and an ``nn.BatchNorm2d``-like ``bn``, in four
+kernel passes over z in training (two forward, two backward) instead of BatchNorm's and the
+neuron's seven or eight (docs/neurons.md, "BatchNorm folded in"):
 
 - forward: the statistics (one kernel pass: per neuron the mean over T and the squared deviations,
   then one block per channel combines them exactly and updates the running statistics as
@@ -93,10 +93,20 @@ def from_time_major(y: Tensor, like: Tensor) -> Tensor:
     return y.view(n, c, h, w)
 
 
-def _running(bn) -> tuple[bool, float]:
-    """(whether the batch's statistics are used, the momentum the op takes: < 0 for None, the cumulative average)."""
+def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned, neuron: str, constants,
+                  switches) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """``tfbench::norm_neuron_forward`` with bn's statistics as nn.BatchNorm2d uses them: the batch's in
+    training or without running statistics (updating those when tracked), else the running ones.
+    Returns (s, ckpt, stats, whether the batch's statistics were used)."""
     batch = bn.training or not bn.track_running_stats
-    return batch, (-1.0 if bn.momentum is None else float(bn.momentum))
+    update = bn.training and bn.track_running_stats
+    given = update or not batch
+    momentum = -1.0 if bn.momentum is None else float(bn.momentum)   # < 0: the cumulative average
+    s, ckpt, stats = library.NORM_FORWARD(
+        z4, residual, weight, bias, bn.running_mean if given else None, bn.running_var if given else None,
+        bn.num_batches_tracked if update else None, list(learned), neuron, constants, switches, batch, momentum,
+        float(bn.eps))
+    return s, ckpt, stats, batch
 
 
 class _NormNeuron(torch.autograd.Function):
@@ -104,14 +114,8 @@ class _NormNeuron(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, residual, weight, bias, bits, bn, neuron, constants, switches, *learned):
-        batch, momentum = _running(bn)
-        update = bn.training and bn.track_running_stats
         kept_res = bits if bits is not None else residual
-        given = update or not batch
-        s, ckpt, stats = library.NORM_FORWARD(
-            z, kept_res, weight, bias, bn.running_mean if given else None, bn.running_var if given else None,
-            bn.num_batches_tracked if update else None, list(learned), neuron, constants, switches, batch, momentum,
-            float(bn.eps))
+        s, ckpt, stats, batch = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants, switches)
         ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
         ctx.batch = batch
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
@@ -160,13 +164,8 @@ class _ConvNormNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, conv_weight, weight, bias, bn, conv, steps, neuron, constants, switches, *learned):
         z = F.conv2d(x, conv_weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)  # autocast's dtype
-        batch, momentum = _running(bn)
-        update = bn.training and bn.track_running_stats
-        given = update or not batch
-        s, ckpt, stats = library.NORM_FORWARD(
-            time_major(z, steps), None, weight, bias, bn.running_mean if given else None,
-            bn.running_var if given else None, bn.num_batches_tracked if update else None, list(learned), neuron,
-            constants, switches, batch, momentum, float(bn.eps))
+        s, ckpt, stats, batch = _norm_forward(time_major(z, steps), None, weight, bias, bn, learned, neuron,
+                                              constants, switches)
         ctx.save_for_backward(x, conv_weight, ckpt, stats, *learned)
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
@@ -181,13 +180,14 @@ class _ConvNormNeuron(torch.autograd.Function):
         x, conv_weight, ckpt, stats, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         xc, wc = x.to(ctx.dtype), conv_weight.to(ctx.dtype)
-        z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
+        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
+            z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
         z4 = time_major(z, ctx.steps)
-        _, _, gweight, gbias, glearned = library.NORM_BACKWARD(   # dL/dz written over z: one buffer, not two
+        gz4, _, gweight, gbias, glearned = library.NORM_BACKWARD(   # dL/dz written over z: one buffer, not two
             time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, z4, None, stats, list(learned), ctx.neuron,
             ctx.constants, ctx.switches, ctx.batch, True, False, want_affine, z4)
-        gz = z
+        gz = from_time_major(gz4, z)
         gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
                                                         groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                                                                  False])
@@ -261,7 +261,8 @@ class _SpikeMaxPool(torch.autograd.Function):
         (bits,) = ctx.saved_tensors
         kernel, stride, padding, dilation, ceil_mode = ctx.pool
         x = unpack_spikes(bits, ctx.shape, ctx.dtype, ctx.channels_last)
-        _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
+            _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
         gx = torch.ops.aten.max_pool2d_with_indices_backward(gout, x, _pair(kernel), _pair(stride), _pair(padding),
                                                              _pair(dilation), ceil_mode, indices)
         return gx, None, None, None, None, None, None
