@@ -519,8 +519,9 @@ TFB_HD void load_channels(const C& c, i64 i0, const Args<A, P>& a, Channel<C, A>
   }
 }
 
-// The residual of the thread's V neurons at flat offset e = t * n + i0 (for bits, each element's own
-// bit: on the host e need not be a multiple of V).
+// The residual of the thread's V neurons at flat offset e = t * n + i0. Bits: on the GPU e is a multiple
+// of V (the launcher's vec divides n) and V divides 8, so the V bits lie in one byte; the host loop takes
+// 8 neurons from any i0 (n need not be a multiple of 8), so there each element reads its own bit.
 template <class C, typename S, typename A, int V, class P>
 TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
   if (c.residual == 1) {
@@ -529,8 +530,14 @@ TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
     for (int k = 0; k < V; ++k) r[k] = Storage<S>::load(rp.v[k]);
   } else if (c.residual == 2) {
     const unsigned char* bits = static_cast<const unsigned char*>(a.res);
+#if defined(__CUDA_ARCH__)
+    const unsigned byte = bits[e >> 3];
+    const int shift = (int)(e & 7);
 #pragma unroll
+    for (int k = 0; k < V; ++k) r[k] = ((byte >> (shift + k)) & 1u) ? A(1) : A(0);
+#else
     for (int k = 0; k < V; ++k) r[k] = ((bits[(e + k) >> 3] >> ((e + k) & 7)) & 1u) ? A(1) : A(0);
+#endif
   } else {
 #pragma unroll
     for (int k = 0; k < V; ++k) r[k] = A(0);
