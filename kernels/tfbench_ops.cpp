@@ -907,25 +907,21 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
   return {out[0], out[1], out[2]};
 }
 
+// The same entry points for both devices: each dispatches on the tensors' device itself (run()).
+void device_impls(torch::Library& m) {
+  m.impl("pack_spikes", TORCH_FN(pack_spikes));
+  m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
+  m.impl("neuron_forward", TORCH_FN(neuron_forward));
+  m.impl("neuron_backward", TORCH_FN(neuron_backward));
+  m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
+  m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(tfbench, CPU, m) {
-  m.impl("pack_spikes", TORCH_FN(pack_spikes));
-  m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
-  m.impl("neuron_forward", TORCH_FN(neuron_forward));
-  m.impl("neuron_backward", TORCH_FN(neuron_backward));
-  m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
-  m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
-}
+TORCH_LIBRARY_IMPL(tfbench, CPU, m) { device_impls(m); }
 
-TORCH_LIBRARY_IMPL(tfbench, CUDA, m) {
-  m.impl("pack_spikes", TORCH_FN(pack_spikes));
-  m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
-  m.impl("neuron_forward", TORCH_FN(neuron_forward));
-  m.impl("neuron_backward", TORCH_FN(neuron_backward));
-  m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
-  m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
-}
+TORCH_LIBRARY_IMPL(tfbench, CUDA, m) { device_impls(m); }
 
 TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   m.impl("neuron_forward", TORCH_FN(neuron_forward_autograd));
