@@ -284,6 +284,30 @@ def test_spike_conv_and_pool_equal_torch(device, channels_last):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("chunk_bytes", [1, 4800, 2**30], ids=["chunks-of-8", "chunks-of-16", "one-chunk"])
+def test_spike_max_pool_backward_in_chunks(device, channels_last, chunk_bytes, monkeypatch):
+    """The pool's backward recomputes the maximum's position a slice of the batch at a time; with
+    75 spikes an image (not a multiple of 8), every chunk but the last holds a multiple of 8 images."""
+    monkeypatch.setattr(norm, "POOL_CHUNK_BYTES", chunk_bytes)
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    x = (torch.rand(21, 3, 5, 5, generator=generator(3)) < 0.3).float().to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(21, 3, 3, 3, generator=generator(4)).to(device)
+    grads = []
+    for lean in (False, True):
+        xi = x.clone().requires_grad_(True)
+        q = norm.spike_max_pool2d(pool, xi, norm.pack_spikes(xi)) if lean else pool(xi)
+        (q * g).sum().backward()
+        grads.append(xi.grad)
+    assert norm.is_channels_last(grads[1]) == channels_last
+    assert torch.equal(grads[0], grads[1])
+    sizes = [j - i for i, j in norm._chunks(21, 75, 4)]
+    assert sum(sizes) == 21 and all(k % 8 == 0 for k in sizes[:-1])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 def test_conv_norm_neuron_recomputes_the_convolution(device, kind, channels_last):

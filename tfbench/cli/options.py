@@ -68,7 +68,10 @@ def _is_bool(name: str) -> bool:
 def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Parameter:
     opt = option(name)
     listed = grid and opt.grid
-    help_text = opt.help + (" Comma-separated for several." if listed else "")
+    if listed and _is_bool(name):   # a flag: both values are a config file's list (--config)
+        help_text = opt.help + " Both (a sweep): a list in a --config file."
+    else:
+        help_text = opt.help + (" Comma-separated for several." if listed else "")
     extra = _choices_text(name)
     if extra:
         help_text += " " + extra

@@ -236,7 +236,8 @@ class SpikingResNet(nn.Module):
     def _features(self, x: Tensor) -> Tensor:
         x = self.sn1.fold_conv(self.conv1, self.bn1, x)
         x = pool_spikes(self.maxpool, x, self.sn1.pack(x))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)   # one stage at a time: no stage's input outlives the next stage's call
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
     def forward(self, x: Tensor) -> Tensor:

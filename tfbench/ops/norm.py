@@ -260,12 +260,36 @@ class _SpikeMaxPool(torch.autograd.Function):
     def backward(ctx, gout):
         (bits,) = ctx.saved_tensors
         kernel, stride, padding, dilation, ceil_mode = ctx.pool
-        x = unpack_spikes(bits, ctx.shape, ctx.dtype, ctx.channels_last)
-        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
-            _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-        gx = torch.ops.aten.max_pool2d_with_indices_backward(gout, x, _pair(kernel), _pair(stride), _pair(padding),
-                                                             _pair(dilation), ceil_mode, indices)
+        shape, n = ctx.shape, ctx.shape[0]
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        gout = gout.contiguous(memory_format=fmt)
+        gx = torch.empty(shape, dtype=gout.dtype, device=gout.device, memory_format=fmt)
+        per_image = math.prod(shape[1:])
+        for i, j in _chunks(n, per_image, torch.tensor([], dtype=ctx.dtype).element_size()):
+            # images i..j-1: their bits start on a byte (memory order is image-major in both formats)
+            x = unpack_spikes(bits[i * per_image // 8:(j * per_image + 7) // 8], (j - i, *shape[1:]), ctx.dtype,
+                              ctx.channels_last)
+            with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
+                _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+            torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                gout[i:j], x, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation), ceil_mode, indices,
+                grad_input=gx[i:j])
         return gx, None, None, None, None, None, None
+
+
+# Bytes of unpacked input one chunk of spike_max_pool2d's backward holds at once (with its int64 indices
+# and its gradient slice): the maximum's position recomputed a slice of the batch at a time, so that
+# backward does not hold the whole input and its indices besides the gradient.
+POOL_CHUNK_BYTES = 32 * 2**20
+
+
+def _chunks(n: int, per_image: int, itemsize: int) -> list[tuple[int, int]]:
+    """Image ranges [i, j) of at most ``POOL_CHUNK_BYTES`` of unpacked input each (at least one image),
+    every one but the last a whole number of bytes of bits (``i * per_image`` a multiple of 8)."""
+    step = max(1, POOL_CHUNK_BYTES // max(1, per_image * itemsize))
+    align = 8 // math.gcd(per_image, 8)
+    step = -(-step // align) * align
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 def _pair(v) -> list[int]:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The lean step on one GPU, where its time goes (one device call, about 6 minutes on an H200):
+#
+#   bash scripts/gpu_lean_profile.sh RESULTS      # e.g. results/h200/issue13
+#
+# 1. the CUDA tests of the fused ops, 8 at once;
+# 2. the lean step against the ANN twin, NCHW and channels-last, fp32 and bf16, eager and graphs
+#    (configs/lean_formats.toml, into RESULTS/formats);
+# 3. `tfbench profile` of the T=32 step (Spiking-ResNet18, CIFAR-10 shape, batch 100): lean fp32 and bf16,
+#    NCHW and channels-last, and the ANN twin beside each, into RESULTS/profiles.
+# Each stage starts only while BUDGET_S seconds have not passed.
+set -u
+res=${1:?results folder}
+BUDGET_S=${BUDGET_S:-360}
+mkdir -p "$res/profiles"
+source scripts/device_env.sh
+start=$(date +%s)
+past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/lean_profile.log"; }
+timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W ignore::DeprecationWarning 2>&1 \
+  | tail -6 | tee "$res/lean_cuda_tests.log"
+if ! past "formats table"; then
+  tf compare --config configs/lean_formats.toml --device cuda --out "$res/formats" 2>&1 | tail -30 \
+    | tee -a "$res/lean_profile.log"
+fi
+common=(--dataset CIFAR-10 --batch-size 100 -T 32 --device cuda --out "$res/profiles")
+for fmt in "" --channels-last; do
+  for prec in fp32 bf16; do
+    past "profile $prec $fmt" && continue
+    tf profile --arch Spiking-ResNet18 --backend tfbench --lean --precision $prec $fmt "${common[@]}" 2>&1 \
+      | tail -22 | tee -a "$res/lean_profile.log"
+    tf profile --arch ResNet18 --precision $prec $fmt "${common[@]}" 2>&1 | tail -22 | tee -a "$res/lean_profile.log"
+  done
+done
+echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/lean_profile.log"
