@@ -771,13 +771,29 @@ template <typename A, class P> TFB_HD void channel_finish_backward(const Args<A,
 
 // Spikes as bits and back (the lean path's convolutions keep their input so): element e of a 0/1
 // tensor is bit e % 8 of byte e / 8. One "thread" per byte; `bytes` = ceil(numel / 8), the last byte's
-// missing elements are 0 bits.
+// missing elements are 0 bits. A byte's 8 elements move as one access (whole_byte: all 8 there and, on
+// the GPU, aligned, as in a tensor of its own; a view may start anywhere and then goes element by element).
+template <typename S> TFB_HD bool whole_byte(const void* s, i64 numel, i64 byte) {
+  if (byte * 8 + 8 > numel) return false;
+#if defined(__CUDA_ARCH__)
+  return reinterpret_cast<unsigned long long>(static_cast<const S*>(s) + byte * 8) % sizeof(Pack<S, 8>) == 0;
+#else
+  return true;
+#endif
+}
+
 template <typename S>
 TFB_HD void pack_byte(const void* s, unsigned char* bits, i64 numel, i64 byte) {
   unsigned v = 0;
   const i64 e0 = byte * 8;
-  for (int b = 0; b < 8; ++b)
-    if (e0 + b < numel && Storage<S>::load(static_cast<const S*>(s)[e0 + b]) != 0) v |= 1u << b;
+  if (whole_byte<S>(s, numel, byte)) {
+    const Pack<S, 8> p = load_pack<S, 8>(s, e0);
+    for (int b = 0; b < 8; ++b)
+      if (Storage<S>::load(p.v[b]) != 0) v |= 1u << b;
+  } else {
+    for (int b = 0; b < 8; ++b)
+      if (e0 + b < numel && Storage<S>::load(static_cast<const S*>(s)[e0 + b]) != 0) v |= 1u << b;
+  }
   bits[byte] = (unsigned char)v;
 }
 
@@ -785,6 +801,12 @@ template <typename S>
 TFB_HD void unpack_byte(const unsigned char* bits, void* s, i64 numel, i64 byte) {
   const unsigned v = bits[byte];
   const i64 e0 = byte * 8;
+  if (whole_byte<S>(s, numel, byte)) {
+    Pack<S, 8> p;
+    for (int b = 0; b < 8; ++b) p.v[b] = Storage<S>::store(((v >> b) & 1u) ? 1.0f : 0.0f);
+    store_pack<S, 8>(s, e0, p);
+    return;
+  }
   for (int b = 0; b < 8; ++b)
     if (e0 + b < numel) static_cast<S*>(s)[e0 + b] = Storage<S>::store(((v >> b) & 1u) ? 1.0f : 0.0f);
 }

@@ -310,15 +310,26 @@ def test_spike_max_pool_backward_in_chunks(device, channels_last, chunk_bytes, m
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
-def test_conv_norm_neuron_recomputes_the_convolution(device, kind, channels_last):
-    """The stem's form: neuron(bn(conv(x))) keeping x; the same as the composition (float64)."""
-    g = generator(7)
-    x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64).to(device)
+@pytest.mark.parametrize("form", ["stem", "bits", "bits+residual", "bits+residual-bits"])
+def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form):
+    """neuron(bn(conv(x)) + residual) as one node, float64, against conv, BatchNorm, the add and the
+    neuron: "stem" keeps x and recomputes the convolution; the others take spikes x and keep their bits,
+    with no residual, a dense one, or a residual of spikes read as its bits."""
+    g = generator(zlib.crc32(f"{kind}-{channels_last}-{form}".encode()))
+    x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
+    if form != "stem":
+        x = (x < 0.4).double()
+    x = x.to(device)
     conv = nn.Conv2d(3, C, 3, stride=2, padding=1, bias=False).to(device=device, dtype=torch.float64)
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    r = None
+    if form.startswith("bits+residual"):
+        r = torch.rand(T * B, C, 5, 5, generator=g, dtype=torch.float64)
+        r = ((r < 0.5).double() if form.endswith("bits") else r * 0.6).to(device)
     if channels_last:
         x, conv = x.contiguous(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
+        r = None if r is None else r.contiguous(memory_format=torch.channels_last)
     weights = torch.randn(T * B, C, 5, 5, generator=generator(8), dtype=torch.float64).to(device)
     out = []
     for fused in (True, False):
@@ -326,16 +337,30 @@ def test_conv_norm_neuron_recomputes_the_convolution(device, kind, channels_last
         bn = _bn(C, torch.float64, device, 9)
         layer = _neuron(kind, device, torch.float64).double()
         xi = x.clone().requires_grad_(True)
+        ri = None if r is None else r.clone().requires_grad_(True)
         if fused:
-            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T)
+            bits = None if form == "stem" else norm.pack_spikes(xi)
+            rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
+            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits)
         else:
-            s = _composed(conv(xi), None, bn, layer)
+            s = _composed(conv(xi), ri, bn, layer)
         (s * weights).sum().backward()
         out.append((s.detach(), xi.grad, conv.weight.grad.clone(), bn.weight.grad, bn.bias.grad,
-                    *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone()))
+                    *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone(),
+                    *([] if ri is None else [ri.grad])))
     assert torch.equal(out[0][0], out[1][0])
     for a, b in zip(out[0][1:], out[1][1:]):
         assert _rel(a, b) < 1e-10
+
+
+def test_conv_norm_neuron_refuses_a_second_backward():
+    """Its backward writes dL/dz over the kept z: a second backward over the same graph is refused."""
+    conv = nn.Conv2d(3, C, 3, padding=1, bias=False).double()
+    x = (torch.rand(T * B, 3, 4, 4, generator=generator(9), dtype=torch.float64) < 0.5).double().requires_grad_(True)
+    s = norm.conv_norm_neuron(conv, x, _bn(C, torch.float64, "cpu", 1), *LIF().norm_args(), T, norm.pack_spikes(x))
+    s.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="inplace"):
+        s.sum().backward()
 
 
 def test_lean_network_under_bf16_autocast():

@@ -16,11 +16,12 @@ same code is the ANN ResNet at batch T*B: the floor a spiking network is measure
 LIF costs nothing there).
 
 Lean (``lean=True``, multi-step, a neuron with ``norm_args``: tfbench's LIF and PLIF): the same
-network and parameters, run so that backward keeps less. Every BatchNorm before a spiking layer is
-folded into the neuron with the residual add (``Spiking.fold``: tfbench/ops/norm.py), every
-convolution and max-pool of spikes keeps its input as bits (``Spiking.pack``), and the stem keeps
-its input, not its convolution's output (``Spiking.fold_conv``: recomputed in backward). The blocks below are
-written once; ``fold``/``pack``/``conv_spikes`` are the plain ops when the network is not lean.
+network and parameters, run so that backward keeps less. Every conv -> BatchNorm (-> residual add)
+-> neuron is one fused node (``Spiking.fold_conv``: tfbench/ops/norm.py), which keeps the
+convolution's output, the membrane every 8 steps and its input spikes as bits (``Spiking.pack``);
+the stem's keeps its image instead and runs its convolution again in backward; the max-pool and
+the downsample's convolution of spikes keep their input as bits too. The blocks below are written
+once; ``fold_conv``/``pack``/``conv_spikes`` are the plain ops when the network is not lean.
 """
 
 from __future__ import annotations
@@ -43,32 +44,19 @@ class Spiking(nn.Module):
         self.multi_step = True
         self.lean = False         # set by the network: BatchNorm folded in, spikes kept as bits
 
-    def fold(self, bn: nn.Module, z: Tensor, residual: Tensor | None = None,
-             residual_bits: Tensor | None = None) -> Tensor:
-        """``self(bn(z) + residual)`` for z ``[T*B, C, H, W]``; one fused op when lean (``residual_bits``:
-        the residual's ``pack``, when it is spikes), else BatchNorm, the add and the neuron."""
+    def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor, bits: Tensor | None = None,
+                  residual: Tensor | None = None, residual_bits: Tensor | None = None) -> Tensor:
+        """``self(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``. Lean: one fused autograd node
+        (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x spikes) and conv(x),
+        or without bits x itself, recomputing conv(x) in backward (the stem: its image is kept anyway);
+        ``residual_bits``: the residual's ``pack``, when it is spikes. Else the convolution, BatchNorm, the
+        add and the neuron."""
         if not self.lean:
-            y = bn(z)
+            y = bn(conv(x))
             return self(y if residual is None else y + residual)
         from ..ops import norm
 
-        if residual is not None and norm.is_channels_last(residual) != norm.is_channels_last(z):
-            if residual_bits is not None:
-                raise ValueError("the residual's bits must be in z's memory format")
-            residual = residual.contiguous(memory_format=torch.channels_last if norm.is_channels_last(z)
-                                           else torch.contiguous_format)
-        r = None if residual is None else norm.time_major(residual, self.T)
-        s = self.neuron.forward_norm(norm.time_major(z, self.T), bn, r, residual_bits)
-        return norm.from_time_major(s, z)
-
-    def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
-        """``self(bn(conv(x)))``; when lean, conv's output is not kept but recomputed from x in backward
-        (for the stem, whose input x is kept anyway)."""
-        if not self.lean:
-            return self.fold(bn, conv(x))
-        from ..ops import norm
-
-        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T)
+        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits)
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
@@ -140,8 +128,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         bits = self.sn1.pack(x)
         identity, identity_bits = _shortcut(self.downsample, x, bits)
-        out = self.sn1.fold(self.bn1, conv_spikes(self.conv1, x, bits))
-        return self.sn2.fold(self.bn2, conv_spikes(self.conv2, out, self.sn2.pack(out)), identity, identity_bits)
+        out = self.sn1.fold_conv(self.conv1, self.bn1, x, bits)
+        return self.sn2.fold_conv(self.conv2, self.bn2, out, self.sn2.pack(out), identity, identity_bits)
 
 
 class Bottleneck(nn.Module):
@@ -165,9 +153,9 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         bits = self.sn1.pack(x)
         identity, identity_bits = _shortcut(self.downsample, x, bits)
-        out = self.sn1.fold(self.bn1, conv_spikes(self.conv1, x, bits))
-        out = self.sn2.fold(self.bn2, conv_spikes(self.conv2, out, self.sn2.pack(out)))
-        return self.sn3.fold(self.bn3, conv_spikes(self.conv3, out, self.sn3.pack(out)), identity, identity_bits)
+        out = self.sn1.fold_conv(self.conv1, self.bn1, x, bits)
+        out = self.sn2.fold_conv(self.conv2, self.bn2, out, self.sn2.pack(out))
+        return self.sn3.fold_conv(self.conv3, self.bn3, out, self.sn3.pack(out), identity, identity_bits)
 
 
 def _shortcut(downsample: nn.Sequential | None, x: Tensor, bits: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -159,17 +159,29 @@ def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
 
 
 class _ConvNormNeuron(torch.autograd.Function):
-    """neuron(BatchNorm(conv(x))) keeping x, not conv(x): backward runs the convolution again."""
+    """neuron(BatchNorm(conv(x)) + residual), one autograd node: keeps z and x's bits, or (no bits) x alone
+    and runs the convolution again in backward."""
 
     @staticmethod
-    def forward(ctx, x, conv_weight, weight, bias, bn, conv, steps, neuron, constants, switches, *learned):
+    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, steps, neuron,
+                constants, switches, *learned):
         z = F.conv2d(x, conv_weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)  # autocast's dtype
-        s, ckpt, stats, batch = _norm_forward(time_major(z, steps), None, weight, bias, bn, learned, neuron,
+        kept_res = residual_bits
+        if residual is not None and residual_bits is None:
+            kept_res = time_major(_like(residual, z), steps)   # z's memory format: their time-major views line up
+        elif residual is not None and is_channels_last(residual) != is_channels_last(z):
+            raise ValueError("the residual's bits must be in the convolution output's memory format "
+                             f"({'channels-last' if is_channels_last(z) else 'contiguous'})")
+        s, ckpt, stats, batch = _norm_forward(time_major(z, steps), kept_res, weight, bias, bn, learned, neuron,
                                               constants, switches)
-        ctx.save_for_backward(x, conv_weight, ckpt, stats, *learned)
+        ctx.recompute = x_bits is None
+        ctx.save_for_backward(x if ctx.recompute else x_bits, None if ctx.recompute else z, conv_weight, kept_res,
+                              ckpt, stats, *learned)
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
+        ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
         ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
         ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
+        ctx.has_residual = residual is not None
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.mark_non_differentiable(ckpt)
         ctx.set_materialize_grads(False)
@@ -177,23 +189,33 @@ class _ConvNormNeuron(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gs):
-        x, conv_weight, ckpt, stats, *learned = ctx.saved_tensors
+        x_or_bits, z, conv_weight, kept_res, ckpt, stats, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
-        xc, wc = x.to(ctx.dtype), conv_weight.to(ctx.dtype)
-        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
-            z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
+        wc = conv_weight.to(ctx.dtype)
+        if ctx.recompute:
+            xc = x_or_bits.to(ctx.dtype)
+            with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
+                z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
+        else:
+            xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
+        want_gres = ctx.has_residual and ctx.needs_input_grad[4]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
         z4 = time_major(z, ctx.steps)
-        gz4, _, gweight, gbias, glearned = library.NORM_BACKWARD(   # dL/dz written over z: one buffer, not two
-            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, z4, None, stats, list(learned), ctx.neuron,
-            ctx.constants, ctx.switches, ctx.batch, True, False, want_affine, z4)
+        gz4, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
+            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, z4, kept_res, stats, list(learned), ctx.neuron,
+            ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
+            z4)   # dL/dz written over z: one buffer, not two
+        if not ctx.recompute:   # the kept z is gone: a second backward over this graph is refused by autograd
+            torch.autograd.graph.increment_version(z)
         gz = from_time_major(gz4, z)
+        del z, z4
         gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
                                                         groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                                                                  False])
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
-                gbias if want_affine else None, None, None, None, None, None, None,
-                *(glearned if glearned else [None] * len(learned)))
+                gbias if want_affine else None, from_time_major(gres, gz) if want_gres else None, None, None, None,
+                None, None, None,
+                None, None, *(glearned if glearned else [None] * len(learned)))
 
 
 def _like(t: Tensor, z: Tensor) -> Tensor:
@@ -202,18 +224,24 @@ def _like(t: Tensor, z: Tensor) -> Tensor:
 
 
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
-                     learned: Sequence[Tensor], steps: int) -> Tensor:
-    """Spikes of ``neuron(bn(conv(x)))`` for x ``[T*B, C, H, W]``, keeping x for backward instead of the
-    convolution's output (recomputed there: one more forward convolution). For a layer whose input is
-    kept anyway (the stem: the network's input). ``conv`` without bias, zero padding given as numbers."""
+                     learned: Sequence[Tensor], steps: int, x_bits: Tensor | None = None,
+                     residual: Tensor | None = None, residual_bits: Tensor | None = None) -> Tensor:
+    """Spikes of ``neuron(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``: a convolution, then
+    ``norm_neuron``, as one autograd node.
+
+    ``x_bits``: ``pack_spikes(x)`` when x is spikes; backward then keeps those bits and conv(x) (as
+    BatchNorm would), not x. Without them it keeps x and runs the convolution again in backward instead
+    of keeping its output (for a layer whose input is kept anyway: the stem's image). ``residual``:
+    None or a ``[T*B, C', H', W']`` tensor of the output's shape and memory format, read as its bits
+    ``residual_bits`` when given. ``conv`` without bias, zero padding given as numbers."""
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
     if conv.bias is not None or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ValueError("conv_norm_neuron takes a convolution without bias and with numeric zero padding")
     constants, switches = kernel_args(p)
-    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, bn, conv, steps, p.name, constants, switches,
-                                 *learned)
+    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv, steps,
+                                 p.name, constants, switches, *learned)
 
 
 class _SpikeConv(torch.autograd.Function):
