@@ -310,14 +310,15 @@ def test_spike_max_pool_backward_in_chunks(device, channels_last, chunk_bytes, m
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("form", ["stem", "bits", "bits+residual", "bits+residual-bits"])
+@pytest.mark.parametrize("form", ["stem", "stem+pool", "bits", "bits+residual", "bits+residual-bits"])
 def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form):
     """neuron(bn(conv(x)) + residual) as one node, float64, against conv, BatchNorm, the add and the
-    neuron: "stem" keeps x and recomputes the convolution; the others take spikes x and keep their bits,
-    with no residual, a dense one, or a residual of spikes read as its bits."""
+    neuron: "stem" keeps x and recomputes the convolution ("stem+pool": a max-pool after the neuron in
+    the same node); the others take spikes x and keep their bits, with no residual, a dense one, or a
+    residual of spikes read as its bits."""
     g = generator(zlib.crc32(f"{kind}-{channels_last}-{form}".encode()))
     x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
-    if form != "stem":
+    if not form.startswith("stem"):
         x = (x < 0.4).double()
     x = x.to(device)
     conv = nn.Conv2d(3, C, 3, stride=2, padding=1, bias=False).to(device=device, dtype=torch.float64)
@@ -329,8 +330,12 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
         r = ((r < 0.5).double() if form.endswith("bits") else r * 0.6).to(device)
     if channels_last:
         x, conv = x.contiguous(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
-        r = None if r is None else r.contiguous(memory_format=torch.channels_last)
-    weights = torch.randn(T * B, C, 5, 5, generator=generator(8), dtype=torch.float64).to(device)
+    if r is not None:   # in the convolution's output format (float64 on a GPU has no channels-last convolution)
+        r = r.contiguous(memory_format=torch.channels_last if norm.is_channels_last(conv(x)) else
+                         torch.contiguous_format)
+    pool = nn.MaxPool2d(3, stride=2, padding=1) if form.endswith("pool") else None
+    weights = torch.randn(T * B, C, *((3, 3) if pool else (5, 5)), generator=generator(8),
+                          dtype=torch.float64).to(device)
     out = []
     for fused in (True, False):
         conv.zero_grad()
@@ -339,11 +344,12 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
         xi = x.clone().requires_grad_(True)
         ri = None if r is None else r.clone().requires_grad_(True)
         if fused:
-            bits = None if form == "stem" else norm.pack_spikes(xi)
+            bits = None if form.startswith("stem") else norm.pack_spikes(xi)
             rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
-            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits)
+            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool)
         else:
             s = _composed(conv(xi), ri, bn, layer)
+            s = s if pool is None else pool(s)
         (s * weights).sum().backward()
         out.append((s.detach(), xi.grad, conv.weight.grad.clone(), bn.weight.grad, bn.bias.grad,
                     *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone(),

@@ -19,8 +19,8 @@ Lean (``lean=True``, multi-step, a neuron with ``norm_args``: tfbench's LIF and 
 network and parameters, run so that backward keeps less. Every conv -> BatchNorm (-> residual add)
 -> neuron is one fused node (``Spiking.fold_conv``: tfbench/ops/norm.py), which keeps the
 convolution's output, the membrane every 8 steps and its input spikes as bits (``Spiking.pack``);
-the stem's keeps its image instead and runs its convolution again in backward; the max-pool and
-the downsample's convolution of spikes keep their input as bits too. The blocks below are written
+the stem's (with the max-pool after it) keeps its image instead and runs its convolution again in
+backward; the downsample's convolution of spikes keeps its input as bits too. The blocks below are written
 once; ``fold_conv``/``pack``/``conv_spikes`` are the plain ops when the network is not lean.
 """
 
@@ -45,18 +45,21 @@ class Spiking(nn.Module):
         self.lean = False         # set by the network: BatchNorm folded in, spikes kept as bits
 
     def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor, bits: Tensor | None = None,
-                  residual: Tensor | None = None, residual_bits: Tensor | None = None) -> Tensor:
-        """``self(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``. Lean: one fused autograd node
-        (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x spikes) and conv(x),
-        or without bits x itself, recomputing conv(x) in backward (the stem: its image is kept anyway);
-        ``residual_bits``: the residual's ``pack``, when it is spikes. Else the convolution, BatchNorm, the
-        add and the neuron."""
+                  residual: Tensor | None = None, residual_bits: Tensor | None = None,
+                  pool: nn.MaxPool2d | None = None) -> Tensor:
+        """``self(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``, then ``pool`` when given. Lean: one
+        fused autograd node (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x
+        spikes) and conv(x), or without bits x itself, recomputing conv(x) in backward (the stem: its
+        image is kept anyway); ``residual_bits``: the residual's ``pack``, when it is spikes. Else the
+        convolution, BatchNorm, the add, the neuron and the pool."""
         if not self.lean:
             y = bn(conv(x))
-            return self(y if residual is None else y + residual)
+            s = self(y if residual is None else y + residual)
+            return s if pool is None else pool(s)
         from ..ops import norm
 
-        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits)
+        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits,
+                                     pool)
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
@@ -91,15 +94,6 @@ def conv_spikes(conv: nn.Conv2d, x: Tensor, bits: Tensor | None) -> Tensor:
     from ..ops import norm
 
     return norm.spike_conv2d(conv, x, bits)
-
-
-def pool_spikes(pool: nn.MaxPool2d, x: Tensor, bits: Tensor | None) -> Tensor:
-    """``pool(x)``, keeping x as ``bits`` for backward when given."""
-    if bits is None:
-        return pool(x)
-    from ..ops import norm
-
-    return norm.spike_max_pool2d(pool, x, bits)
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -222,8 +216,7 @@ class SpikingResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _features(self, x: Tensor) -> Tensor:
-        x = self.sn1.fold_conv(self.conv1, self.bn1, x)
-        x = pool_spikes(self.maxpool, x, self.sn1.pack(x))
+        x = self.sn1.fold_conv(self.conv1, self.bn1, x, pool=self.maxpool)
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)   # one stage at a time: no stage's input outlives the next stage's call
         return self.fc(torch.flatten(self.avgpool(x), 1))

@@ -74,21 +74,23 @@ def is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def time_major(x: Tensor, steps: int) -> Tensor:
+def time_major(x: Tensor, steps: int, channels_last: bool | None = None) -> Tensor:
     """``[T*B, C, H, W]`` (NCHW or channels-last memory) as the ``[T, M, C, inner]`` view the norm ops
-    take, no copy: ``[T, B, C, H*W]`` for NCHW, ``[T, B*H*W, C, 1]`` for channels-last."""
+    take, no copy: ``[T, B, C, H*W]`` for NCHW, ``[T, B*H*W, C, 1]`` for channels-last (``channels_last``:
+    x's format when known, else read from x)."""
     if x.dim() != 4:
         raise ValueError(f"the lean path takes [T*B, C, H, W] feature maps, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    if is_channels_last(x):
+    if is_channels_last(x) if channels_last is None else channels_last:
         return x.permute(0, 2, 3, 1).view(steps, (n // steps) * h * w, c, 1)
     return x.contiguous().view(steps, n // steps, c, h * w)
 
 
-def from_time_major(y: Tensor, like: Tensor) -> Tensor:
-    """The inverse of ``time_major`` for a tensor of ``like``'s shape and memory format."""
+def from_time_major(y: Tensor, like: Tensor, channels_last: bool | None = None) -> Tensor:
+    """The inverse of ``time_major`` for a tensor of ``like``'s shape and memory format (``channels_last``:
+    that format when known)."""
     n, c, h, w = like.shape
-    if is_channels_last(like):
+    if is_channels_last(like) if channels_last is None else channels_last:
         return y.view(n, h, w, c).permute(0, 3, 1, 2)
     return y.view(n, c, h, w)
 
@@ -163,33 +165,40 @@ class _ConvNormNeuron(torch.autograd.Function):
     and runs the convolution again in backward."""
 
     @staticmethod
-    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, steps, neuron,
+    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, steps, neuron,
                 constants, switches, *learned):
         z = F.conv2d(x, conv_weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)  # autocast's dtype
+        cl = is_channels_last(z)
         kept_res = residual_bits
         if residual is not None and residual_bits is None:
-            kept_res = time_major(_like(residual, z), steps)   # z's memory format: their time-major views line up
-        elif residual is not None and is_channels_last(residual) != is_channels_last(z):
+            kept_res = time_major(_like(residual, cl), steps, cl)   # z's memory format: the views line up
+        elif residual is not None and is_channels_last(residual) != cl:
             raise ValueError("the residual's bits must be in the convolution output's memory format "
-                             f"({'channels-last' if is_channels_last(z) else 'contiguous'})")
-        s, ckpt, stats, batch = _norm_forward(time_major(z, steps), kept_res, weight, bias, bn, learned, neuron,
+                             f"({'channels-last' if cl else 'contiguous'})")
+        s, ckpt, stats, batch = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn, learned, neuron,
                                               constants, switches)
+        s = from_time_major(s, z, cl)
+        s_bits = None if pool is None else pack_spikes(s)   # the pool's backward reads s from its bits
         ctx.recompute = x_bits is None
         ctx.save_for_backward(x if ctx.recompute else x_bits, None if ctx.recompute else z, conv_weight, kept_res,
-                              ckpt, stats, *learned)
+                              ckpt, stats, s_bits, *learned)
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
+        ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
         ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
+        ctx.pool = pool
         ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
         ctx.has_residual = residual is not None
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.mark_non_differentiable(ckpt)
         ctx.set_materialize_grads(False)
-        return from_time_major(s, z)
+        return s if pool is None else F.max_pool2d(s, *pool)
 
     @staticmethod
     def backward(ctx, gs):
-        x_or_bits, z, conv_weight, kept_res, ckpt, stats, *learned = ctx.saved_tensors
+        x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
+        if ctx.pool is not None:   # the pool's gradient first: dL/ds, this node's own (freed before the conv's)
+            gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
         if ctx.recompute:
@@ -200,48 +209,53 @@ class _ConvNormNeuron(torch.autograd.Function):
             xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
         want_gres = ctx.has_residual and ctx.needs_input_grad[4]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        z4 = time_major(z, ctx.steps)
+        cl = ctx.s_channels_last
+        z4 = time_major(z, ctx.steps, cl)
         gz4, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
-            time_major(_like(gs.to(z.dtype), z), ctx.steps), ckpt, z4, kept_res, stats, list(learned), ctx.neuron,
-            ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
+            time_major(_like(gs.to(z.dtype), cl), ctx.steps, cl), ckpt, z4, kept_res, stats, list(learned),
+            ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
             z4)   # dL/dz written over z: one buffer, not two
         if not ctx.recompute:   # the kept z is gone: a second backward over this graph is refused by autograd
             torch.autograd.graph.increment_version(z)
-        gz = from_time_major(gz4, z)
-        del z, z4
+        gz = from_time_major(gz4, z, cl)
+        del z, z4, gs
         gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
                                                         groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                                                                  False])
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
-                gbias if want_affine else None, from_time_major(gres, gz) if want_gres else None, None, None, None,
-                None, None, None,
+                gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
+                None, None, None, None,
                 None, None, *(glearned if glearned else [None] * len(learned)))
 
 
-def _like(t: Tensor, z: Tensor) -> Tensor:
-    """t in z's memory format (channels-last or contiguous), so that their time-major views line up."""
-    return t.contiguous(memory_format=torch.channels_last if is_channels_last(z) else torch.contiguous_format)
+def _like(t: Tensor, channels_last: bool) -> Tensor:
+    """t in channels-last or contiguous memory, so that its time-major view lines up with another's."""
+    return t.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
                      learned: Sequence[Tensor], steps: int, x_bits: Tensor | None = None,
-                     residual: Tensor | None = None, residual_bits: Tensor | None = None) -> Tensor:
+                     residual: Tensor | None = None, residual_bits: Tensor | None = None,
+                     pool: nn.MaxPool2d | None = None) -> Tensor:
     """Spikes of ``neuron(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``: a convolution, then
     ``norm_neuron``, as one autograd node.
 
     ``x_bits``: ``pack_spikes(x)`` when x is spikes; backward then keeps those bits and conv(x) (as
     BatchNorm would), not x. Without them it keeps x and runs the convolution again in backward instead
     of keeping its output (for a layer whose input is kept anyway: the stem's image). ``residual``:
-    None or a ``[T*B, C', H', W']`` tensor of the output's shape and memory format, read as its bits
-    ``residual_bits`` when given. ``conv`` without bias, zero padding given as numbers."""
+    None or a tensor of the output's shape ``[T*B, C', H', W']``, read as its bits ``residual_bits``
+    (in the output's memory format) when given. ``pool``: a max-pool of the spikes in the same node, whose
+    backward then holds dL/ds only while it is needed (the stem's: conv, BatchNorm, neuron, max-pool); the
+    result is the pooled spikes. ``conv`` without bias, zero padding given as numbers."""
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
     if conv.bias is not None or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ValueError("conv_norm_neuron takes a convolution without bias and with numeric zero padding")
     constants, switches = kernel_args(p)
-    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv, steps,
-                                 p.name, constants, switches, *learned)
+    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv,
+                                 None if pool is None else _pool_args(pool), steps, p.name, constants, switches,
+                                 *learned)
 
 
 class _SpikeConv(torch.autograd.Function):
@@ -287,22 +301,29 @@ class _SpikeMaxPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout):
         (bits,) = ctx.saved_tensors
-        kernel, stride, padding, dilation, ceil_mode = ctx.pool
-        shape, n = ctx.shape, ctx.shape[0]
-        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
-        gout = gout.contiguous(memory_format=fmt)
-        gx = torch.empty(shape, dtype=gout.dtype, device=gout.device, memory_format=fmt)
-        per_image = math.prod(shape[1:])
-        for i, j in _chunks(n, per_image, torch.tensor([], dtype=ctx.dtype).element_size()):
-            # images i..j-1: their bits start on a byte (memory order is image-major in both formats)
-            x = unpack_spikes(bits[i * per_image // 8:(j * per_image + 7) // 8], (j - i, *shape[1:]), ctx.dtype,
-                              ctx.channels_last)
-            with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
-                _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-            torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
-                gout[i:j], x, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation), ceil_mode, indices,
-                grad_input=gx[i:j])
-        return gx, None, None, None, None, None, None
+        return _pool_backward(gout, bits, ctx.shape, ctx.dtype, ctx.channels_last, ctx.pool), None, None, None, \
+            None, None, None
+
+
+def _pool_backward(gout: Tensor, bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool,
+                   pool: tuple) -> Tensor:
+    """dL/dx of ``max_pool2d(x, *pool)`` for spikes x ``shape`` kept as ``bits``, in x's memory format: the
+    maximum's position recomputed from the bits by the same op, a chunk of images at a time."""
+    kernel, stride, padding, dilation, ceil_mode = pool
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gout = gout.contiguous(memory_format=fmt)
+    gx = torch.empty(shape, dtype=gout.dtype, device=gout.device, memory_format=fmt)
+    per_image = math.prod(shape[1:])
+    for i, j in _chunks(shape[0], per_image, dtype.itemsize):
+        # images i..j-1: their bits start on a byte (memory order is image-major in both formats)
+        x = unpack_spikes(bits[i * per_image // 8:(j * per_image + 7) // 8], (j - i, *shape[1:]), dtype,
+                          channels_last)
+        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
+            _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+        torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+            gout[i:j], x, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation), ceil_mode, indices,
+            grad_input=gx[i:j])
+    return gx
 
 
 # Bytes of unpacked input one chunk of spike_max_pool2d's backward holds at once (with its int64 indices
@@ -327,10 +348,15 @@ def _pair(v) -> list[int]:
 def spike_max_pool2d(pool: nn.MaxPool2d, x: Tensor, bits: Tensor) -> Tensor:
     """``pool(x)`` for spikes ``x`` keeping only their bits for backward; the maximum's position is
     recomputed there from them (the same position: the same op on the same input)."""
+    return _SpikeMaxPool.apply(x, bits, *_pool_args(pool))
+
+
+def _pool_args(pool: nn.MaxPool2d) -> tuple:
+    """(kernel, stride, padding, dilation, ceil_mode) of ``pool``, as ``F.max_pool2d`` takes them."""
     if pool.return_indices:
-        raise ValueError("spike_max_pool2d does not return indices")
+        raise ValueError("a max-pool of spikes kept as bits does not return indices")
     stride = pool.stride if pool.stride is not None else pool.kernel_size
-    return _SpikeMaxPool.apply(x, bits, pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode)
+    return pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode
 
 
 __all__ = ["available", "conv_norm_neuron", "from_time_major", "is_channels_last", "norm_neuron", "pack_spikes",
