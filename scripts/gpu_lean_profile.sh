@@ -19,8 +19,8 @@ start=$(date +%s)
 past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/lean_profile.log"; }
 timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W ignore::DeprecationWarning 2>&1 \
   | tail -6 | tee "$res/lean_cuda_tests.log"
-for args in ${PEAKS:-"--lean --precision bf16" "--lean --precision bf16 --channels-last" "--lean --precision fp32" \
-            "--ann --precision bf16"}; do
+for args in "--lean --precision bf16" "--lean --precision bf16 --channels-last" "--lean --precision fp32" \
+            "--ann --precision bf16"; do
   past "memory peak $args" || python scripts/lean_memory_peak.py $args --out "$res/memory_peak.md" 2>&1 | tail -3
 done
 if ! past "formats table"; then
