@@ -5,8 +5,8 @@
 #
 # 1. the CUDA tests of the fused ops, 8 at once;
 # 2. what is live at the step's peak (scripts/lean_memory_peak.py), into RESULTS/memory_peak.md;
-# 3. the lean step against the ANN twin, NCHW and channels-last, fp32 and bf16, eager and graphs
-#    (configs/lean_formats.toml, into RESULTS/formats);
+# 3. tfbench default and lean against the ANN twin in channels-last memory, fp32 and bf16, eager and graphs
+#    (configs/lean_channels_last.toml, into RESULTS/channels_last);
 # 4. `tfbench profile` of the T=32 step (Spiking-ResNet18, CIFAR-10 shape, batch 100): lean fp32 and bf16,
 #    NCHW and channels-last, and the ANN twin beside each, into RESULTS/profiles.
 # Each stage starts only while BUDGET_S seconds have not passed.
@@ -24,7 +24,7 @@ for args in "--lean --precision bf16" "--lean --precision bf16 --channels-last" 
   past "memory peak $args" || python scripts/lean_memory_peak.py $args --out "$res/memory_peak.md" 2>&1 | tail -3
 done
 if ! past "formats table"; then
-  tf compare --config configs/lean_formats.toml --device cuda --out "$res/formats" 2>&1 | tail -30 \
+  tf compare --config configs/lean_channels_last.toml --device cuda --out "$res/channels_last" 2>&1 | tail -30 \
     | tee -a "$res/lean_profile.log"
 fi
 [ "${PROFILES:-1}" = 1 ] || { echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/lean_profile.log"; exit 0; }

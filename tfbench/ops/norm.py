@@ -197,8 +197,6 @@ class _ConvNormNeuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gs):
         x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
-        if ctx.pool is not None:   # the pool's gradient first: dL/ds, this node's own (freed before the conv's)
-            gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
         if ctx.recompute:
@@ -207,6 +205,9 @@ class _ConvNormNeuron(torch.autograd.Function):
                 z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
         else:
             xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
+        if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
+            # workspace) and freed before the convolution's backward
+            gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
         want_gres = ctx.has_residual and ctx.needs_input_grad[4]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
         cl = ctx.s_channels_last
