@@ -310,12 +310,18 @@ def test_spike_max_pool_backward_in_chunks(device, channels_last, chunk_bytes, m
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("form", ["stem", "stem+pool", "bits", "bits+residual", "bits+residual-bits"])
-def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form):
+@pytest.mark.parametrize("form", ["stem", "stem+pool", "stem-in-slices", "bits", "bits+residual",
+                                  "bits+residual-bits"])
+def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form, monkeypatch):
     """neuron(bn(conv(x)) + residual) as one node, float64, against conv, BatchNorm, the add and the
     neuron: "stem" keeps x and recomputes the convolution ("stem+pool": a max-pool after the neuron in
-    the same node); the others take spikes x and keep their bits, with no residual, a dense one, or a
-    residual of spikes read as its bits."""
+    the same node; "stem-in-slices": the convolution and its backward 7 images at a time); the others
+    take spikes x and keep their bits, with no residual, a dense one, or a residual of spikes read as
+    its bits."""
+    if form == "stem-in-slices":   # 7 images' output (5 channels of 5x5) a slice: 9 slices of 57
+        monkeypatch.setattr(norm, "CONV_CHUNK_ELEMENTS", 7 * C * 5 * 5)
+        assert len(norm._conv_slices(torch.empty(T * B, 3, 9, 9), torch.empty(C, 3, 3, 3),
+                                     ((2, 2), (1, 1), (1, 1), 1))) == 9
     g = generator(zlib.crc32(f"{kind}-{channels_last}-{form}".encode()))
     x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
     if not form.startswith("stem"):

@@ -14,9 +14,11 @@ neuron's seven or eight (docs/neurons.md, "BatchNorm folded in"):
 
 What backward keeps is z (the convolution's output, which BatchNorm keeps too), the float32
 membrane every CKPT steps and, for an identity shortcut of spikes, those spikes as bits. BatchNorm's
-output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T)``
-is the same after a convolution whose input is kept anyway (the stem's image): it keeps x instead of
-z and runs the convolution again in backward.
+output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T, ...)``
+is the convolution before it and the whole layer in one autograd node: it keeps x's bits when x is
+spikes; for the stem (x the image, kept anyway) it keeps x alone and runs the convolution again in
+backward, a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``: cuDNN's workspace a slice's), and
+may take the max-pool after the neuron into the same node. Its backward writes dL/dz over z.
 
 ``z`` is a ``[T, M, C, inner]`` view (``time_major``): channel dim 2, inner = H*W for NCHW
 memory, 1 for channels-last. ``pack_spikes``/``unpack_spikes`` keep a 0/1 tensor as bits in its
@@ -167,7 +169,11 @@ class _ConvNormNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, steps, neuron,
                 constants, switches, *learned):
-        z = F.conv2d(x, conv_weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)  # autocast's dtype
+        args = conv.stride, conv.padding, conv.dilation, conv.groups
+        if x_bits is None:   # z recomputed in backward: by the same calls on the same slices, so the same z
+            z = _conv_in_chunks(x, conv_weight, args)   # (in autocast's dtype, when on)
+        else:
+            z = F.conv2d(x, conv_weight, None, *args)
         cl = is_channels_last(z)
         kept_res = residual_bits
         if residual is not None and residual_bits is None:
@@ -185,7 +191,7 @@ class _ConvNormNeuron(torch.autograd.Function):
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
         ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
-        ctx.conv = conv.stride, conv.padding, conv.dilation, conv.groups
+        ctx.conv = args
         ctx.pool = pool
         ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
         ctx.has_residual = residual is not None
@@ -202,7 +208,7 @@ class _ConvNormNeuron(torch.autograd.Function):
         if ctx.recompute:
             xc = x_or_bits.to(ctx.dtype)
             with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
-                z = F.conv2d(xc, wc, None, stride, padding, dilation, groups)   # the forward's z, recomputed
+                z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
         else:
             xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
         if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
@@ -220,13 +226,72 @@ class _ConvNormNeuron(torch.autograd.Function):
             torch.autograd.graph.increment_version(z)
         gz = from_time_major(gz4, z, cl)
         del z, z4, gs
-        gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
-                                                        groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-                                                                 False])
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
+        if ctx.recompute:   # the stem: its large convolution differentiated a slice at a time too
+            gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, mask)
+        else:
+            gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
+                                                            [0, 0], groups, mask)
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
                 None, None, None, None,
                 None, None, *(glearned if glearned else [None] * len(learned)))
+
+
+# Elements of a recomputed convolution's output per call: the stem's convolution (forward, its
+# recomputation and its backward) runs a slice of the batch at a time, so that cuDNN's workspace (with
+# NCHW memory, copies of the slice in NHWC) is a slice's, not the whole batch's. A count, not bytes: the
+# forward and the recomputation cut the batch into the same slices whatever the dtypes.
+CONV_CHUNK_ELEMENTS = 16 * 2**20
+
+
+def _conv_slices(x: Tensor, w: Tensor, args: tuple) -> list[tuple[int, int]]:
+    """Image ranges [i, j) of x whose convolution output (``args``: stride, padding, dilation, groups) has
+    at most ``CONV_CHUNK_ELEMENTS`` elements each, at least one image."""
+    stride, padding, dilation, _ = (_pair(a) if k < 3 else a for k, a in enumerate(args))
+    out = [(x.shape[2 + d] + 2 * padding[d] - dilation[d] * (w.shape[2 + d] - 1) - 1) // stride[d] + 1 for d in (0, 1)]
+    per_image = w.shape[0] * out[0] * out[1]
+    step = max(1, CONV_CHUNK_ELEMENTS // max(1, per_image))
+    return [(i, min(x.shape[0], i + step)) for i in range(0, x.shape[0], step)]
+
+
+def _conv_in_chunks(x: Tensor, w: Tensor, args: tuple) -> Tensor:
+    """``F.conv2d(x, w, None, *args)`` computed a slice of images at a time (``_conv_slices``) into one tensor."""
+    slices = _conv_slices(x, w, args)
+    if len(slices) == 1:
+        return F.conv2d(x, w, None, *args)
+    z = None
+    for i, j in slices:
+        zi = F.conv2d(x[i:j], w, None, *args)
+        if z is None:
+            z = torch.empty((x.shape[0], *zi.shape[1:]), dtype=zi.dtype, device=zi.device,
+                            memory_format=torch.channels_last if is_channels_last(zi) else torch.contiguous_format)
+        z[i:j].copy_(zi)
+        del zi
+    return z
+
+
+def _conv_backward_in_chunks(gz: Tensor, x: Tensor, w: Tensor, args: tuple, mask: list[bool]):
+    """(dL/dx, dL/dw) of ``F.conv2d(x, w, None, *args)`` from dL/dz ``gz``, slice by slice as
+    ``_conv_in_chunks``; dL/dw summed over the slices in float32 (or float64)."""
+    stride, padding, dilation, groups = args
+    slices = _conv_slices(x, w, args)
+    if len(slices) == 1:
+        gx, gw, _ = torch.ops.aten.convolution_backward(gz, x, w, None, stride, padding, dilation, False, [0, 0],
+                                                        groups, mask)
+        return gx, gw
+    gx = torch.empty_like(x) if mask[0] else None
+    gw = None
+    for i, j in slices:
+        gxi, gwi, _ = torch.ops.aten.convolution_backward(gz[i:j], x[i:j], w, None, stride, padding, dilation, False,
+                                                          [0, 0], groups, mask)
+        if gxi is not None:
+            gx[i:j].copy_(gxi)
+        if gwi is not None:
+            gwi = gwi.to(torch.promote_types(gwi.dtype, torch.float32))
+            gw = gwi if gw is None else gw.add_(gwi)
+        del gxi, gwi
+    return gx, gw
 
 
 def _like(t: Tensor, channels_last: bool) -> Tensor:
@@ -324,13 +389,14 @@ def _pool_backward(gout: Tensor, bits: Tensor, shape: tuple[int, ...], dtype: to
         torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
             gout[i:j], x, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation), ceil_mode, indices,
             grad_input=gx[i:j])
+        del x, indices   # before the next slice's: one slice's at a time
     return gx
 
 
 # Bytes of unpacked input one chunk of spike_max_pool2d's backward holds at once (with its int64 indices
 # and its gradient slice): the maximum's position recomputed a slice of the batch at a time, so that
 # backward does not hold the whole input and its indices besides the gradient.
-POOL_CHUNK_BYTES = 32 * 2**20
+POOL_CHUNK_BYTES = 16 * 2**20
 
 
 def _chunks(n: int, per_image: int, itemsize: int) -> list[tuple[int, int]]:
