@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,19 @@ def test_run_table_speedups_floor_and_status(store: Path) -> None:
     assert t.loc[("tfbench", 4), "train_s_per_epoch"] == pytest.approx(6.0)   # the mean of the steady epochs
     norse = t.loc[("norse", 4)]
     assert norse["status"] == "n/a: no IF neuron" and pd.isna(norse["step_ms"]) and pd.isna(norse["speedup"])
+
+
+def test_a_baseline_that_ran_both_ways_is_its_default_row(tmp_path: Path) -> None:
+    """--lean beside the default, tfbench its own baseline: both rows are compared with the default one
+    (written in either order), and each with the ANN twin of the same other options."""
+    s = Store(tmp_path)
+    s.append(dataclasses.replace(run("tfbench", 12.0), lean=True))
+    for rec in (run("tfbench", 9.0), run("ann", 8.0, arch="ResNet18", neuron="ReLU")):
+        s.append(rec)
+    t = tables.run_table(load(tmp_path, kind="run"), baseline="tfbench").set_index(["backend", "options"])
+    assert t.loc[("tfbench", "lean"), "speedup"] == pytest.approx(9.0 / 12.0)
+    assert t.loc[("tfbench", "eager"), "speedup"] == pytest.approx(1.0)
+    assert t.loc[("tfbench", "lean"), "x_floor"] == pytest.approx(12.0 / 8.0)
 
 
 def test_markdown_csv_and_terminal(store: Path, tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     ``baseline`` (same config), x the ANN floor, accuracy, memory, energy.
 
     Speed-up is the baseline's median step time over the row's, within rows that differ only in
-    backend (and the ANN floor row, ``backend == 'ann'``, which joins every neuron's group). ``x floor``
+    backend or ``lean`` (and the ANN floor row, ``backend == 'ann'``, which joins every neuron's group);
+    a baseline that ran both ways is its default (not lean) row. ``x floor``
     is the row's step time over the ANN's. ``train s/epoch`` is the mean of the (steady) epochs;
     ``setup s`` the one-time costs before them (kernel builds, autotuning, compile, graph capture).
     Missing measurements are empty cells.
@@ -117,6 +118,9 @@ def run_table(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         base = same[same["backend"] == baseline] if baseline else same.iloc[0:0]
         if r["backend"] != ANN_BACKEND:       # the ANN row is compared with any neuron's baseline
             base = base[base["neuron"] == r["neuron"]]
+        if "lean" in base.columns and len(base) > 1:   # the baseline's own way (not lean) when it ran both
+            plain = base[~base["lean"].map(_flag).astype(bool)]
+            base = plain if len(plain) else base
         ann = same[same["backend"] == ANN_BACKEND]
         base_ms = _num(base["step_ms"].iloc[-1]) if len(base) else None
         ann_ms = _num(ann["step_ms"].iloc[-1]) if len(ann) else None
