@@ -229,3 +229,14 @@ def test_the_memory_sweep_expands() -> None:
         ("spikingjelly", "bf16", False), ("ann", "fp32", False), ("ann", "bf16", False),
         ("tfbench", "fp32", True), ("tfbench", "bf16", True)]
     assert [c.T for c in configs[:len(MEMORY_TS)]] == MEMORY_TS
+
+def test_lean_sweep_with_a_baseline_that_cannot_fold(cli, tmp_path: Path) -> None:
+    """--lean with the default baseline (torch, n/a under lean): the table says why there is no speed-up,
+    and the ANN floor is the plain twin (lean refused for an ANN named by the user)."""
+    result = cli("compare", *TINY, "--backends", "tfbench,torch", "--lean", "--ann-floor", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [(r["backend"], r["status"][:3], r.get("lean")) for r in _records(tmp_path)] == [
+        ("tfbench", "ok", True), ("torch", "n/a", True), ("ann", "ok", False)]
+    assert "no speed-up column: the baseline torch has no finished run here (n/a: lean folds" in result.output
+    refused = cli("compare", *TINY, "--arch", "ResNet18", "--lean", "--out", tmp_path / "ann")
+    assert_one_line_error(refused, "ResNet18 is an ANN")

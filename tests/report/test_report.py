@@ -76,6 +76,14 @@ def test_a_baseline_that_ran_both_ways_is_its_default_row(tmp_path: Path, lean_f
     assert t.loc[("tfbench", "lean"), "x_floor"] == pytest.approx(12.0 / 8.0)
 
 
+def test_a_backend_without_differences_says_so() -> None:
+    table = pd.DataFrame([{"backend": "spikingjelly", "status": "ok", "differences": "none (its Sigmoid is ours)"},
+                          {"backend": "snntorch", "status": "ok", "differences": "reset late"}])
+    assert tables.differences_notes(table) == [
+        "spikingjelly: the same neuron as tfbench's (docs/neurons.md) (its Sigmoid is ours)",
+        "snntorch differs from tfbench's neuron (docs/neurons.md): reset late"]
+
+
 def test_markdown_csv_and_terminal(store: Path, tmp_path: Path) -> None:
     df = load(store, kind="run")
     t = tables.run_table(df[df["T"] == 4], baseline="torch")

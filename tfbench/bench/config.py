@@ -216,16 +216,20 @@ def normalize(cfg: RunConfig) -> RunConfig:
     if values["lean"]:
         _check_lean(arch, values)
     if not arch.spiking:
-        values.update(backend=ANN_BACKEND, neuron="ReLU", lean=False)   # an ANN has nothing to fold
+        values.update(backend=ANN_BACKEND, neuron="ReLU")
     return dataclasses.replace(cfg, **{**values, "split_by": split_by, "in_channels": in_channels,
                                        "device": str(device)})
 
 
 def _check_lean(arch, values: dict[str, Any]) -> None:
     """ValueError when --lean cannot apply to this configuration (before any work)."""
+    spiking = ", ".join(a for a, x in models.ARCHS.items() if x.spiking and not x.builder)
+    if not arch.spiking:
+        raise ValueError(f"lean folds BatchNorm into the spiking neurons; {arch.name} is an ANN (no neuron to fold "
+                         f"into; --ann-floor runs the twin of a lean run as it is): choose from: {spiking}")
     if arch.builder is not None:
         raise ValueError(f"lean applies to tfbench's Spiking-ResNets, not {arch.name} (built by SpikingJelly); "
-                         f"choose from: {', '.join(a for a, x in models.ARCHS.items() if x.spiking and not x.builder)}")
+                         f"choose from: {spiking}")
     if values["step_mode"] != "multi":
         raise ValueError(f"lean runs all T steps of a layer at once: it needs step-mode multi, got "
                          f"{values['step_mode']!r}")
@@ -234,7 +238,7 @@ def _check_lean(arch, values: dict[str, Any]) -> None:
                          "BatchNorm in); use --parallel none or data")
     if values["compile"]:
         raise ValueError("lean does not run under --compile yet (TorchDynamo cannot trace its autograd functions, "
-                         "which take the BatchNorm and convolution modules); use --cuda-graphs, or drop one of them")
+                         "which take the BatchNorm and convolution modules); use --cuda-graphs on a GPU, or drop one of them")
 
 
 def lean_unavailable(backend) -> str | None:

@@ -76,8 +76,9 @@ def _configs(fields: dict[str, Any], ann_floor: bool) -> list[RunConfig]:
         arch = models.get(cfg.arch)
         if arch.spiking:
             spiking.append(cfg)
-        if ann_floor or not arch.spiking:
-            twins.append(dataclasses.replace(cfg, arch=models.ann_twin(cfg.arch)))
+        if ann_floor or not arch.spiking:   # a lean run's twin is the plain ANN (it has nothing to fold)
+            twins.append(dataclasses.replace(cfg, arch=models.ann_twin(cfg.arch),
+                                             **({"lean": False} if arch.spiking else {})))
     return spiking + twins
 
 
@@ -193,5 +194,9 @@ def run_grid(configs: list[RunConfig], baseline: str, out: Path, force: bool, st
     df = df[df["key"].isin([r.key for r in records])]
     table = tables.run_table(df, baseline)
     tables.render(table, title=f"tfbench compare (speed-up over {baseline})", console=console())
+    if baseline and not table.empty and not ((table["backend"] == baseline) & (table["status"] == "ok")).any():
+        why = sorted({str(s) for s in table.loc[table["backend"] == baseline, "status"]}) or ["not in this sweep"]
+        err.print(f"no speed-up column: the baseline {baseline} has no finished run here ({'; '.join(why)}); "
+                  f"choose another with --baseline", highlight=False, soft_wrap=True)
     paths = tables.write(table, Path(out) / stem)
     err.print("saved " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)

@@ -298,9 +298,16 @@ def differences_notes(table: pd.DataFrame) -> list[str]:
             if diff and diff.lower() != "none" and row["backend"] not in seen:
                 seen[row["backend"]] = diff
     energy = {str(n) for n in table.get("energy_note", []) if isinstance(n, str) and n}
-    return (list(notes) + [f"{backend}: {diff}" if backend == ANN_BACKEND else
-                           f"{backend} differs from tfbench's neuron (docs/neurons.md): {diff}"
-                           for backend, diff in seen.items()] + [f"energy: {n}" for n in sorted(energy)])
+    return (list(notes) + [_difference_note(backend, diff) for backend, diff in seen.items()]
+            + [f"energy: {n}" for n in sorted(energy)])
+
+
+def _difference_note(backend: str, diff: str) -> str:
+    if backend == ANN_BACKEND:
+        return f"{backend}: {diff}"
+    if diff.lower().startswith("none ("):   # no difference, and how its options map onto tfbench's
+        return f"{backend}: the same neuron as tfbench's (docs/neurons.md) {diff[len('none '):]}"
+    return f"{backend} differs from tfbench's neuron (docs/neurons.md): {diff}"
 
 
 def to_markdown(table: pd.DataFrame) -> str:
