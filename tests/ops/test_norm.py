@@ -367,6 +367,7 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
 
 def test_conv_norm_neuron_refuses_a_second_backward():
     """Its backward writes dL/dz over the kept z: a second backward over the same graph is refused."""
+    torch.manual_seed(0)   # the convolution's initial weights
     conv = nn.Conv2d(3, C, 3, padding=1, bias=False).double()
     x = (torch.rand(T * B, 3, 4, 4, generator=generator(9), dtype=torch.float64) < 0.5).double().requires_grad_(True)
     s = norm.conv_norm_neuron(conv, x, _bn(C, torch.float64, "cpu", 1), *LIF().norm_args(), T, norm.pack_spikes(x))
