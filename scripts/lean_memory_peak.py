@@ -75,7 +75,7 @@ def main() -> None:
     peak_allocated = torch.cuda.max_memory_allocated()
     events = [e for trace in snap["device_traces"] for e in trace]
     live: dict[int, tuple[int, str]] = {}
-    cur = best = 0
+    cur = best = 0   # bytes above `base`: a block from before the step that is freed in it counts negative
     best_live: dict[int, tuple[int, str]] = {}
     best_at = ""
     for e in events:
@@ -84,8 +84,8 @@ def main() -> None:
             cur += e["size"]
             if cur > best:
                 best, best_live, best_at = cur, dict(live), frame_of(e.get("frames", []))
-        elif e["action"] in ("free_completed",):
-            size, _ = live.pop(e["addr"], (0, ""))
+        elif e["action"] == "free_completed":
+            size, _ = live.pop(e["addr"], (e["size"], ""))
             cur -= size
     groups = collections.Counter()
     for size, where in best_live.values():
@@ -95,7 +95,8 @@ def main() -> None:
     lines = [f"## {title}", "",
              f"- max_memory_allocated over the step: {peak_allocated / MiB:,.1f} MiB; before the step "
              f"(weights, Adam, batch, whatever outlives a step): {base / MiB:,.1f} MiB",
-             f"- peak of the step's own allocations: {best / MiB:,.1f} MiB, reached allocating at {best_at}", "",
+             f"- peak above that: {best / MiB:,.1f} MiB (what the step allocated, less what it freed of what was "
+             f"there before), reached allocating at {best_at}", "",
              "| MiB live at the peak | allocated at |", "| ---: | --- |"]
     lines += [f"| {size / MiB:,.1f} | {where} |" for where, size in groups.most_common(25)]
     text = "\n".join(lines) + "\n"

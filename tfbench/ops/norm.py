@@ -170,8 +170,10 @@ class _ConvNormNeuron(torch.autograd.Function):
     def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, steps, neuron,
                 constants, switches, *learned):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
-        if x_bits is None:   # z recomputed in backward: by the same calls on the same slices, so the same z
-            z = _conv_in_chunks(x, conv_weight, args)   # (in autocast's dtype, when on)
+        if x_bits is None:   # z recomputed in backward: by the same calls on the same tensors, so the same z
+            dt = _compute_dtype(x)   # autocast's, when on: x and the weight cast whole, then sliced, both times
+            with torch.autocast(x.device.type, enabled=False):
+                z = _conv_in_chunks(x.to(dt), conv_weight.to(dt), args)
         else:
             z = F.conv2d(x, conv_weight, None, *args)
         cl = is_channels_last(z)
@@ -209,8 +211,6 @@ class _ConvNormNeuron(torch.autograd.Function):
             xc = x_or_bits.to(ctx.dtype)
             with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
                 z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
-        else:
-            xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
         if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
             # workspace) and freed before the convolution's backward
             gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
@@ -229,9 +229,17 @@ class _ConvNormNeuron(torch.autograd.Function):
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
         if ctx.recompute:   # the stem: its large convolution differentiated a slice at a time too
             gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, mask)
-        else:
-            gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
-                                                            [0, 0], groups, mask)
+        else:   # dL/dw from x's unpacked spikes, which go before dL/dx (which needs only x's shape) is made
+            gx = gw = None
+            if mask[1]:
+                xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
+                gw = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
+                                                         groups, [False, True, False])[1]
+                del xc
+            if mask[0]:
+                shape_only = gz.new_empty(1).expand(ctx.x_shape)   # as torch.nn.grad.conv2d_input does
+                gx = torch.ops.aten.convolution_backward(gz, shape_only, wc, None, stride, padding, dilation, False,
+                                                         [0, 0], groups, [True, False, False])[0]
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
                 None, None, None, None,
@@ -253,6 +261,14 @@ def _conv_slices(x: Tensor, w: Tensor, args: tuple) -> list[tuple[int, int]]:
     per_image = w.shape[0] * out[0] * out[1]
     step = max(1, CONV_CHUNK_ELEMENTS // max(1, per_image))
     return [(i, min(x.shape[0], i + step)) for i in range(0, x.shape[0], step)]
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a convolution of float tensor x computes in: autocast's when it is on and x is float32."""
+    device = x.device.type
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
 
 
 def _conv_in_chunks(x: Tensor, w: Tensor, args: tuple) -> Tensor:
