@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "neurons/all.cuh"
+#include "spike_pool.cuh"
 
 namespace {
 
@@ -264,20 +265,25 @@ int64_t choose_group(const Learned& l, int64_t neurons_per_block) {
   return group;
 }
 
+// One kernel of one by-value argument struct, `grid` blocks of `block` threads, on PyTorch's current stream.
+void launch_kernel(void* fn, const void* arg, unsigned grid, unsigned block, const at::Device& device) {
+  static auto launch = reinterpret_cast<LaunchFn>(driver_symbol("cuLaunchKernel"));
+  void* stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device).native_handle();
+  void* params[1] = {const_cast<void*>(arg)};
+  int code = launch(fn, grid, 1, 1, block, 1, 1, 0, stream, params, nullptr);
+  if (code != 0) {
+    make_primary_context_current(device.index());
+    code = launch(fn, grid, 1, 1, block, 1, 1, 0, stream, params, nullptr);
+  }
+  TORCH_CHECK(code == 0, "tfbench: launching a kernel failed with CUDA error ", code);
+}
+
 template <typename A, class P>
 void launch_cuda(void* fn, const tfb::Args<A, P>& args, int vec, int64_t block, const at::Device& device,
                  i64 blocks = 0) {  // blocks > 0: that many blocks, else enough for args.n / vec threads
-  static auto launch = reinterpret_cast<LaunchFn>(driver_symbol("cuLaunchKernel"));
   const i64 threads = (args.n + vec - 1) / vec;
   const unsigned grid = (unsigned)(blocks > 0 ? blocks : (threads + block - 1) / block);
-  void* stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device).native_handle();
-  void* params[1] = {const_cast<void*>(static_cast<const void*>(&args))};
-  int code = launch(fn, grid, 1, 1, (unsigned)block, 1, 1, 0, stream, params, nullptr);
-  if (code != 0) {
-    make_primary_context_current(device.index());
-    code = launch(fn, grid, 1, 1, (unsigned)block, 1, 1, 0, stream, params, nullptr);
-  }
-  TORCH_CHECK(code == 0, "tfbench: launching a fused-neuron kernel failed with CUDA error ", code);
+  launch_kernel(fn, &args, grid, (unsigned)block, device);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,6 +773,110 @@ Tensor unpack_spikes(const Tensor& bits_, int64_t numel, at::ScalarType dtype) {
   return s;
 }
 
+// A max-pool of spikes read from their bits (spike_pool.cuh): shape = the input's [N, C, H, W], in NHWC
+// memory order when channels_last; out_hw the output's [Ho, Wo] (norm.py computes it as F.max_pool2d does).
+tfb::PoolArgs pool_args(const Tensor& bits, at::IntArrayRef shape, bool channels_last, at::IntArrayRef kernel,
+                        at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                        at::IntArrayRef out_hw) {
+  TORCH_CHECK(shape.size() == 4 && kernel.size() == 2 && stride.size() == 2 && padding.size() == 2 &&
+                  dilation.size() == 2 && out_hw.size() == 2,
+              "tfbench: a spike max-pool takes a [N, C, H, W] shape and pairs (kernel, stride, padding, dilation, "
+              "output size)");
+  const i64 numel = shape[0] * shape[1] * shape[2] * shape[3];
+  TORCH_CHECK(bits.scalar_type() == at::kByte && bits.numel() == (numel + 7) / 8, "tfbench: a spike max-pool needs ",
+              (numel + 7) / 8, " uint8 bytes of bits for ", shape, ", got ", bits.numel(), " of ", bits.scalar_type());
+  for (int d = 0; d < 2; ++d)  // every window starts inside the input (it may not read past it)
+    TORCH_CHECK(kernel[d] > 0 && stride[d] > 0 && dilation[d] > 0 && padding[d] >= 0 && out_hw[d] > 0 &&
+                    (out_hw[d] - 1) * stride[d] - padding[d] < shape[2 + d] &&
+                    padding[d] * 2 <= (kernel[d] - 1) * dilation[d] + 1,
+                "tfbench: spike max-pool arguments out of range: shape ", shape, ", kernel ", kernel, ", stride ",
+                stride, ", padding ", padding, ", dilation ", dilation, ", output ", out_hw);
+  tfb::PoolArgs a{};
+  a.bits = bits.data_ptr<uint8_t>();
+  a.C = (int)shape[1], a.H = (int)shape[2], a.W = (int)shape[3], a.Ho = (int)out_hw[0], a.Wo = (int)out_hw[1];
+  a.kh = (int)kernel[0], a.kw = (int)kernel[1], a.sh = (int)stride[0], a.sw = (int)stride[1];
+  a.ph = (int)padding[0], a.pw = (int)padding[1], a.dh = (int)dilation[0], a.dw = (int)dilation[1];
+  a.channels_last = channels_last ? 1 : 0;
+  return a;
+}
+
+// [N, C, rows, cols] in NCHW, or NHWC memory permuted to that shape.
+Tensor new_map(i64 n, i64 c, i64 rows, i64 cols, bool channels_last, const at::TensorOptions& options) {
+  if (channels_last) return new_output({n, rows, cols, c}, options).permute({0, 3, 1, 2});
+  return new_output({n, c, rows, cols}, options);
+}
+
+void run_pool(bool backward, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
+  if (a.n == 0) return;
+  if (!like.is_cuda()) {
+    for (i64 e = 0; e < a.n; ++e) {
+      switch (storage) {
+        case kFloat: backward ? tfb::pool_backward_element<float>(a, e) : tfb::pool_forward_element<float>(a, e); break;
+        case kBFloat16: backward ? tfb::pool_backward_element<tfb::bf16>(a, e) : tfb::pool_forward_element<tfb::bf16>(a, e); break;
+        case kHalf: backward ? tfb::pool_backward_element<tfb::f16>(a, e) : tfb::pool_forward_element<tfb::f16>(a, e); break;
+        case kDouble: backward ? tfb::pool_backward_element<double>(a, e) : tfb::pool_forward_element<double>(a, e); break;
+      }
+    }
+    return;
+  }
+  static std::mutex lock;
+  static std::unordered_map<int64_t, std::vector<int64_t>> cache;  // (storage, device) -> the two kernels
+  const int device = like.device().index();
+  const int64_t key = (int64_t)storage | (int64_t)device << 8;
+  std::vector<int64_t> fns;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = cache.find(key);
+    if (it != cache.end()) fns = it->second;
+  }
+  if (fns.empty()) {  // not under the lock: Python takes the GIL (as in kernels())
+    static auto provider = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("tfbench::_kernels", "")
+                               .typed<std::vector<int64_t>(c10::string_view, c10::string_view, c10::string_view,
+                                                           int64_t)>();
+    fns = provider.call("spike_pool.cu", "TFB_STORAGE=" + std::to_string((int)storage),
+                        "tfb_pool_forward tfb_pool_backward", device);
+    TORCH_CHECK(fns.size() == 2, "tfbench::_kernels returned ", fns.size(), " handles, expected 2");
+    std::lock_guard<std::mutex> guard(lock);
+    cache.emplace(key, fns);
+  }
+  const int64_t block = 256;
+  launch_kernel(reinterpret_cast<void*>(fns[backward ? 1 : 0]), &a, (unsigned)((a.n + block - 1) / block),
+                (unsigned)block, like.device());
+}
+
+Tensor spike_max_pool2d(const Tensor& bits_, at::IntArrayRef shape, bool channels_last, at::ScalarType dtype,
+                        at::IntArrayRef kernel, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, at::IntArrayRef out_hw) {
+  c10::DeviceGuard guard(bits_.device());
+  const Tensor bits = bits_.contiguous();
+  tfb::PoolArgs a = pool_args(bits, shape, channels_last, kernel, stride, padding, dilation, out_hw);
+  Tensor out = new_map(shape[0], shape[1], out_hw[0], out_hw[1], channels_last, bits.options().dtype(dtype));
+  a.out = out.data_ptr();
+  a.n = out.numel();
+  run_pool(false, a, storage_of(out), out);
+  return out;
+}
+
+Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::IntArrayRef shape, bool channels_last,
+                                 at::IntArrayRef kernel, at::IntArrayRef stride, at::IntArrayRef padding,
+                                 at::IntArrayRef dilation, at::IntArrayRef out_hw) {
+  c10::DeviceGuard guard(gout_.device());
+  const Tensor bits = bits_.contiguous();
+  tfb::PoolArgs a = pool_args(bits, shape, channels_last, kernel, stride, padding, dilation, out_hw);
+  TORCH_CHECK(gout_.dim() == 4 && gout_.size(0) == shape[0] && gout_.size(1) == shape[1] &&
+                  gout_.size(2) == out_hw[0] && gout_.size(3) == out_hw[1],
+              "tfbench: a spike max-pool's backward needs dL/dout of shape [", shape[0], ", ", shape[1], ", ",
+              out_hw[0], ", ", out_hw[1], "], got ", gout_.sizes());
+  const Tensor gout = gout_.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  Tensor gx = new_map(shape[0], shape[1], shape[2], shape[3], channels_last, gout.options());
+  a.gout = gout.data_ptr();
+  a.out = gx.data_ptr();
+  a.n = gx.numel();
+  run_pool(true, a, storage_of(gx), gx);
+  return gx;
+}
+
 std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(
     const Tensor& z_, const std::optional<Tensor>& residual, const std::optional<Tensor>& weight,
     const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
@@ -911,6 +1021,8 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
 void device_impls(torch::Library& m) {
   m.impl("pack_spikes", TORCH_FN(pack_spikes));
   m.impl("unpack_spikes", TORCH_FN(unpack_spikes));
+  m.impl("spike_max_pool2d", TORCH_FN(spike_max_pool2d));
+  m.impl("spike_max_pool2d_backward", TORCH_FN(spike_max_pool2d_backward));
   m.impl("neuron_forward", TORCH_FN(neuron_forward));
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
   m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
@@ -931,6 +1043,8 @@ TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   // The norm ops are called inside tfbench/ops/norm.py's autograd function, never differentiated.
   m.impl("pack_spikes", torch::CppFunction::makeFallthrough());
   m.impl("unpack_spikes", torch::CppFunction::makeFallthrough());
+  m.impl("spike_max_pool2d", torch::CppFunction::makeFallthrough());
+  m.impl("spike_max_pool2d_backward", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_forward", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_backward", torch::CppFunction::makeFallthrough());
 }

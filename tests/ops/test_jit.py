@@ -52,6 +52,17 @@ def test_every_configuration_compiles(arch, neuron):
             assert name.encode() + b"\x00" in image, (name, defines)
 
 
+@pytest.mark.parametrize("arch", [80, 90])
+def test_spike_pool_compiles(arch):
+    """kernels/spike_pool.cu, the max-pool of spikes read from bits, in every storage dtype."""
+    _nvrtc_or_skip()
+    for storage in STORAGE_SIZE:
+        image, is_cubin = jit.compile_cubin("spike_pool.cu", arch, {"TFB_STORAGE": storage}, use_cache=False)
+        assert is_cubin and image[:4] == b"\x7fELF", storage
+        for name in ("tfb_pool_forward", "tfb_pool_backward"):
+            assert name.encode() + b"\x00" in image, (name, storage)
+
+
 @pytest.mark.parametrize("neuron, storage, vec", [("LIF", 0, 4), ("LIF", 1, 8), ("PLIF", 0, 4), ("PLIF", 1, 8),
                                                   ("LIF", 3, 2)])
 def test_kernels_do_not_spill(neuron, storage, vec):

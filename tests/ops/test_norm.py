@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfbench import models
-from tfbench.ops import LIF, PLIF, norm
+from tfbench.ops import LIF, PLIF, library, norm
 from tests.conftest import DEVICES
 
 from .cases import UNIT_ROUNDOFF, C_BACKWARD, C_FORWARD, generator, tie_mask
@@ -283,28 +283,65 @@ def test_spike_conv_and_pool_equal_torch(device, channels_last):
         assert torch.equal(a, b)
 
 
+POOLS = [  # (kernel, stride, padding, dilation, ceil_mode): overlapping, disjoint, dilated, ceil-mode windows
+    (3, 2, 1, 1, False), (2, 2, 0, 1, False), (3, 1, 1, 1, False), (3, 2, 0, 2, False), (3, 2, 1, 1, True),
+    ((3, 2), (2, 1), (1, 0), (1, 2), True), (2, 3, 1, 1, True)]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("chunk_bytes", [1, 4800, 2**30], ids=["chunks-of-8", "chunks-of-16", "one-chunk"])
-def test_spike_max_pool_backward_in_chunks(device, channels_last, chunk_bytes, monkeypatch):
-    """The pool's backward recomputes the maximum's position a slice of the batch at a time; with
-    75 spikes an image (not a multiple of 8), every chunk but the last holds a multiple of 8 images."""
-    monkeypatch.setattr(norm, "POOL_CHUNK_BYTES", chunk_bytes)
-    pool = nn.MaxPool2d(3, stride=2, padding=1)
-    x = (torch.rand(21, 3, 5, 5, generator=generator(3)) < 0.3).float().to(device)
+@pytest.mark.parametrize("pool_args", POOLS, ids=lambda a: "k{}s{}p{}d{}{}".format(*a[:4], "c" if a[4] else ""))
+@pytest.mark.parametrize("density", [0.0, 0.2, 1.0], ids=["no-spikes", "sparse", "all-spikes"])
+def test_spike_max_pool_from_bits_equals_torch(device, channels_last, pool_args, density):
+    """The max-pool read from bits: the same output and dL/dx as nn.MaxPool2d, bit for bit (float32: the
+    same additions in the same order), whatever the windows; "no-spikes" and "all-spikes" make every
+    window a tie, where the first element (or the first 1) must be the one that gets the gradient. 3 x 7
+    x 9 spikes an image: not a whole number of bytes, so images start mid-byte."""
+    kernel, stride, padding, dilation, ceil_mode = pool_args
+    pool = nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    x = (torch.rand(5, 3, 7, 9, generator=generator(3)) < density).float().to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    g = torch.randn(21, 3, 3, 3, generator=generator(4)).to(device)
+    out = []
+    for lean in (False, True):
+        xi = x.clone().requires_grad_(True)
+        q = norm.spike_max_pool2d(pool, xi, norm.pack_spikes(xi)) if lean else pool(xi)
+        g = torch.randn(q.shape, generator=generator(4)).to(device)
+        (q * g).sum().backward()
+        out.append((q.detach(), xi.grad))
+    (q0, g0), (q1, g1) = out
+    assert norm.is_channels_last(q1) == channels_last and norm.is_channels_last(g1) == channels_last
+    assert torch.equal(q0, q1)
+    assert torch.equal(g0, g1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_spike_max_pool_from_bits_in_other_dtypes(device, dtype):
+    """bfloat16, float16 and float64: the output exact, dL/dx summed in float32 (float64) and rounded once,
+    as PyTorch's CUDA max-pool does: equal to torch's on the GPU, within one rounding of it on the CPU."""
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    x = (torch.rand(4, 5, 8, 8, generator=generator(5)) < 0.3).to(dtype).to(device)
+    g = torch.randn(4, 5, 4, 4, generator=generator(6)).to(dtype).to(device)
     grads = []
     for lean in (False, True):
         xi = x.clone().requires_grad_(True)
         q = norm.spike_max_pool2d(pool, xi, norm.pack_spikes(xi)) if lean else pool(xi)
+        assert q.dtype == dtype
         (q * g).sum().backward()
         grads.append(xi.grad)
-    assert norm.is_channels_last(grads[1]) == channels_last
-    assert torch.equal(grads[0], grads[1])
-    sizes = [j - i for i, j in norm._chunks(21, 75, 4)]
-    assert sum(sizes) == 21 and all(k % 8 == 0 for k in sizes[:-1])
+    if device == "cuda" or dtype == torch.float64:
+        assert torch.equal(grads[0], grads[1])
+    else:
+        torch.testing.assert_close(grads[1], grads[0], rtol=2 ** -7, atol=0)
+
+
+def test_spike_max_pool_refuses_windows_past_the_input():
+    bits = norm.pack_spikes(torch.ones(1, 1, 4, 4))
+    with pytest.raises(RuntimeError, match="out of range"):
+        library.SPIKE_MAX_POOL(bits, [1, 1, 4, 4], False, torch.float32, [2, 2], [2, 2], [0, 0], [1, 1], [3, 2])
+    with pytest.raises(RuntimeError, match="uint8 bytes"):
+        library.SPIKE_MAX_POOL(bits[:1], [1, 1, 4, 4], False, torch.float32, [2, 2], [2, 2], [0, 0], [1, 1], [2, 2])
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -19,7 +19,7 @@ graphs, and ``torch.library.opcheck`` checks it (tests/ops). Where the C++ canno
 fallback.py registers implementations over the reference instead (``IMPLEMENTATION`` says which
 is in use and why).
 
-Four more serve the lean path (norm.py drives them): BatchNorm folded into the neuron, and spikes as bits:
+Six more serve the lean path (norm.py drives them): BatchNorm folded into the neuron, and spikes as bits:
 
     tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
                                  num_batches_tracked!, learned, neuron, constants, switches,
@@ -28,6 +28,8 @@ Four more serve the lean path (norm.py drives them): BatchNorm folded into the n
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!)
         -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned])
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
+    tfbench::spike_max_pool2d(bits, shape, channels_last, dtype, kernel, stride, padding, dilation, out_hw)
+        -> out;  tfbench::spike_max_pool2d_backward(gout, bits, shape, ...same) -> dL/dx
 
 z is ``[T, M, C, inner]`` (BatchNorm's channel dim 2), the residual None, z-shaped, or bits; forward
 updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average).
@@ -57,6 +59,10 @@ SCHEMAS = {
                        "-> (Tensor, Tensor, Tensor[])",
     "pack_spikes": "(Tensor s) -> Tensor",
     "unpack_spikes": "(Tensor bits, int numel, ScalarType dtype) -> Tensor",
+    "spike_max_pool2d": "(Tensor bits, int[] shape, bool channels_last, ScalarType dtype, int[] kernel, int[] stride, "
+                        "int[] padding, int[] dilation, int[] out_hw) -> Tensor",
+    "spike_max_pool2d_backward": "(Tensor gout, Tensor bits, int[] shape, bool channels_last, int[] kernel, "
+                                 "int[] stride, int[] padding, int[] dilation, int[] out_hw) -> Tensor",
     "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
                            "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor[] learned, str neuron, "
                            "float[] constants, int[] switches, bool batch_stats, float momentum, float eps) "
@@ -109,6 +115,23 @@ def _unpack_fake(bits, numel, dtype):
     return bits.new_empty((numel,), dtype=dtype)
 
 
+def _map_fake(like: Tensor, shape, channels_last: bool, dtype: torch.dtype) -> Tensor:
+    n, c, h, w = shape
+    if channels_last:
+        return like.new_empty((n, h, w, c), dtype=dtype).permute(0, 3, 1, 2)
+    return like.new_empty((n, c, h, w), dtype=dtype)
+
+
+@torch.library.register_fake("tfbench::spike_max_pool2d", lib=LIBRARY)
+def _pool_fake(bits, shape, channels_last, dtype, kernel, stride, padding, dilation, out_hw):
+    return _map_fake(bits, (shape[0], shape[1], *out_hw), channels_last, dtype)
+
+
+@torch.library.register_fake("tfbench::spike_max_pool2d_backward", lib=LIBRARY)
+def _pool_backward_fake(gout, bits, shape, channels_last, kernel, stride, padding, dilation, out_hw):
+    return _map_fake(gout, shape, channels_last, gout.dtype)
+
+
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
 def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num_batches_tracked, learned, neuron,
                        constants, switches, batch_stats, momentum, eps):
@@ -143,6 +166,8 @@ FORWARD = torch.ops.tfbench.neuron_forward.default
 BACKWARD = torch.ops.tfbench.neuron_backward.default
 PACK_SPIKES = torch.ops.tfbench.pack_spikes.default
 UNPACK_SPIKES = torch.ops.tfbench.unpack_spikes.default
+SPIKE_MAX_POOL = torch.ops.tfbench.spike_max_pool2d.default
+SPIKE_MAX_POOL_BACKWARD = torch.ops.tfbench.spike_max_pool2d_backward.default
 NORM_FORWARD = torch.ops.tfbench.norm_neuron_forward.default
 NORM_BACKWARD = torch.ops.tfbench.norm_neuron_backward.default
 

@@ -172,8 +172,9 @@ class _ConvNormNeuron(torch.autograd.Function):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
         if x_bits is None:   # z recomputed in backward: by the same calls on the same tensors, so the same z
             dt = _compute_dtype(x)   # autocast's, when on: x and the weight cast whole, then sliced, both times
+            x = x.to(dt)   # what is kept: the input in the convolution's dtype (half of float32's under bf16)
             with torch.autocast(x.device.type, enabled=False):
-                z = _conv_in_chunks(x.to(dt), conv_weight.to(dt), args)
+                z = _conv_in_chunks(x, conv_weight.to(dt), args)
         else:
             z = F.conv2d(x, conv_weight, None, *args)
         cl = is_channels_last(z)
@@ -200,7 +201,7 @@ class _ConvNormNeuron(torch.autograd.Function):
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.mark_non_differentiable(ckpt)
         ctx.set_materialize_grads(False)
-        return s if pool is None else F.max_pool2d(s, *pool)
+        return s if pool is None else _pool_forward(s_bits, ctx.s_shape, s.dtype, cl, pool)
 
     @staticmethod
     def backward(ctx, gs):
@@ -208,7 +209,7 @@ class _ConvNormNeuron(torch.autograd.Function):
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
         if ctx.recompute:
-            xc = x_or_bits.to(ctx.dtype)
+            xc = x_or_bits   # already in the convolution's dtype
             with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
                 z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
         if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
@@ -229,17 +230,10 @@ class _ConvNormNeuron(torch.autograd.Function):
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
         if ctx.recompute:   # the stem: its large convolution differentiated a slice at a time too
             gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, mask)
-        else:   # dL/dw from x's unpacked spikes, which go before dL/dx (which needs only x's shape) is made
-            gx = gw = None
-            if mask[1]:
-                xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
-                gw = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False, [0, 0],
-                                                         groups, [False, True, False])[1]
-                del xc
-            if mask[0]:
-                shape_only = gz.new_empty(1).expand(ctx.x_shape)   # as torch.nn.grad.conv2d_input does
-                gx = torch.ops.aten.convolution_backward(gz, shape_only, wc, None, stride, padding, dilation, False,
-                                                         [0, 0], groups, [True, False, False])[0]
+        else:   # one call for both (two would cost a second cuDNN call's host time, ~0.1 ms, for ~7 MiB)
+            xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
+            gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
+                                                            [0, 0], groups, mask)
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
                 None, None, None, None,
@@ -324,7 +318,8 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
 
     ``x_bits``: ``pack_spikes(x)`` when x is spikes; backward then keeps those bits and conv(x) (as
     BatchNorm would), not x. Without them it keeps x and runs the convolution again in backward instead
-    of keeping its output (for a layer whose input is kept anyway: the stem's image). ``residual``:
+    of keeping its output (the stem's: its input, the encoded image, is then kept in the convolution's
+    dtype, autocast's when on, and need not outlive the forward elsewhere). ``residual``:
     None or a tensor of the output's shape ``[T*B, C', H', W']``, read as its bits ``residual_bits``
     (in the output's memory format) when given. ``pool``: a max-pool of the spikes in the same node, whose
     backward then holds dL/ds only while it is needed (the stem's: conv, BatchNorm, neuron, max-pool); the
@@ -378,7 +373,7 @@ class _SpikeMaxPool(torch.autograd.Function):
         ctx.save_for_backward(bits)
         ctx.shape, ctx.dtype, ctx.channels_last = tuple(x.shape), x.dtype, is_channels_last(x)
         ctx.pool = kernel, stride, padding, dilation, ceil_mode
-        return F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+        return _pool_forward(bits, ctx.shape, x.dtype, ctx.channels_last, ctx.pool)
 
     @staticmethod
     def backward(ctx, gout):
@@ -387,41 +382,37 @@ class _SpikeMaxPool(torch.autograd.Function):
             None, None, None
 
 
+def _pool_out_hw(shape: Sequence[int], pool: tuple) -> list[int]:
+    """[Ho, Wo] of ``F.max_pool2d(x, *pool)`` for x of ``shape`` [N, C, H, W] (PyTorch's formula, ceil_mode too)."""
+    kernel, stride, padding, dilation, ceil_mode = (_pair(a) if k < 4 else a for k, a in enumerate(pool))
+    out = []
+    for d in (0, 1):
+        size, k, st, p, dl = shape[2 + d], kernel[d], stride[d], padding[d], dilation[d]
+        o = (size + 2 * p - dl * (k - 1) - 1 + (st - 1 if ceil_mode else 0)) // st + 1
+        if ceil_mode and (o - 1) * st >= size + p:   # the last window must start inside the input or its padding
+            o -= 1
+        out.append(o)
+    return out
+
+
+def _pool_forward(bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool,
+                  pool: tuple) -> Tensor:
+    """``max_pool2d(x, *pool)`` of spikes x ``shape`` read from their ``bits`` (no indices: a window's
+    maximum is 1 when any of its spikes is), in x's memory format; one kernel pass (kernels/spike_pool.cuh)."""
+    kernel, stride, padding, dilation, _ = pool
+    return library.SPIKE_MAX_POOL(bits, list(shape), channels_last, dtype, _pair(kernel), _pair(stride),
+                                  _pair(padding), _pair(dilation), _pool_out_hw(shape, pool))
+
+
 def _pool_backward(gout: Tensor, bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool,
                    pool: tuple) -> Tensor:
-    """dL/dx of ``max_pool2d(x, *pool)`` for spikes x ``shape`` kept as ``bits``, in x's memory format: the
-    maximum's position recomputed from the bits by the same op, a chunk of images at a time."""
-    kernel, stride, padding, dilation, ceil_mode = pool
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    gout = gout.contiguous(memory_format=fmt)
-    gx = torch.empty(shape, dtype=gout.dtype, device=gout.device, memory_format=fmt)
-    per_image = math.prod(shape[1:])
-    for i, j in _chunks(shape[0], per_image, dtype.itemsize):
-        # images i..j-1: their bits start on a byte (memory order is image-major in both formats)
-        x = unpack_spikes(bits[i * per_image // 8:(j * per_image + 7) // 8], (j - i, *shape[1:]), dtype,
-                          channels_last)
-        with torch.autocast(x.device.type, enabled=False):   # a backward called under autocast
-            _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-        torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
-            gout[i:j], x, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation), ceil_mode, indices,
-            grad_input=gx[i:j])
-        del x, indices   # before the next slice's: one slice's at a time
-    return gx
-
-
-# Bytes of unpacked input one chunk of spike_max_pool2d's backward holds at once (with its int64 indices
-# and its gradient slice): the maximum's position recomputed a slice of the batch at a time, so that
-# backward does not hold the whole input and its indices besides the gradient.
-POOL_CHUNK_BYTES = 16 * 2**20
-
-
-def _chunks(n: int, per_image: int, itemsize: int) -> list[tuple[int, int]]:
-    """Image ranges [i, j) of at most ``POOL_CHUNK_BYTES`` of unpacked input each (at least one image),
-    every one but the last a whole number of bytes of bits (``i * per_image`` a multiple of 8)."""
-    step = max(1, POOL_CHUNK_BYTES // max(1, per_image * itemsize))
-    align = 8 // math.gcd(per_image, 8)
-    step = -(-step // align) * align
-    return [(i, min(n, i + step)) for i in range(0, n, step)]
+    """dL/dx of ``max_pool2d(x, *pool)`` for spikes x ``shape`` kept as ``bits``, in x's memory format and
+    gout's dtype cast to ``dtype``: each window's maximum found again from the bits where PyTorch's max-pool
+    puts it, and dL/dout gathered in its order; one kernel pass, no unpacked input, no indices."""
+    kernel, stride, padding, dilation, _ = pool
+    return library.SPIKE_MAX_POOL_BACKWARD(gout.to(dtype), bits, list(shape), channels_last, _pair(kernel),
+                                           _pair(stride), _pair(padding), _pair(dilation),
+                                           _pool_out_hw(shape, pool))
 
 
 def _pair(v) -> list[int]:
