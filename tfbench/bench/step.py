@@ -44,9 +44,8 @@ class TrainingStep:
         return self.spec.encode(x, self.cfg.T, self.generator, self.cfg.in_channels)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        inp = self.encode(x)
-        with self.autocast():
-            logits = self.model(inp)
+        with self.autocast():   # the encoded input is not held here: what backward needs of it the graph keeps
+            logits = self.model(self.encode(x))
         loss = F.cross_entropy(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
