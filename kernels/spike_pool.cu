@@ -1,5 +1,6 @@
 // The max-pool of spikes kept as bits (spike_pool.cuh), for the GPU: NVRTC compiles this file once per
-// storage dtype (TFB_STORAGE: 0 float, 1 bfloat16, 2 float16, 3 double); one thread per output element.
+// storage dtype (TFB_STORAGE: 0 float, 1 bfloat16, 2 float16, 3 double); one thread per element written
+// (the output's, the windows' codes, dL/dx's).
 #include "spike_pool.cuh"
 
 using namespace tfb;
@@ -22,6 +23,11 @@ typedef double S;
 extern "C" __global__ void tfb_pool_forward(const PoolArgs a) {
   const i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
   if (e < a.n) pool_forward_element<S>(a, e);
+}
+
+extern "C" __global__ void tfb_pool_codes(const PoolArgs a) {
+  const i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e < a.n) pool_code_element(a, e);
 }
 
 extern "C" __global__ void tfb_pool_backward(const PoolArgs a) {

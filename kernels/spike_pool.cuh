@@ -1,12 +1,14 @@
 // A 2-D max-pool of spikes read from their bits (neuron.cuh's pack_byte: element e of the 0/1 tensor
-// in its memory order is bit e % 8 of byte e / 8), forward and backward, one thread per output element.
+// in its memory order is bit e % 8 of byte e / 8), forward and backward.
 //
 // The maximum of a window of spikes is 1 when any is 1, and its position, the one PyTorch's max-pool
 // picks, is the first 1 in the window's row-major scan, else the window's first element (its kernels
 // start from -inf and take a value only when it is greater). So the forward needs no indices, and the
-// backward finds each window's maximum again from the bits (no unpacked input, no int64 indices):
-// dL/dx at (h, w) gathers dL/dout over the windows whose maximum is (h, w), in PyTorch's order (the
-// windows' rows, then columns), summed in the arithmetic type (float, double for double).
+// backward finds each window's maximum again from the bits: one pass writes, per window, the maximum's
+// place in the window as one byte (its code: row * kw + column), then one pass per input element
+// gathers dL/dout over the windows whose code names it, in PyTorch's order (the windows' rows, then
+// columns), summed in the arithmetic type (float, double for double). Each window is read once, not
+// once per element it covers.
 //
 // Compiled twice from this one text: by NVRTC (spike_pool.cu) and by the C++ compiler (tfbench_ops.cpp).
 #pragma once
@@ -18,25 +20,28 @@ namespace tfb {
 struct PoolArgs {
   const unsigned char* bits;   // the input spikes' bits: [N, C, H, W] in NCHW or NHWC memory order
   const void* gout;            // backward: dL/dout [N, C, Ho, Wo], in the same memory order
+  unsigned char* codes;        // [N, C, Ho, Wo]: each window's maximum's place in it (written, then read)
   void* out;                   // forward: out [N, C, Ho, Wo]; backward: dL/dx [N, C, H, W]
-  i64 n;                       // elements of out
+  i64 n;                       // elements the pass runs over: the output's (forward, codes), the input's
   int C, H, W, Ho, Wo;
   int kh, kw, sh, sw, ph, pw, dh, dw;
   int channels_last;           // 1: NHWC memory order, 0: NCHW
 };
 
-// (image, channel, row, column) of element e of a [*, C, rows, cols] tensor in the args' memory order.
+// (image, channel, row, column) of element e of a [*, C, rows, cols] tensor in the args' memory order:
+// one 64-bit division (the image), the rest in 32 bits (an image has fewer than 2^31 elements).
 struct Pos { i64 n; int c, y, x; };
 TFB_HD Pos pool_pos(const PoolArgs& a, i64 e, int rows, int cols) {
+  const int per_image = a.C * rows * cols;
   Pos p;
+  p.n = e / per_image;
+  int r = (int)(e - p.n * per_image);
   if (a.channels_last) {
-    p.c = (int)(e % a.C); e /= a.C;
-    p.x = (int)(e % cols); e /= cols;
-    p.y = (int)(e % rows); p.n = e / rows;
+    p.c = r % a.C; r /= a.C;
+    p.x = r % cols; p.y = r / cols;
   } else {
-    p.x = (int)(e % cols); e /= cols;
-    p.y = (int)(e % rows); e /= rows;
-    p.c = (int)(e % a.C); p.n = e / a.C;
+    p.x = r % cols; r /= cols;
+    p.y = r % rows; p.c = r / rows;
   }
   return p;
 }
@@ -50,18 +55,20 @@ TFB_HD bool pool_bit(const PoolArgs& a, i64 n, int c, int y, int x) {
   return (a.bits[e >> 3] >> (e & 7)) & 1;
 }
 
-// Window (oy, ox)'s maximum position as y * W + x (PyTorch's choice, above); *any: whether it is a 1.
+// Window (oy, ox)'s maximum's place in it, row * kw + column (PyTorch's choice, above); *any: whether
+// it is a 1.
 TFB_HD int pool_argmax(const PoolArgs& a, i64 n, int c, int oy, int ox, bool* any) {
-  int y0 = oy * a.sh - a.ph, x0 = ox * a.sw - a.pw;
-  const int y1 = y0 + (a.kh - 1) * a.dh + 1 < a.H ? y0 + (a.kh - 1) * a.dh + 1 : a.H;
-  const int x1 = x0 + (a.kw - 1) * a.dw + 1 < a.W ? x0 + (a.kw - 1) * a.dw + 1 : a.W;
-  while (y0 < 0) y0 += a.dh;
-  while (x0 < 0) x0 += a.dw;
-  for (int y = y0; y < y1; y += a.dh)
-    for (int x = x0; x < x1; x += a.dw)
-      if (pool_bit(a, n, c, y, x)) { *any = true; return y * a.W + x; }
+  const int y_origin = oy * a.sh - a.ph, x_origin = ox * a.sw - a.pw;
+  const int y1 = y_origin + (a.kh - 1) * a.dh + 1 < a.H ? y_origin + (a.kh - 1) * a.dh + 1 : a.H;
+  const int x1 = x_origin + (a.kw - 1) * a.dw + 1 < a.W ? x_origin + (a.kw - 1) * a.dw + 1 : a.W;
+  int i0 = 0, j0 = 0;   // the first rows and columns inside the input
+  while (y_origin + i0 * a.dh < 0) ++i0;
+  while (x_origin + j0 * a.dw < 0) ++j0;
+  for (int i = i0; y_origin + i * a.dh < y1; ++i)
+    for (int j = j0; x_origin + j * a.dw < x1; ++j)
+      if (pool_bit(a, n, c, y_origin + i * a.dh, x_origin + j * a.dw)) { *any = true; return i * a.kw + j; }
   *any = false;
-  return y0 * a.W + x0;
+  return i0 * a.kw + j0;
 }
 
 template <typename S> TFB_HD void pool_forward_element(const PoolArgs& a, i64 e) {
@@ -69,6 +76,12 @@ template <typename S> TFB_HD void pool_forward_element(const PoolArgs& a, i64 e)
   bool any = false;
   pool_argmax(a, p.n, p.c, p.y, p.x, &any);
   static_cast<S*>(a.out)[e] = Storage<S>::store(any ? 1.0f : 0.0f);
+}
+
+TFB_HD void pool_code_element(const PoolArgs& a, i64 e) {
+  const Pos p = pool_pos(a, e, a.Ho, a.Wo);
+  bool any = false;
+  a.codes[e] = (unsigned char)pool_argmax(a, p.n, p.c, p.y, p.x, &any);
 }
 
 // The windows that may hold input row (or column) i: PyTorch's pooling backward's range [first, last).
@@ -82,15 +95,19 @@ TFB_HD int pool_last(int i, int pad, int stride, int pooled) {
 template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 e) {
   typedef typename Storage<S>::acc A;
   const Pos p = pool_pos(a, e, a.H, a.W);
-  const int here = p.y * a.W + p.x;
   const int oy1 = pool_last(p.y, a.ph, a.sh, a.Ho), ox1 = pool_last(p.x, a.pw, a.sw, a.Wo);
+  const int ox0 = pool_first(p.x, a.pw, a.kw, a.dw, a.sw);
   A g = A(0);
-  for (int oy = pool_first(p.y, a.ph, a.kh, a.dh, a.sh); oy < oy1; ++oy)
-    for (int ox = pool_first(p.x, a.pw, a.kw, a.dw, a.sw); ox < ox1; ++ox) {
-      bool any = false;
-      if (pool_argmax(a, p.n, p.c, oy, ox, &any) == here)
-        g += (A)Storage<S>::load(static_cast<const S*>(a.gout)[pool_index(a, p.n, p.c, oy, ox, a.Ho, a.Wo)]);
+  for (int oy = pool_first(p.y, a.ph, a.kh, a.dh, a.sh); oy < oy1; ++oy) {
+    const int dy = p.y - (oy * a.sh - a.ph);   // the row's distance from the window's origin
+    if (dy < 0 || dy % a.dh) continue;
+    for (int ox = ox0; ox < ox1; ++ox) {
+      const int dx = p.x - (ox * a.sw - a.pw);
+      if (dx < 0 || dx % a.dw) continue;
+      const i64 o = pool_index(a, p.n, p.c, oy, ox, a.Ho, a.Wo);
+      if (a.codes[o] == (dy / a.dh) * a.kw + dx / a.dw) g += (A)Storage<S>::load(static_cast<const S*>(a.gout)[o]);
     }
+  }
   static_cast<S*>(a.out)[e] = Storage<S>::store(g);
 }
 

@@ -788,7 +788,7 @@ tfb::PoolArgs pool_args(const Tensor& bits, at::IntArrayRef shape, bool channels
   for (int d = 0; d < 2; ++d)  // every window starts inside the input (it may not read past it)
     TORCH_CHECK(kernel[d] > 0 && stride[d] > 0 && dilation[d] > 0 && padding[d] >= 0 && out_hw[d] > 0 &&
                     (out_hw[d] - 1) * stride[d] - padding[d] < shape[2 + d] &&
-                    padding[d] * 2 <= (kernel[d] - 1) * dilation[d] + 1,
+                    padding[d] * 2 <= (kernel[d] - 1) * dilation[d] + 1 && kernel[0] * kernel[1] <= 255,
                 "tfbench: spike max-pool arguments out of range: shape ", shape, ", kernel ", kernel, ", stride ",
                 stride, ", padding ", padding, ", dilation ", dilation, ", output ", out_hw);
   tfb::PoolArgs a{};
@@ -806,21 +806,29 @@ Tensor new_map(i64 n, i64 c, i64 rows, i64 cols, bool channels_last, const at::T
   return new_output({n, c, rows, cols}, options);
 }
 
-void run_pool(bool backward, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
+enum PoolPass { kPoolForward = 0, kPoolCodes = 1, kPoolBackward = 2 };
+
+void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
   if (a.n == 0) return;
   if (!like.is_cuda()) {
+    auto element = [&](auto zero, i64 e) {
+      using S = decltype(zero);
+      if (pass == kPoolForward) tfb::pool_forward_element<S>(a, e);
+      else if (pass == kPoolCodes) tfb::pool_code_element(a, e);
+      else tfb::pool_backward_element<S>(a, e);
+    };
     for (i64 e = 0; e < a.n; ++e) {
       switch (storage) {
-        case kFloat: backward ? tfb::pool_backward_element<float>(a, e) : tfb::pool_forward_element<float>(a, e); break;
-        case kBFloat16: backward ? tfb::pool_backward_element<tfb::bf16>(a, e) : tfb::pool_forward_element<tfb::bf16>(a, e); break;
-        case kHalf: backward ? tfb::pool_backward_element<tfb::f16>(a, e) : tfb::pool_forward_element<tfb::f16>(a, e); break;
-        case kDouble: backward ? tfb::pool_backward_element<double>(a, e) : tfb::pool_forward_element<double>(a, e); break;
+        case kFloat: element(0.0f, e); break;
+        case kBFloat16: element(tfb::bf16{}, e); break;
+        case kHalf: element(tfb::f16{}, e); break;
+        case kDouble: element(0.0, e); break;
       }
     }
     return;
   }
   static std::mutex lock;
-  static std::unordered_map<int64_t, std::vector<int64_t>> cache;  // (storage, device) -> the two kernels
+  static std::unordered_map<int64_t, std::vector<int64_t>> cache;  // (storage, device) -> the three kernels
   const int device = like.device().index();
   const int64_t key = (int64_t)storage | (int64_t)device << 8;
   std::vector<int64_t> fns;
@@ -835,14 +843,14 @@ void run_pool(bool backward, tfb::PoolArgs& a, Storage storage, const Tensor& li
                                .typed<std::vector<int64_t>(c10::string_view, c10::string_view, c10::string_view,
                                                            int64_t)>();
     fns = provider.call("spike_pool.cu", "TFB_STORAGE=" + std::to_string((int)storage),
-                        "tfb_pool_forward tfb_pool_backward", device);
-    TORCH_CHECK(fns.size() == 2, "tfbench::_kernels returned ", fns.size(), " handles, expected 2");
+                        "tfb_pool_forward tfb_pool_codes tfb_pool_backward", device);
+    TORCH_CHECK(fns.size() == 3, "tfbench::_kernels returned ", fns.size(), " handles, expected 3");
     std::lock_guard<std::mutex> guard(lock);
     cache.emplace(key, fns);
   }
   const int64_t block = 256;
-  launch_kernel(reinterpret_cast<void*>(fns[backward ? 1 : 0]), &a, (unsigned)((a.n + block - 1) / block),
-                (unsigned)block, like.device());
+  launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)((a.n + block - 1) / block), (unsigned)block,
+                like.device());
 }
 
 Tensor spike_max_pool2d(const Tensor& bits_, at::IntArrayRef shape, bool channels_last, at::ScalarType dtype,
@@ -854,7 +862,7 @@ Tensor spike_max_pool2d(const Tensor& bits_, at::IntArrayRef shape, bool channel
   Tensor out = new_map(shape[0], shape[1], out_hw[0], out_hw[1], channels_last, bits.options().dtype(dtype));
   a.out = out.data_ptr();
   a.n = out.numel();
-  run_pool(false, a, storage_of(out), out);
+  run_pool(kPoolForward, a, storage_of(out), out);
   return out;
 }
 
@@ -870,10 +878,14 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
               out_hw[0], ", ", out_hw[1], "], got ", gout_.sizes());
   const Tensor gout = gout_.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   Tensor gx = new_map(shape[0], shape[1], shape[2], shape[3], channels_last, gout.options());
+  Tensor codes = at::empty({gout.numel()}, gout.options().dtype(at::kByte));  // one byte a window
+  a.codes = codes.data_ptr<uint8_t>();
+  a.n = gout.numel();
+  run_pool(kPoolCodes, a, storage_of(gx), gx);
   a.gout = gout.data_ptr();
   a.out = gx.data_ptr();
   a.n = gx.numel();
-  run_pool(true, a, storage_of(gx), gx);
+  run_pool(kPoolBackward, a, storage_of(gx), gx);
   return gx;
 }
 

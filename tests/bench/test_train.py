@@ -482,3 +482,24 @@ def test_the_warm_up_is_undone_under_a_cuda_graph(monkeypatch) -> None:
                 out.append(float(run()))
         losses.append(out)
     assert losses[1] == pytest.approx(losses[0], rel=1e-5), losses
+
+
+def test_bf16_step_feeds_the_network_its_input_in_bf16() -> None:
+    """Under bf16 the step encodes the batch as float32 does and hands the network the bf16 cast (the cast
+    the first convolution's autocast would make): the loss is the one the float32 input gives, bit for bit."""
+    p = NEURONS["LIF"]
+    cfg = normalize(RunConfig(backend="tfbench", dataset="MNIST", T=2, batch_size=3, precision="bf16", device="cpu"))
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(3)
+    seen, losses = [], []
+    for cast in (True, False):
+        torch.manual_seed(0)
+        net = models.build("Spiking-ResNet18", lambda: get("tfbench").layer(p), num_classes=10)
+        net.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+        step = step_module.TrainingStep(net, torch.optim.Adam(net.parameters()), data.MNIST, cfg,
+                                        torch.Generator().manual_seed(0))
+        if not cast:   # the float32 input as it was fed before
+            step.encoded = step.encode
+        losses.append(step(x, y))
+    assert seen == [torch.bfloat16, torch.float32]
+    assert torch.equal(losses[0], losses[1])

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfbench import models
-from tfbench.ops import LIF, PLIF, library, norm
+from tfbench.ops import LIF, PLIF, norm
 from tests.conftest import DEVICES
 
 from .cases import UNIT_ROUNDOFF, C_BACKWARD, C_FORWARD, generator, tie_mask
@@ -336,12 +336,13 @@ def test_spike_max_pool_from_bits_in_other_dtypes(device, dtype):
         torch.testing.assert_close(grads[1], grads[0], rtol=2 ** -7, atol=0)
 
 
-def test_spike_max_pool_refuses_windows_past_the_input():
-    bits = norm.pack_spikes(torch.ones(1, 1, 4, 4))
-    with pytest.raises(RuntimeError, match="out of range"):
-        library.SPIKE_MAX_POOL(bits, [1, 1, 4, 4], False, torch.float32, [2, 2], [2, 2], [0, 0], [1, 1], [3, 2])
-    with pytest.raises(RuntimeError, match="uint8 bytes"):
-        library.SPIKE_MAX_POOL(bits[:1], [1, 1, 4, 4], False, torch.float32, [2, 2], [2, 2], [0, 0], [1, 1], [2, 2])
+def test_spike_max_pool_refuses_what_it_cannot_pool():
+    """Refused in Python, before any kernel: a padding over half the window (nn.MaxPool2d refuses it too)
+    and windows of more than 255 elements (a window's maximum's place is kept in one byte)."""
+    x = torch.ones(1, 1, 20, 20)
+    for pool, match in [(nn.MaxPool2d(3, padding=2), "padding"), (nn.MaxPool2d(16), "255 elements")]:
+        with pytest.raises(ValueError, match=match):
+            norm.spike_max_pool2d(pool, x, norm.pack_spikes(x))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -430,6 +430,12 @@ def _pool_args(pool: nn.MaxPool2d) -> tuple:
     if pool.return_indices:
         raise ValueError("a max-pool of spikes kept as bits does not return indices")
     stride = pool.stride if pool.stride is not None else pool.kernel_size
+    kernel, padding, dilation = _pair(pool.kernel_size), _pair(pool.padding), _pair(pool.dilation)
+    if kernel[0] * kernel[1] > 255:   # kernels/spike_pool.cuh keeps a window's maximum's place in one byte
+        raise ValueError(f"a max-pool of spikes takes windows of at most 255 elements, got kernel {pool.kernel_size}")
+    if any(2 * p > (k - 1) * d + 1 for k, p, d in zip(kernel, padding, dilation)):
+        raise ValueError(f"a max-pool's padding must be at most half its window (as nn.MaxPool2d's), got padding "
+                         f"{pool.padding} for kernel {pool.kernel_size}, dilation {pool.dilation}")
     return pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode
 
 
