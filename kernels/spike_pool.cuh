@@ -8,7 +8,8 @@
 // place in the window as one byte (its code: row * kw + column), then one pass per input element
 // gathers dL/dout over the windows whose code names it, in PyTorch's order (the windows' rows, then
 // columns), summed in the arithmetic type (float, double for double). Each window is read once, not
-// once per element it covers.
+// once per element it covers. A pass is a grid of (image, 256 of its elements) blocks: the positions
+// come from 32-bit divisions by launch constants (FastDiv), never from a 64-bit division.
 //
 // Compiled twice from this one text: by NVRTC (spike_pool.cu) and by the C++ compiler (tfbench_ops.cpp).
 #pragma once
@@ -17,31 +18,58 @@
 
 namespace tfb {
 
+// Division by a divisor fixed for the launch, without the GPU's slow integer division: PyTorch's
+// IntDivider's method (a multiply-high, an add and a shift), exact for dividends below 2^31; the host
+// runs the same arithmetic (so the CPU tests check it).
+struct FastDiv { unsigned d, m, s; };
+
+TFB_HD FastDiv fast_div(unsigned d) {   // made on the host, once a launch; d >= 1
+  FastDiv f{d, 0, 0};
+  while (f.s < 32 && (1ull << f.s) < d) ++f.s;
+  f.m = (unsigned)(((1ull << 32) * ((1ull << f.s) - d)) / d + 1);
+  return f;
+}
+
+TFB_HD unsigned fdiv(const FastDiv& f, unsigned n) {
+#if defined(__CUDA_ARCH__)
+  const unsigned high = __umulhi(n, f.m);
+#else
+  const unsigned high = (unsigned)(((unsigned long long)n * f.m) >> 32);
+#endif
+  return (high + n) >> f.s;
+}
+
 struct PoolArgs {
   const unsigned char* bits;   // the input spikes' bits: [N, C, H, W] in NCHW or NHWC memory order
   const void* gout;            // backward: dL/dout [N, C, Ho, Wo], in the same memory order
   unsigned char* codes;        // [N, C, Ho, Wo]: each window's maximum's place in it (written, then read)
   void* out;                   // forward: out [N, C, Ho, Wo]; backward: dL/dx [N, C, H, W]
-  i64 n;                       // elements the pass runs over: the output's (forward, codes), the input's
+  i64 images;                  // N
+  int per_image;               // elements of one image the pass writes: C * Ho * Wo, or C * H * W
   int C, H, W, Ho, Wo;
   int kh, kw, sh, sw, ph, pw, dh, dw;
   int channels_last;           // 1: NHWC memory order, 0: NCHW
+  FastDiv fC, fH, fW, fHo, fWo, fsh, fsw, fdh, fdw;
 };
 
-// (image, channel, row, column) of element e of a [*, C, rows, cols] tensor in the args' memory order:
-// one 64-bit division (the image), the rest in 32 bits (an image has fewer than 2^31 elements).
+// (channel, row, column) of element r of one image [C, rows, cols] in the args' memory order.
 struct Pos { i64 n; int c, y, x; };
-TFB_HD Pos pool_pos(const PoolArgs& a, i64 e, int rows, int cols) {
-  const int per_image = a.C * rows * cols;
+TFB_HD Pos pool_pos(const PoolArgs& a, i64 n, int r, const FastDiv& rows, const FastDiv& cols) {
   Pos p;
-  p.n = e / per_image;
-  int r = (int)(e - p.n * per_image);
+  p.n = n;
+  unsigned q;
   if (a.channels_last) {
-    p.c = r % a.C; r /= a.C;
-    p.x = r % cols; p.y = r / cols;
+    q = fdiv(a.fC, (unsigned)r);
+    p.c = r - (int)q * a.C;
+    const unsigned y = fdiv(cols, q);
+    p.x = (int)(q - y * cols.d);
+    p.y = (int)y;
   } else {
-    p.x = r % cols; r /= cols;
-    p.y = r % rows; p.c = r / rows;
+    q = fdiv(cols, (unsigned)r);
+    p.x = r - (int)(q * cols.d);
+    const unsigned c = fdiv(rows, q);
+    p.y = (int)(q - c * rows.d);
+    p.c = (int)c;
   }
   return p;
 }
@@ -71,44 +99,55 @@ TFB_HD int pool_argmax(const PoolArgs& a, i64 n, int c, int oy, int ox, bool* an
   return i0 * a.kw + j0;
 }
 
-template <typename S> TFB_HD void pool_forward_element(const PoolArgs& a, i64 e) {
-  const Pos p = pool_pos(a, e, a.Ho, a.Wo);
+template <typename S> TFB_HD void pool_forward_element(const PoolArgs& a, i64 n, int r) {
+  const Pos p = pool_pos(a, n, r, a.fHo, a.fWo);
+  const i64 e = n * a.per_image + r;
   bool any = false;
   pool_argmax(a, p.n, p.c, p.y, p.x, &any);
   static_cast<S*>(a.out)[e] = Storage<S>::store(any ? 1.0f : 0.0f);
 }
 
-TFB_HD void pool_code_element(const PoolArgs& a, i64 e) {
-  const Pos p = pool_pos(a, e, a.Ho, a.Wo);
+TFB_HD void pool_code_element(const PoolArgs& a, i64 n, int r) {
+  const Pos p = pool_pos(a, n, r, a.fHo, a.fWo);
+  const i64 e = n * a.per_image + r;
   bool any = false;
   a.codes[e] = (unsigned char)pool_argmax(a, p.n, p.c, p.y, p.x, &any);
 }
 
 // The windows that may hold input row (or column) i: PyTorch's pooling backward's range [first, last).
-TFB_HD int pool_first(int i, int pad, int k, int dil, int stride) {
-  return i + pad < (k - 1) * dil + 1 ? 0 : (i + pad - ((k - 1) * dil + 1)) / stride + 1;
+TFB_HD int pool_first(int i, int pad, int k, int dil, const FastDiv& stride) {
+  return i + pad < (k - 1) * dil + 1 ? 0 : (int)fdiv(stride, (unsigned)(i + pad - ((k - 1) * dil + 1))) + 1;
 }
-TFB_HD int pool_last(int i, int pad, int stride, int pooled) {
-  return (i + pad) / stride + 1 < pooled ? (i + pad) / stride + 1 : pooled;
+TFB_HD int pool_last(int i, int pad, const FastDiv& stride, int pooled) {
+  const int last = (int)fdiv(stride, (unsigned)(i + pad)) + 1;
+  return last < pooled ? last : pooled;
 }
 
-template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 e) {
+// The place in the window of a row (column) at distance d >= 0 from its origin, or -1 off the dilation's grid.
+TFB_HD int pool_tap(int d, const FastDiv& dil) {
+  const int q = (int)fdiv(dil, (unsigned)d);
+  return d - q * (int)dil.d ? -1 : q;
+}
+
+template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 n, int r) {
   typedef typename Storage<S>::acc A;
-  const Pos p = pool_pos(a, e, a.H, a.W);
-  const int oy1 = pool_last(p.y, a.ph, a.sh, a.Ho), ox1 = pool_last(p.x, a.pw, a.sw, a.Wo);
-  const int ox0 = pool_first(p.x, a.pw, a.kw, a.dw, a.sw);
+  const Pos p = pool_pos(a, n, r, a.fH, a.fW);
+  const int oy1 = pool_last(p.y, a.ph, a.fsh, a.Ho), ox1 = pool_last(p.x, a.pw, a.fsw, a.Wo);
+  const int ox0 = pool_first(p.x, a.pw, a.kw, a.dw, a.fsw);
   A g = A(0);
-  for (int oy = pool_first(p.y, a.ph, a.kh, a.dh, a.sh); oy < oy1; ++oy) {
+  for (int oy = pool_first(p.y, a.ph, a.kh, a.dh, a.fsh); oy < oy1; ++oy) {
     const int dy = p.y - (oy * a.sh - a.ph);   // the row's distance from the window's origin
-    if (dy < 0 || dy % a.dh) continue;
+    const int i = dy < 0 ? -1 : pool_tap(dy, a.fdh);
+    if (i < 0) continue;
     for (int ox = ox0; ox < ox1; ++ox) {
       const int dx = p.x - (ox * a.sw - a.pw);
-      if (dx < 0 || dx % a.dw) continue;
+      const int j = dx < 0 ? -1 : pool_tap(dx, a.fdw);
+      if (j < 0) continue;
       const i64 o = pool_index(a, p.n, p.c, oy, ox, a.Ho, a.Wo);
-      if (a.codes[o] == (dy / a.dh) * a.kw + dx / a.dw) g += (A)Storage<S>::load(static_cast<const S*>(a.gout)[o]);
+      if (a.codes[o] == i * a.kw + j) g += (A)Storage<S>::load(static_cast<const S*>(a.gout)[o]);
     }
   }
-  static_cast<S*>(a.out)[e] = Storage<S>::store(g);
+  static_cast<S*>(a.out)[n * a.per_image + r] = Storage<S>::store(g);
 }
 
 }  // namespace tfb

@@ -265,15 +265,16 @@ int64_t choose_group(const Learned& l, int64_t neurons_per_block) {
   return group;
 }
 
-// One kernel of one by-value argument struct, `grid` blocks of `block` threads, on PyTorch's current stream.
-void launch_kernel(void* fn, const void* arg, unsigned grid, unsigned block, const at::Device& device) {
+// One kernel of one by-value argument struct, grid_x * grid_y blocks of `block` threads, on PyTorch's current stream.
+void launch_kernel(void* fn, const void* arg, unsigned grid_x, unsigned grid_y, unsigned block,
+                   const at::Device& device) {
   static auto launch = reinterpret_cast<LaunchFn>(driver_symbol("cuLaunchKernel"));
   void* stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device).native_handle();
   void* params[1] = {const_cast<void*>(arg)};
-  int code = launch(fn, grid, 1, 1, block, 1, 1, 0, stream, params, nullptr);
+  int code = launch(fn, grid_x, grid_y, 1, block, 1, 1, 0, stream, params, nullptr);
   if (code != 0) {
     make_primary_context_current(device.index());
-    code = launch(fn, grid, 1, 1, block, 1, 1, 0, stream, params, nullptr);
+    code = launch(fn, grid_x, grid_y, 1, block, 1, 1, 0, stream, params, nullptr);
   }
   TORCH_CHECK(code == 0, "tfbench: launching a kernel failed with CUDA error ", code);
 }
@@ -283,7 +284,7 @@ void launch_cuda(void* fn, const tfb::Args<A, P>& args, int vec, int64_t block, 
                  i64 blocks = 0) {  // blocks > 0: that many blocks, else enough for args.n / vec threads
   const i64 threads = (args.n + vec - 1) / vec;
   const unsigned grid = (unsigned)(blocks > 0 ? blocks : (threads + block - 1) / block);
-  launch_kernel(fn, &args, grid, (unsigned)block, device);
+  launch_kernel(fn, &args, grid, 1, (unsigned)block, device);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,6 +798,12 @@ tfb::PoolArgs pool_args(const Tensor& bits, at::IntArrayRef shape, bool channels
   a.kh = (int)kernel[0], a.kw = (int)kernel[1], a.sh = (int)stride[0], a.sw = (int)stride[1];
   a.ph = (int)padding[0], a.pw = (int)padding[1], a.dh = (int)dilation[0], a.dw = (int)dilation[1];
   a.channels_last = channels_last ? 1 : 0;
+  a.images = shape[0];
+  TORCH_CHECK(shape[1] * shape[2] * shape[3] <= 65535LL * 256, "tfbench: a spike max-pool takes images of at most ",
+              65535LL * 256, " elements, got ", shape[1] * shape[2] * shape[3]);
+  a.fC = tfb::fast_div(a.C), a.fH = tfb::fast_div(a.H), a.fW = tfb::fast_div(a.W);
+  a.fHo = tfb::fast_div(a.Ho), a.fWo = tfb::fast_div(a.Wo);
+  a.fsh = tfb::fast_div(a.sh), a.fsw = tfb::fast_div(a.sw), a.fdh = tfb::fast_div(a.dh), a.fdw = tfb::fast_div(a.dw);
   return a;
 }
 
@@ -808,21 +815,24 @@ Tensor new_map(i64 n, i64 c, i64 rows, i64 cols, bool channels_last, const at::T
 
 enum PoolPass { kPoolForward = 0, kPoolCodes = 1, kPoolBackward = 2 };
 
+// One pass over a.images images of a.per_image elements each (the elements the pass writes).
 void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
-  if (a.n == 0) return;
+  if (a.images == 0 || a.per_image == 0) return;
   if (!like.is_cuda()) {
-    auto element = [&](auto zero, i64 e) {
+    auto image = [&](auto zero, i64 n) {
       using S = decltype(zero);
-      if (pass == kPoolForward) tfb::pool_forward_element<S>(a, e);
-      else if (pass == kPoolCodes) tfb::pool_code_element(a, e);
-      else tfb::pool_backward_element<S>(a, e);
+      for (int r = 0; r < a.per_image; ++r) {
+        if (pass == kPoolForward) tfb::pool_forward_element<S>(a, n, r);
+        else if (pass == kPoolCodes) tfb::pool_code_element(a, n, r);
+        else tfb::pool_backward_element<S>(a, n, r);
+      }
     };
-    for (i64 e = 0; e < a.n; ++e) {
+    for (i64 n = 0; n < a.images; ++n) {
       switch (storage) {
-        case kFloat: element(0.0f, e); break;
-        case kBFloat16: element(tfb::bf16{}, e); break;
-        case kHalf: element(tfb::f16{}, e); break;
-        case kDouble: element(0.0, e); break;
+        case kFloat: image(0.0f, n); break;
+        case kBFloat16: image(tfb::bf16{}, n); break;
+        case kHalf: image(tfb::f16{}, n); break;
+        case kDouble: image(0.0, n); break;
       }
     }
     return;
@@ -848,9 +858,9 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
     std::lock_guard<std::mutex> guard(lock);
     cache.emplace(key, fns);
   }
-  const int64_t block = 256;
-  launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)((a.n + block - 1) / block), (unsigned)block,
-                like.device());
+  const int block = 256;  // blockIdx.x the image, blockIdx.y a block of its elements
+  launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)a.images,
+                (unsigned)((a.per_image + block - 1) / block), (unsigned)block, like.device());
 }
 
 Tensor spike_max_pool2d(const Tensor& bits_, at::IntArrayRef shape, bool channels_last, at::ScalarType dtype,
@@ -861,7 +871,7 @@ Tensor spike_max_pool2d(const Tensor& bits_, at::IntArrayRef shape, bool channel
   tfb::PoolArgs a = pool_args(bits, shape, channels_last, kernel, stride, padding, dilation, out_hw);
   Tensor out = new_map(shape[0], shape[1], out_hw[0], out_hw[1], channels_last, bits.options().dtype(dtype));
   a.out = out.data_ptr();
-  a.n = out.numel();
+  a.per_image = a.C * a.Ho * a.Wo;
   run_pool(kPoolForward, a, storage_of(out), out);
   return out;
 }
@@ -880,11 +890,11 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
   Tensor gx = new_map(shape[0], shape[1], shape[2], shape[3], channels_last, gout.options());
   Tensor codes = at::empty({gout.numel()}, gout.options().dtype(at::kByte));  // one byte a window
   a.codes = codes.data_ptr<uint8_t>();
-  a.n = gout.numel();
+  a.per_image = a.C * a.Ho * a.Wo;
   run_pool(kPoolCodes, a, storage_of(gx), gx);
   a.gout = gout.data_ptr();
   a.out = gx.data_ptr();
-  a.n = gx.numel();
+  a.per_image = a.C * a.H * a.W;
   run_pool(kPoolBackward, a, storage_of(gx), gx);
   return gx;
 }

@@ -2,16 +2,18 @@
 # Issue 13 on one GPU, in one device call (about 8 minutes on an H200), each stage started only while
 # BUDGET_S seconds have not passed:
 #
-#   bash scripts/gpu_issue13.sh RESULTS      # e.g. results/h200
+#   bash scripts/gpu_issue13.sh RESULTS      # e.g. results/h200/issue13
 #
 # 1. the CUDA tests of the fused ops (the norm ops among them), 8 at once;
-# 2. one conv->BN->add->neuron stage per feature-map size, composed / lean / ANN (scripts/lean_layer_bench.py);
-# 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean;
-#    the same in channels-last memory without SpikingJelly (configs/lean_channels_last.toml); what is live
-#    at the lean step's peak (scripts/lean_memory_peak.py, bf16 and fp32);
-# 4. memory against T (fp32, T = 4 .. 4096, 2 steps each): tfbench default and lean, SpikingJelly, the
-#    ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such;
-# 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4).
+# 2. one conv->BN->add->neuron stage per feature-map size, composed / lean / ANN (scripts/lean_layer_bench.py;
+#    LAYER=0 skips it), and the stem's max-pool of spikes three ways (scripts/spike_pool_bench.py);
+# 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean; what is
+#    live at the lean step's peak (scripts/lean_memory_peak.py, bf16 and fp32);
+# 4. memory against T (fp32, T in MEMORY_T, default 4 .. 4096, 2 steps each): tfbench default and lean,
+#    SpikingJelly, the ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such
+#    (MEMORY_LEAN_ONLY=1: the lean rows only);
+# 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4);
+# 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml).
 set -u
 res=${1:?results folder}
 BUDGET_S=${BUDGET_S:-420}
@@ -22,19 +24,16 @@ timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W 
   | tail -6 | tee "$res/issue13_cuda_tests.log"
 past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/issue13.log"; }
 [ "${LAYER:-1}" = 1 ] && ! past layer && timeout 120 python scripts/lean_layer_bench.py --out "$res/lean_layer.md" 2>&1 | tail -30
+past pool || timeout 100 python scripts/spike_pool_bench.py --out "$res/spike_pool.md" 2>&1 | tail -20
 if ! past step; then
   tf compare --config configs/lean_step.toml --device cuda --out "$res" 2>&1 | tee "$res/lean_step.log" | tail -30
   mv "$res/compare.csv" "$res/lean_step.csv" 2>/dev/null; mv "$res/compare.md" "$res/lean_step.md" 2>/dev/null
-fi
-if ! past "channels-last table"; then
-  tf compare --config configs/lean_channels_last.toml --device cuda --out "$res" 2>&1 | tail -20 \
-    | tee "$res/lean_channels_last.log"
 fi
 for prec in bf16 fp32; do
   past "memory peak $prec" || python scripts/lean_memory_peak.py --lean --precision $prec --out "$res/memory_peak.md" \
     2>&1 | head -4
 done
-mem=(tf compare --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4,16,64,256,1024,4096
+mem=(tf compare --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T ${MEMORY_T:-4,16,64,256,1024,4096}
      --precision fp32 --epochs 1 --max-steps 2 --device cuda --out "$res/memory")
 if ! past memory; then
   echo "== memory against T ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
@@ -47,5 +46,9 @@ if ! past "T=4096 bf16"; then
   echo "== T=4096 lean bf16 ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
   tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 2 \
     --device cuda --lean --precision bf16 --out "$res/memory" 2>&1 | tail -20 | tee -a "$res/issue13.log"
+fi
+if ! past "channels-last table"; then
+  tf compare --config configs/lean_channels_last.toml --device cuda --out "$res" 2>&1 | tail -20 \
+    | tee "$res/lean_channels_last.log"
 fi
 echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"
