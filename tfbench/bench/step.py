@@ -51,10 +51,10 @@ class TrainingStep:
         return inp if self.amp_dtype is None else inp.to(self.amp_dtype)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)   # first: the last step's gradients do not live through forward
         with self.autocast():   # the encoded input is not held here: what backward needs of it the graph keeps
             logits = self.model(self.encoded(x))
         loss = F.cross_entropy(logits.float(), y)
-        self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
             self.optimizer.step()
