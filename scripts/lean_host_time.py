@@ -55,7 +55,8 @@ def main() -> None:
                     synthetic=True, T=a.T, batch_size=a.batch_size, precision=a.precision, device=a.device,
                     lean=a.lean)
     torch.manual_seed(0)
-    model = models.build(cfg.arch, None if a.ann else (lambda: LIF(save="input")), lean=a.lean).to(dev)
+    model = models.build(cfg.arch, None if a.ann else (lambda: LIF(save="input")), lean=a.lean,
+                         spike_input=dataset("CIFAR-10").spikes).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     step = TrainingStep(model, opt, dataset("CIFAR-10"), cfg, torch.Generator(dev).manual_seed(0))
     x = torch.rand(a.batch_size, 3, 32, 32, device=dev)

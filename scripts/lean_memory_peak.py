@@ -54,7 +54,8 @@ def main() -> None:
                     synthetic=True, T=a.T, batch_size=a.batch_size, precision=a.precision, device="cuda",
                     lean=a.lean, channels_last=a.channels_last)
     torch.manual_seed(0)
-    model = models.build(cfg.arch, None if a.ann else (lambda: LIF(save="input")), lean=a.lean).to(dev)
+    model = models.build(cfg.arch, None if a.ann else (lambda: LIF(save="input")), lean=a.lean,
+                         spike_input=dataset("CIFAR-10").spikes).to(dev)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

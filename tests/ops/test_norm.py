@@ -348,21 +348,25 @@ def test_spike_max_pool_refuses_what_it_cannot_pool():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("form", ["stem", "stem+pool", "stem-in-slices", "bits", "bits+residual",
-                                  "bits+residual-bits"])
+@pytest.mark.parametrize("form", ["stem", "stem+pool", "stem-bits+pool", "stem-in-slices", "bits", "bits-split",
+                                  "bits+residual", "bits+residual-bits"])
 def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form, monkeypatch):
     """neuron(bn(conv(x)) + residual) as one node, float64, against conv, BatchNorm, the add and the
     neuron: "stem" keeps x and recomputes the convolution ("stem+pool": a max-pool after the neuron in
-    the same node; "stem-in-slices": the convolution and its backward 7 images at a time); the others
+    the same node; "stem-bits+pool": x spikes kept as their bits only, unpacked to recompute the
+    convolution; "stem-in-slices": the convolution and its backward 7 images at a time); the others
     take spikes x and keep their bits, with no residual, a dense one, or a residual of spikes read as
-    its bits."""
+    its bits ("bits-split": the convolution's backward as two calls, dL/dw and then dL/dx, as for a large
+    input)."""
+    if form == "bits-split":
+        monkeypatch.setattr(norm, "SPLIT_BACKWARD_BYTES", 0)
     if form == "stem-in-slices":   # 7 images' output (5 channels of 5x5) a slice: 9 slices of 57
         monkeypatch.setattr(norm, "CONV_CHUNK_ELEMENTS", 7 * C * 5 * 5)
         assert len(norm._conv_slices(torch.empty(T * B, 3, 9, 9), torch.empty(C, 3, 3, 3),
                                      ((2, 2), (1, 1), (1, 1), 1))) == 9
     g = generator(zlib.crc32(f"{kind}-{channels_last}-{form}".encode()))
     x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
-    if not form.startswith("stem"):
+    if not form.startswith("stem") or "bits" in form:
         x = (x < 0.4).double()
     x = x.to(device)
     conv = nn.Conv2d(3, C, 3, stride=2, padding=1, bias=False).to(device=device, dtype=torch.float64)
@@ -388,9 +392,10 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
         xi = x.clone().requires_grad_(True)
         ri = None if r is None else r.clone().requires_grad_(True)
         if fused:
-            bits = None if form.startswith("stem") else norm.pack_spikes(xi)
+            bits = norm.pack_spikes(xi) if "bits" in form.split("+")[0] else None
             rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
-            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool)
+            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool,
+                                      recompute=form.startswith("stem"))
         else:
             s = _composed(conv(xi), ri, bn, layer)
             s = s if pool is None else pool(s)
@@ -434,16 +439,20 @@ def test_lean_network_under_bf16_autocast():
 
 @pytest.mark.parametrize("arch", ["Spiking-ResNet18", "Spiking-ResNet50"])
 @pytest.mark.parametrize("neuron", ["LIF", "PLIF"])
-def test_lean_network_equals_default(arch, neuron):
+@pytest.mark.parametrize("spike_input", [False, True], ids=["image", "spikes"])
+def test_lean_network_equals_default(arch, neuron, spike_input):
     """The same network, parameters and state_dict; outputs, parameter gradients and running statistics
-    to float64 rounding (the model in float64 on the CPU, 2 steps of a batch of 2 at 32x32)."""
+    to float64 rounding (the model in float64 on the CPU, 2 steps of a batch of 2 at 32x32). "spikes":
+    a 0/1 input, which the lean stem keeps as bits."""
     factory = (lambda: LIF(save="input")) if neuron == "LIF" else (lambda: PLIF(channels=None))
     torch.manual_seed(0)
     plain = models.build(arch, factory).double()
-    lean = models.build(arch, factory, lean=True).double()
+    lean = models.build(arch, factory, lean=True, spike_input=spike_input).double()
     assert list(plain.state_dict()) == list(lean.state_dict())
     lean.load_state_dict(plain.state_dict())
     x = torch.rand(2, 2, 3, 32, 32, generator=generator(4), dtype=torch.float64)
+    if spike_input:
+        x = (x < 0.3).double()
     y = [m(x) for m in (plain, lean)]
     assert _rel(y[1], y[0]) < 1e-12
     for m, out in zip((plain, lean), y):

@@ -151,7 +151,7 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
             torch.manual_seed(cfg.seed)     # the same initial weights for every backend
             model = models.build(cfg.arch, neuron, in_channels=cfg.in_channels, num_classes=spec.num_classes,
                                  step_mode=cfg.step_mode, backend=backend, params=neuron_params(cfg),
-                                 lean=cfg.lean).to(device)
+                                 lean=cfg.lean, spike_input=spec.spikes).to(device)
             if cfg.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             model = strategy.wrap(model, device)

@@ -26,7 +26,7 @@ def _synthetic_images(shape: tuple[int, int, int], num_classes: int, train_size:
 MNIST = DatasetSpec(
     name="MNIST", num_classes=10, in_channels=3, image_size=(28, 28), train_size=60_000, test_size=10_000,
     load=lazy("tfbench.data.vision:load", "MNIST"), synthetic=_synthetic_images((1, 28, 28), 10, 60_000, 10_000),
-    encode=ENCODE_IMAGES, files=f"<data-root>/MNIST/raw/{{{','.join(MNIST_FILES)}}}",
+    encode=ENCODE_IMAGES, spikes=True, files=f"<data-root>/MNIST/raw/{{{','.join(MNIST_FILES)}}}",
     description="handwritten digits, 28x28 grey, 10 classes (torchvision's files; --download fetches them)",
 )
 
@@ -34,7 +34,7 @@ CIFAR10 = DatasetSpec(
     name="CIFAR-10", num_classes=10, in_channels=3, image_size=(32, 32), train_size=50_000, test_size=10_000,
     load=lazy("tfbench.data.vision:load", "CIFAR-10"),
     synthetic=_synthetic_images((3, 32, 32), 10, 50_000, 10_000),
-    encode=ENCODE_IMAGES, files=f"<data-root>/cifar-10-batches-py/{{{','.join(CIFAR10_FILES)}}}",
+    encode=ENCODE_IMAGES, spikes=True, files=f"<data-root>/cifar-10-batches-py/{{{','.join(CIFAR10_FILES)}}}",
     description="photos of 10 object classes, 32x32 colour (torchvision's files; --download fetches them)",
 )
 
@@ -67,7 +67,7 @@ GLYPHS = DatasetSpec(
     train_size=GLYPHS_TRAIN, test_size=GLYPHS_TEST,
     load=lazy("tfbench.data.glyphs:load", GLYPHS_SIZE, GLYPHS_TRAIN, GLYPHS_TEST),
     synthetic=_synthetic_images((1, GLYPHS_SIZE, GLYPHS_SIZE), 10, GLYPHS_TRAIN, GLYPHS_TEST),
-    encode=ENCODE_IMAGES,
+    encode=ENCODE_IMAGES, spikes=True,
     description="built in, no files: the digits 0-9 drawn as pen strokes, each image with its own wobble, "
                 "rotation, scale, shear, shift, stroke width, ink, a stray stroke and noise, 28x28 grey like "
                 "MNIST; made from --seed, train and test drawn apart",

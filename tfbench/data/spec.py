@@ -92,6 +92,8 @@ class DatasetSpec:
     (``DataRequest.split_by``). ``train_size``/``test_size`` are the real split sizes (a synthetic epoch
     has as many samples). ``files`` says where the real files go under ``--data-root``, for messages
     (empty: the data is generated, no files). ``description`` is one sentence for ``--help``.
+    ``spikes``: ``encode`` gives spikes, 0 or 1 only (the images' rate coding; event frames count events),
+    which the lean network's first layer may then keep as bits.
     """
 
     name: str
@@ -107,6 +109,7 @@ class DatasetSpec:
     split_by_choices: tuple[str, ...] = ()
     in_channels_choices: tuple[int, ...] = ()
     description: str = ""
+    spikes: bool = False
 
     @property
     def events(self) -> bool:

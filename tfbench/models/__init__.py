@@ -63,13 +63,14 @@ def ann_twin(name: str) -> str:
 
 
 def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi",
-          backend=None, params=None, lean: bool = False):
+          backend=None, params=None, lean: bool = False, spike_input: bool = False):
     """The network ``arch`` with ``neuron()`` in every spiking layer (``nn.ReLU`` for an ANN arch).
 
     Input ``[T, B, in_channels, H, W]``, output logits ``[B, num_classes]`` averaged over T.
     ``backend`` and ``params`` (the neuron's parameters) are for architectures built elsewhere
     (``Arch.builder``: SpikingJelly's zoo builds its own neurons from them). ``lean``: BatchNorm
-    folded into the neurons and spikes kept as bits (resnet.py; tfbench's own spiking ResNets only).
+    folded into the neurons and spikes kept as bits (resnet.py; tfbench's own spiking ResNets only);
+    ``spike_input``: the input is spikes (0/1), which the lean stem then keeps as bits.
     """
     from torch import nn
 
@@ -88,7 +89,7 @@ def build(arch: str, neuron, *, in_channels: int = 3, num_classes: int = 10, ste
     factory = neuron if a.spiking else nn.ReLU
     block = {"basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}[a.block]
     return resnet.SpikingResNet(block, list(a.layers), factory, in_channels=in_channels, num_classes=num_classes,
-                                step_mode=step_mode, lean=lean)
+                                step_mode=step_mode, lean=lean, spike_input=spike_input)
 
 
 _LAZY = {"BasicBlock", "Bottleneck", "Spiking", "SpikingResNet"}

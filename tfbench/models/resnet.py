@@ -46,11 +46,12 @@ class Spiking(nn.Module):
 
     def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor, bits: Tensor | None = None,
                   residual: Tensor | None = None, residual_bits: Tensor | None = None,
-                  pool: nn.MaxPool2d | None = None) -> Tensor:
+                  pool: nn.MaxPool2d | None = None, recompute: bool | None = None) -> Tensor:
         """``self(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``, then ``pool`` when given. Lean: one
         fused autograd node (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x
         spikes) and conv(x), or without bits x itself, recomputing conv(x) in backward (the stem: its
-        image is kept anyway); ``residual_bits``: the residual's ``pack``, when it is spikes. Else the
+        input is kept anyway); ``recompute=True`` with bits: the bits only, conv(x) recomputed from them
+        (the stem of spikes). ``residual_bits``: the residual's ``pack``, when it is spikes. Else the
         convolution, BatchNorm, the add, the neuron and the pool."""
         if not self.lean:
             y = bn(conv(x))
@@ -59,7 +60,7 @@ class Spiking(nn.Module):
         from ..ops import norm
 
         return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits,
-                                     pool)
+                                     pool, recompute)
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
@@ -178,10 +179,14 @@ class SpikingResNet(nn.Module):
         step_mode: ``"multi"`` (all T steps per layer call) or ``"single"`` (the network per step).
         lean: fold BatchNorm into the neurons and keep spikes as bits (module docstring; multi-step,
             tfbench's neurons). The parameters and state_dict are the same either way.
+        spike_input: the input is spikes, 0 or 1 only (rate-coded images); lean then keeps the stem's
+            input as bits too. The flag is the caller's word (the harness takes it from the dataset's
+            encoding): a non-binary input with it set would be kept wrong.
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], neuron: Neuron, *,
-                 in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi", lean: bool = False):
+                 in_channels: int = 3, num_classes: int = 10, step_mode: str = "multi", lean: bool = False,
+                 spike_input: bool = False):
         super().__init__()
         if step_mode not in ("multi", "single"):
             raise ValueError(f"unknown step mode {step_mode!r}; choose from: multi, single")
@@ -211,12 +216,14 @@ class SpikingResNet(nn.Module):
                                  "(tfbench's LIF and PLIF can)")
             m.lean = lean
         self.lean = lean
+        self.spike_input = spike_input
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _features(self, x: Tensor) -> Tensor:
-        x = self.sn1.fold_conv(self.conv1, self.bn1, x, pool=self.maxpool)
+        bits = self.sn1.pack(x) if self.spike_input else None   # lean: the input spikes kept as bits
+        x = self.sn1.fold_conv(self.conv1, self.bn1, x, bits, pool=self.maxpool, recompute=True)
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)   # one stage at a time: no stage's input outlives the next stage's call
         return self.fc(torch.flatten(self.avgpool(x), 1))

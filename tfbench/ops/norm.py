@@ -167,12 +167,14 @@ class _ConvNormNeuron(torch.autograd.Function):
     and runs the convolution again in backward."""
 
     @staticmethod
-    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, steps, neuron,
-                constants, switches, *learned):
+    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, recompute, steps,
+                neuron, constants, switches, *learned):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
-        if x_bits is None:   # z recomputed in backward: by the same calls on the same tensors, so the same z
+        if recompute:   # z recomputed in backward: by the same calls on the same tensors, so the same z
             dt = _compute_dtype(x)   # autocast's, when on: x and the weight cast whole, then sliced, both times
-            x = x.to(dt)   # what is kept: the input in the convolution's dtype (half of float32's under bf16)
+            # kept: x in the convolution's dtype (half of float32's under bf16), or its bits, unpacked in
+            # backward into this very layout
+            x = _like(x.to(dt), is_channels_last(x))
             with torch.autocast(x.device.type, enabled=False):
                 z = _conv_in_chunks(x, conv_weight.to(dt), args)
         else:
@@ -188,8 +190,8 @@ class _ConvNormNeuron(torch.autograd.Function):
                                               constants, switches)
         s = from_time_major(s, z, cl)
         s_bits = None if pool is None else pack_spikes(s)   # the pool's backward reads s from its bits
-        ctx.recompute = x_bits is None
-        ctx.save_for_backward(x if ctx.recompute else x_bits, None if ctx.recompute else z, conv_weight, kept_res,
+        ctx.recompute, ctx.x_is_bits = recompute, x_bits is not None
+        ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, conv_weight, kept_res,
                               ckpt, stats, s_bits, *learned)
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
@@ -208,8 +210,9 @@ class _ConvNormNeuron(torch.autograd.Function):
         x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
-        if ctx.recompute:
-            xc = x_or_bits   # already in the convolution's dtype
+        if ctx.recompute:   # x, already in the convolution's dtype, or its bits unpacked so
+            xc = (unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last) if ctx.x_is_bits else
+                  x_or_bits)
             with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
                 z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
         if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
@@ -230,15 +233,31 @@ class _ConvNormNeuron(torch.autograd.Function):
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
         if ctx.recompute:   # the stem: its large convolution differentiated a slice at a time too
             gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, mask)
-        else:   # one call for both (two would cost a second cuDNN call's host time, ~0.1 ms, for ~7 MiB)
+        else:
             xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
-            gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
-                                                            [0, 0], groups, mask)
+            if mask[0] and mask[1] and xc.numel() * xc.element_size() >= SPLIT_BACKWARD_BYTES:
+                # dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape, as in
+                # torch.nn.grad.conv2d_input) and its workspace are made
+                gw = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
+                                                         [0, 0], groups, [False, True, False])[1]
+                del xc
+                shape_only = gz.new_empty(1).expand(ctx.x_shape)
+                gx = torch.ops.aten.convolution_backward(gz, shape_only, wc, None, stride, padding, dilation, False,
+                                                         [0, 0], groups, [True, False, False])[0]
+            else:   # one call for both
+                gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
+                                                                [0, 0], groups, mask)
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
-                None, None, None, None,
+                None, None, None, None, None,
                 None, None, *(glearned if glearned else [None] * len(learned)))
 
+
+# Bytes of unpacked input from which a node's convolution backward is two calls, dL/dw and then dL/dx
+# with the input freed between them, instead of one: the large stages' inputs then do not live beside
+# dL/dx and its cuDNN workspace (the step's peak is in their backward); for the small ones a second
+# call's host time (~0.1 ms on an H200's host) costs more than the bytes it frees.
+SPLIT_BACKWARD_BYTES = 8 * 2**20
 
 # Elements of a recomputed convolution's output per call: the stem's convolution (forward, its
 # recomputation and its backward) runs a slice of the batch at a time, so that cuDNN's workspace (with
@@ -312,7 +331,7 @@ def _like(t: Tensor, channels_last: bool) -> Tensor:
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
                      learned: Sequence[Tensor], steps: int, x_bits: Tensor | None = None,
                      residual: Tensor | None = None, residual_bits: Tensor | None = None,
-                     pool: nn.MaxPool2d | None = None) -> Tensor:
+                     pool: nn.MaxPool2d | None = None, recompute: bool | None = None) -> Tensor:
     """Spikes of ``neuron(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``: a convolution, then
     ``norm_neuron``, as one autograd node.
 
@@ -323,16 +342,23 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     None or a tensor of the output's shape ``[T*B, C', H', W']``, read as its bits ``residual_bits``
     (in the output's memory format) when given. ``pool``: a max-pool of the spikes in the same node, whose
     backward then holds dL/ds only while it is needed (the stem's: conv, BatchNorm, neuron, max-pool); the
-    result is the pooled spikes. ``conv`` without bias, zero padding given as numbers."""
+    result is the pooled spikes. ``recompute``: run the convolution again in backward instead of keeping
+    its output (default: when there are no bits); with bits, only the bits are kept and the convolution's
+    input is unpacked from them for it (the stem, when its input is spikes). ``conv`` without bias, zero
+    padding given as numbers."""
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
     if conv.bias is not None or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ValueError("conv_norm_neuron takes a convolution without bias and with numeric zero padding")
+    recompute = x_bits is None if recompute is None else recompute
+    if not recompute and x_bits is None:
+        raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "
+                         "without them it recomputes the output (recompute=True)")
     constants, switches = kernel_args(p)
     return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv,
-                                 None if pool is None else _pool_args(pool), steps, p.name, constants, switches,
-                                 *learned)
+                                 None if pool is None else _pool_args(pool), recompute, steps, p.name, constants,
+                                 switches, *learned)
 
 
 class _SpikeConv(torch.autograd.Function):
