@@ -24,7 +24,7 @@ timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W 
   | tail -6 | tee "$res/issue13_cuda_tests.log"
 past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/issue13.log"; }
 [ "${LAYER:-1}" = 1 ] && ! past layer && timeout 120 python scripts/lean_layer_bench.py --out "$res/lean_layer.md" 2>&1 | tail -30
-past pool || timeout 100 python scripts/spike_pool_bench.py --out "$res/spike_pool.md" 2>&1 | tail -20
+[ "${POOL:-1}" = 1 ] && ! past pool && timeout 100 python scripts/spike_pool_bench.py --out "$res/spike_pool.md" 2>&1 | tail -20
 if ! past step; then
   tf compare --config configs/lean_step.toml --device cuda --out "$res" 2>&1 | tee "$res/lean_step.log" | tail -30
   mv "$res/compare.csv" "$res/lean_step.csv" 2>/dev/null; mv "$res/compare.md" "$res/lean_step.md" 2>/dev/null
