@@ -11,12 +11,14 @@
 //   TFB_NORM          0, or BatchNorm folded in: 1 one channel per thread, 2 a channel per neuron
 //   TFB_RESIDUAL      0 none, 1 dense, 2 bits (neuron.cuh's Args)
 #include "neurons/all.cuh"
-#include "storage.cuh"
 
 using namespace tfb;
 
 #ifndef TFB_NEURON
 #define TFB_NEURON LIF
+#endif
+#ifndef TFB_STORAGE
+#define TFB_STORAGE 0
 #endif
 #ifndef TFB_DECAY_INPUT
 #define TFB_DECAY_INPUT 1
@@ -43,6 +45,17 @@ using namespace tfb;
 #define TFB_RESIDUAL 0
 #endif
 
+#if TFB_STORAGE == 0
+typedef float S;
+#elif TFB_STORAGE == 1
+typedef bf16 S;
+#elif TFB_STORAGE == 2
+typedef f16 S;
+#elif TFB_STORAGE == 3
+typedef double S;
+#else
+#error "TFB_STORAGE must be 0 (float), 1 (bfloat16), 2 (float16) or 3 (double)"
+#endif
 #if TFB_SURROGATE < 0 || TFB_SURROGATE > 2
 #error "TFB_SURROGATE must be 0 (sigmoid), 1 (atan) or 2 (rect)"
 #endif
