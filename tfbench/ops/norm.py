@@ -16,15 +16,16 @@ What backward keeps is z (the convolution's output, which BatchNorm keeps too), 
 membrane every CKPT steps and, for an identity shortcut of spikes, those spikes as bits. BatchNorm's
 output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T, ...)``
 is the convolution before it and the whole layer in one autograd node: it keeps x's bits when x is
-spikes; for the stem (x the image, kept anyway) it keeps x alone and runs the convolution again in
-backward, a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``: cuDNN's workspace a slice's), and
-may take the max-pool after the neuron into the same node. Its backward writes dL/dz over z.
+spikes; for the stem it keeps x alone (in the convolution's dtype, or its bits when x is spikes) and
+runs the convolution again in backward, a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``:
+cuDNN's workspace a slice's), and may take the max-pool after the neuron into the same node. Its
+backward writes dL/dz over z.
 
 ``z`` is a ``[T, M, C, inner]`` view (``time_major``): channel dim 2, inner = H*W for NCHW
 memory, 1 for channels-last. ``pack_spikes``/``unpack_spikes`` keep a 0/1 tensor as bits in its
-memory order (element e is bit e % 8 of byte e // 8); ``spike_conv2d`` and ``spike_max_pool2d`` are
-a convolution and a max-pool of spikes that keep their input as those bits for backward, through
-the same backward ops PyTorch uses.
+memory order (element e is bit e % 8 of byte e // 8); ``spike_conv2d`` is a convolution of spikes that
+keeps its input as those bits for backward (through PyTorch's convolution backward), ``spike_max_pool2d``
+a max-pool of spikes read from their bits both ways (kernels/spike_pool.cuh: no int64 indices).
 """
 
 from __future__ import annotations
