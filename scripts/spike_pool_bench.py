@@ -7,8 +7,8 @@
 
 Shape: Spiking-ResNet18's stem output on CIFAR-10 at batch 100, T steps: [T*100, 64, 16, 16] -> 8 x 8.
 One process, the same inputs, CUDA events after warm-up, medians and the 10-90 % spread; the floor is
-the bytes the bits way must move (forward: bits, out; backward: bits, dL/dout, dL/dx) over the copy
-bandwidth measured here.
+the bytes any way must move (forward: bits, out; backward: bits, dL/dout, dL/dx; not the bits way's
+one-byte-a-window scratch, ~10 % more in fp32) over the copy bandwidth measured here.
 
     python scripts/spike_pool_bench.py --out results/h200/issue13/spike_pool.md [--steps 32]
 """

@@ -59,7 +59,7 @@ def test_spike_pool_compiles(arch):
     for storage in STORAGE_SIZE:
         image, is_cubin = jit.compile_cubin("spike_pool.cu", arch, {"TFB_STORAGE": storage}, use_cache=False)
         assert is_cubin and image[:4] == b"\x7fELF", storage
-        for name in ("tfb_pool_forward", "tfb_pool_backward"):
+        for name in ("tfb_pool_forward", "tfb_pool_codes", "tfb_pool_backward"):
             assert name.encode() + b"\x00" in image, (name, storage)
 
 

@@ -337,12 +337,18 @@ def test_spike_max_pool_from_bits_in_other_dtypes(device, dtype):
 
 
 def test_spike_max_pool_refuses_what_it_cannot_pool():
-    """Refused in Python, before any kernel: a padding over half the window (nn.MaxPool2d refuses it too)
-    and windows of more than 255 elements (a window's maximum's place is kept in one byte)."""
+    """Refused in Python, before any kernel: a padding over half the kernel (nn.MaxPool2d refuses it too),
+    windows of more than 255 elements (a window's maximum's place is kept in one byte) and dilated windows
+    that hold no element of the input."""
     x = torch.ones(1, 1, 20, 20)
-    for pool, match in [(nn.MaxPool2d(3, padding=2), "padding"), (nn.MaxPool2d(16), "255 elements")]:
+    for pool, match in [(nn.MaxPool2d(3, padding=2), "padding"), (nn.MaxPool2d(2, 1, 2, dilation=3), "padding"),
+                        (nn.MaxPool2d(16), "255 elements")]:
         with pytest.raises(ValueError, match=match):
             norm.spike_max_pool2d(pool, x, norm.pack_spikes(x))
+    # a window of taps -1 and 2 over a 2x2 input holds none of it (nn.MaxPool2d gives -inf there)
+    x = torch.ones(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="every window"):
+        norm.spike_max_pool2d(nn.MaxPool2d(2, padding=1, dilation=3), x, norm.pack_spikes(x))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -472,3 +478,14 @@ def test_lean_refuses_what_it_cannot_fold():
         models.build("ResNet18", None, lean=True)
     with pytest.raises(ValueError, match="shape"):
         norm.time_major(torch.zeros(4, 3), 2)
+
+
+def test_the_stem_computes_in_autocasts_dtype_whatever_its_floating_input():
+    """Autocast casts every floating input but float64 to its dtype (float16 under bf16 too): the stem's
+    kept input and recomputation follow that rule, as F.conv2d does."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for dtype, want in [(torch.float32, torch.bfloat16), (torch.float16, torch.bfloat16),
+                            (torch.float64, torch.float64)]:
+            x = torch.zeros(1, 1, 3, 3, dtype=dtype)
+            assert norm._compute_dtype(x) == want == F.conv2d(x, torch.zeros(1, 1, 1, 1, dtype=dtype)).dtype
+    assert norm._compute_dtype(torch.zeros(1, dtype=torch.float16)) == torch.float16

@@ -278,9 +278,10 @@ def _conv_slices(x: Tensor, w: Tensor, args: tuple) -> list[tuple[int, int]]:
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
-    """The dtype a convolution of float tensor x computes in: autocast's when it is on and x is float32."""
+    """The dtype a convolution of float tensor x computes in: autocast's when it is on (it casts every
+    floating input but float64), else x's."""
     device = x.device.type
-    if x.dtype == torch.float32 and torch.is_autocast_enabled(device):
+    if x.is_floating_point() and x.dtype != torch.float64 and torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return x.dtype
 
@@ -410,7 +411,8 @@ class _SpikeMaxPool(torch.autograd.Function):
 
 
 def _pool_out_hw(shape: Sequence[int], pool: tuple) -> list[int]:
-    """[Ho, Wo] of ``F.max_pool2d(x, *pool)`` for x of ``shape`` [N, C, H, W] (PyTorch's formula, ceil_mode too)."""
+    """[Ho, Wo] of ``F.max_pool2d(x, *pool)`` for x of ``shape`` [N, C, H, W] (PyTorch's formula, ceil_mode too);
+    ValueError for what kernels/spike_pool.cuh cannot pool."""
     kernel, stride, padding, dilation, ceil_mode = (_pair(a) if k < 4 else a for k, a in enumerate(pool))
     out = []
     for d in (0, 1):
@@ -418,7 +420,16 @@ def _pool_out_hw(shape: Sequence[int], pool: tuple) -> list[int]:
         o = (size + 2 * p - dl * (k - 1) - 1 + (st - 1 if ceil_mode else 0)) // st + 1
         if ceil_mode and (o - 1) * st >= size + p:   # the last window must start inside the input or its padding
             o -= 1
+        # a dilated window may hold no element of the input at all (PyTorch's max is then -inf, and its
+        # backward writes out of bounds): refused. Undilated, every window holds one (padding <= kernel / 2).
+        if dl > 1 and not all(any(0 <= j * st - p + i * dl < size for i in range(k)) for j in range(o)):
+            raise ValueError(f"a max-pool of spikes needs every window to hold an element of the input: kernel "
+                             f"{kernel}, dilation {dilation}, padding {padding} leave one all padding on a "
+                             f"{shape[2]}x{shape[3]} input")
         out.append(o)
+    if shape[1] * max(shape[2] * shape[3], out[0] * out[1]) > 65535 * 256:   # spike_pool.cu's grid: image x 256
+        raise ValueError(f"a max-pool of spikes takes images of at most {65535 * 256:,} elements a pass, got "
+                         f"{list(shape[1:])} -> {out}")
     return out
 
 
@@ -447,8 +458,9 @@ def _pair(v) -> list[int]:
 
 
 def spike_max_pool2d(pool: nn.MaxPool2d, x: Tensor, bits: Tensor) -> Tensor:
-    """``pool(x)`` for spikes ``x`` keeping only their bits for backward; the maximum's position is
-    recomputed there from them (the same position: the same op on the same input)."""
+    """``pool(x)`` for spikes ``x`` read from their bits (``pack_spikes(x)``), which are all backward keeps:
+    each window's maximum is found again from them where PyTorch's max-pool puts it (its first 1, else
+    its first element), so output and dL/dx are ``pool``'s bit for bit (kernels/spike_pool.cuh)."""
     return _SpikeMaxPool.apply(x, bits, *_pool_args(pool))
 
 
@@ -460,9 +472,9 @@ def _pool_args(pool: nn.MaxPool2d) -> tuple:
     kernel, padding, dilation = _pair(pool.kernel_size), _pair(pool.padding), _pair(pool.dilation)
     if kernel[0] * kernel[1] > 255:   # kernels/spike_pool.cuh keeps a window's maximum's place in one byte
         raise ValueError(f"a max-pool of spikes takes windows of at most 255 elements, got kernel {pool.kernel_size}")
-    if any(2 * p > (k - 1) * d + 1 for k, p, d in zip(kernel, padding, dilation)):
-        raise ValueError(f"a max-pool's padding must be at most half its window (as nn.MaxPool2d's), got padding "
-                         f"{pool.padding} for kernel {pool.kernel_size}, dilation {pool.dilation}")
+    if any(p > k // 2 for k, p in zip(kernel, padding)):   # nn.MaxPool2d's own rule
+        raise ValueError(f"a max-pool's padding must be at most half its kernel (as nn.MaxPool2d's), got padding "
+                         f"{pool.padding} for kernel {pool.kernel_size}")
     return pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode
 
 
