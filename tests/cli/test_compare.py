@@ -240,3 +240,16 @@ def test_lean_sweep_with_a_baseline_that_cannot_fold(cli, tmp_path: Path) -> Non
     assert "no speed-up column: the baseline torch has no finished run here (n/a: lean folds" in result.output
     refused = cli("compare", *TINY, "--arch", "ResNet18", "--lean", "--out", tmp_path / "ann")
     assert_one_line_error(refused, "ResNet18 is an ANN")
+
+
+def test_a_sweep_files_flag_is_turned_off_from_the_command_line(cli, tmp_path: Path, monkeypatch) -> None:
+    """--no-<flag> overrides a sweep file's flag (a list of both, or true), as any option overrides it."""
+    ran = _fake_sweep(monkeypatch)
+    config = tmp_path / "flags.toml"
+    config.write_text('kind = "run"\n[defaults]\nbackends = ["torch"]\nsynthetic = true\nchannels_last = [false, true]\n'
+                      '[[grid]]\n')
+    assert cli("compare", "--config", config, "--out", tmp_path).exit_code == 0
+    assert [c.channels_last for c in ran] == [False, True]
+    result = cli("compare", "--config", config, "--no-channels-last", "--no-synthetic", "--out", tmp_path / "off")
+    assert result.exit_code == 0, result.output
+    assert [(c.channels_last, c.synthetic) for c in ran[2:]] == [(False, False)]

@@ -75,8 +75,9 @@ def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Param
     extra = _choices_text(name)
     if extra:
         help_text += " " + extra
-    if _is_bool(name):
-        annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text)]
+    if _is_bool(name):   # --x/--no-x: a config file's true flag can be turned off from the command line
+        spellings = [f"{f}/--no-{f[2:]}" if f.startswith("--") else f for f in flags(name, grid)]
+        annotation: Any = Annotated[bool, typer.Option(*spellings, help=help_text)]
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
     # every value arrives as text and is parsed by the schema (strictly, with its one-line messages)
     metavar = "LIST" if listed else {int: "INTEGER", float: "NUMBER"}.get(_base(name), "TEXT")
