@@ -253,3 +253,5 @@ def test_a_sweep_files_flag_is_turned_off_from_the_command_line(cli, tmp_path: P
     result = cli("compare", "--config", config, "--no-channels-last", "--no-synthetic", "--out", tmp_path / "off")
     assert result.exit_code == 0, result.output
     assert [(c.channels_last, c.synthetic) for c in ran[2:]] == [(False, False)]
+    both = cli("compare", "--config", config, "--lean", "--no-lean", "--out", tmp_path / "both")
+    assert_one_line_error(both, "--lean and --no-lean contradict each other", codes=(2,))

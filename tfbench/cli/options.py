@@ -75,9 +75,9 @@ def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Param
     extra = _choices_text(name)
     if extra:
         help_text += " " + extra
-    if _is_bool(name):   # --x/--no-x: a config file's true flag can be turned off from the command line
-        spellings = [f"{f}/--no-{f[2:]}" if f.startswith("--") else f for f in flags(name, grid)]
-        annotation: Any = Annotated[bool, typer.Option(*spellings, help=help_text)]
+    if _is_bool(name):
+        annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text + f" {_off(name, grid)} "
+                                                       "turns it off (a --config file's).")]
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
     # every value arrives as text and is parsed by the schema (strictly, with its one-line messages)
     metavar = "LIST" if listed else {int: "INTEGER", float: "NUMBER"}.get(_base(name), "TEXT")
@@ -85,6 +85,22 @@ def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Param
     annotation = Annotated[str | None, typer.Option(*flags(name, grid), help=help_text, metavar=metavar,
                                                      show_default=shown)]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def _off(name: str, grid: bool) -> str:
+    """The flag that turns boolean field ``name`` off: --no-<its long flag>."""
+    return "--no-" + [f for f in flags(name, grid) if f.startswith("--")][0][2:]
+
+
+def _off_parameter(name: str, grid: bool) -> inspect.Parameter:
+    """The hidden ``--no-<flag>`` of boolean field ``name`` (hidden: --help names it in the flag's own
+    help, without a second column of spellings that would narrow every option's help)."""
+    annotation = Annotated[bool, typer.Option(_off(name, grid), hidden=True,
+                                              help=f"Turn {flags(name, grid)[-1]} off (a --config file's).")]
+    return inspect.Parameter(OFF + name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
+
+
+OFF = "no__"   # the parameter name prefix of the --no-<flag> options
 
 
 def cli_fields(exclude: tuple[str, ...] = ()) -> list[str]:
@@ -102,7 +118,8 @@ def config_options(*, grid: bool, exclude: tuple[str, ...] = (), defaults: dict[
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "values"]
         names = cli_fields(exclude)
-        params = own[:1] + [_parameter(n, grid, defaults) for n in names] + own[1:]   # ctx first, own options last
+        offs = [_off_parameter(n, grid) for n in names if _is_bool(n)]
+        params = own[:1] + [_parameter(n, grid, defaults) for n in names] + offs + own[1:]   # ctx first, own last
         hints = {p.name: p.annotation for p in params}
 
         @functools.wraps(command)
@@ -112,8 +129,13 @@ def config_options(*, grid: bool, exclude: tuple[str, ...] = (), defaults: dict[
             values = {}
             for name in names:
                 raw = kwargs.pop(name)
+                off = kwargs.pop(OFF + name, False)
+                if name in given and OFF + name in given:
+                    fail(f"{flags(name, grid)[-1]} and {_off(name, grid)} contradict each other: give one")
                 if name in given:
                     values[name] = parse_cli(name, raw, grid)
+                elif off:
+                    values[name] = False
             return command(values=values, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(params)
