@@ -14,9 +14,8 @@ set -u
 res=${1:?results folder}
 BUDGET_S=${BUDGET_S:-360}
 mkdir -p "$res/profiles"
+STAGE_LOG=lean_profile.log
 source scripts/device_env.sh
-start=$(date +%s)
-past() { [ $(( $(date +%s) - start )) -gt "$BUDGET_S" ] && echo "skipped $1: past ${BUDGET_S} s" | tee -a "$res/lean_profile.log"; }
 timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W ignore::DeprecationWarning 2>&1 \
   | tail -6 | tee "$res/lean_cuda_tests.log"
 for args in "--lean --precision bf16" "--lean --precision bf16 --channels-last" "--lean --precision fp32" \
