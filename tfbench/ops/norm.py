@@ -469,7 +469,7 @@ def _pool_args(pool: nn.MaxPool2d) -> tuple:
     if pool.return_indices:
         raise ValueError("a max-pool of spikes kept as bits does not return indices")
     stride = pool.stride if pool.stride is not None else pool.kernel_size
-    kernel, padding, dilation = _pair(pool.kernel_size), _pair(pool.padding), _pair(pool.dilation)
+    kernel, padding = _pair(pool.kernel_size), _pair(pool.padding)
     if kernel[0] * kernel[1] > 255:   # kernels/spike_pool.cuh keeps a window's maximum's place in one byte
         raise ValueError(f"a max-pool of spikes takes windows of at most 255 elements, got kernel {pool.kernel_size}")
     if any(p > k // 2 for k, p in zip(kernel, padding)):   # nn.MaxPool2d's own rule
