@@ -601,7 +601,8 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
 
 // With BatchNorm folded in (c.norm), gy = dL/dy (y the input current) is also summed per neuron
 // (a.sums: sum_t gy, sum_t gy (x - mean)), and dL/dx = gy*scale + (x - mean)*ea + eb is written
-// only where a.gx is given; a.gres takes gy itself (the residual's gradient).
+// only where a.gx is given; a.gres takes gy itself (the residual's gradient, or gy kept for
+// epilogue_thread).
 template <class N, class C, typename S, typename A>
 TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
                                       A (&gparam)[C::vec]) {
@@ -671,7 +672,7 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
           } else {
             out.v[k] = St::store(gy);
           }
-          if (c.residual) gr.v[k] = St::store(gy);
+          gr.v[k] = St::store(gy);
         }
         if (a.gx) store_pack<S, V>(a.gx, (i64)(t0 + u) * n + i0, out);
         if (a.gres) store_pack<S, V>(a.gres, (i64)(t0 + u) * n + i0, gr);
@@ -685,6 +686,28 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
       a.sums[n + i0 + k] = sum_gyx[k];
     }
   backward_finish<N>(c, i0, a, l, gv, gsum, gh_next, h_next, gparam);
+}
+
+// BatchNorm's backward epilogue on its own (c.norm), once gy is stored: dL/dx = gy*scale + (x - mean)*ea + eb
+// for the thread's V consecutive elements from flat offset e0 = t * n + i0 of [T, n] (a.gs: gy, a.x: x,
+// a.gx: dL/dx, which may be x's buffer: each element is read before it is written, by its own thread).
+// No time dependence, so a thread per V elements of one step, not per neuron; the same operations as
+// backward_recompute_thread's epilogue, so the same bits from the same stored gy.
+template <class C, typename S, typename A, class P>
+TFB_HD void epilogue_thread(const C& c, i64 e0, const Args<A, P>& a) {
+  typedef Storage<S> St;
+  constexpr int V = C::vec;
+  Channel<C, A> ch;
+  load_channels(c, e0 % a.n, a, ch, true);
+  const Pack<S, V> gp = load_pack<S, V>(a.gs, e0), xp = load_pack<S, V>(a.x, e0);
+  Pack<S, V> out;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int q = k % C::chan_vec;
+    const A xc = St::load(xp.v[k]) - ch.mean[q];
+    out.v[k] = St::store(fma_(xc, ch.ea[q], fma_(St::load(gp.v[k]), ch.scale[q], ch.eb[q])));
+  }
+  store_pack<S, V>(a.gx, e0, out);
 }
 
 // BatchNorm's statistics, first stage: per neuron, the mean over T of x and the sum of squared

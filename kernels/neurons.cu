@@ -11,14 +11,12 @@
 //   TFB_NORM          0, or BatchNorm folded in: 1 one channel per thread, 2 a channel per neuron
 //   TFB_RESIDUAL      0 none, 1 dense, 2 bits (neuron.cuh's Args)
 #include "neurons/all.cuh"
+#include "storage.cuh"
 
 using namespace tfb;
 
 #ifndef TFB_NEURON
 #define TFB_NEURON LIF
-#endif
-#ifndef TFB_STORAGE
-#define TFB_STORAGE 0
 #endif
 #ifndef TFB_DECAY_INPUT
 #define TFB_DECAY_INPUT 1
@@ -45,17 +43,6 @@ using namespace tfb;
 #define TFB_RESIDUAL 0
 #endif
 
-#if TFB_STORAGE == 0
-typedef float S;
-#elif TFB_STORAGE == 1
-typedef bf16 S;
-#elif TFB_STORAGE == 2
-typedef f16 S;
-#elif TFB_STORAGE == 3
-typedef double S;
-#else
-#error "TFB_STORAGE must be 0 (float), 1 (bfloat16), 2 (float16) or 3 (double)"
-#endif
 #if TFB_SURROGATE < 0 || TFB_SURROGATE > 2
 #error "TFB_SURROGATE must be 0 (sigmoid), 1 (atan) or 2 (rect)"
 #endif
@@ -159,6 +146,13 @@ extern "C" __global__ void tfb_stats(const Arg a) {
   const i64 i0 = first_neuron();
   if (i0 >= a.n) return;
   stats_thread<Cfg, S, A>(Cfg(), i0, a);
+}
+
+// BatchNorm's backward epilogue over [T, n] (neuron.cuh's epilogue_thread): a thread per Cfg::vec elements.
+extern "C" __global__ void tfb_norm_epilogue(const Arg a) {
+  const i64 e0 = first_neuron();
+  if (e0 >= (i64)a.steps * a.n) return;
+  epilogue_thread<Cfg, S, A>(Cfg(), e0, a);
 }
 
 // Spikes as bits (neuron.cuh's pack_byte, unpack_byte): a.x the [numel] storage tensor, a.res the

@@ -9,7 +9,8 @@
 // gathers dL/dout over the windows whose code names it, in PyTorch's order (the windows' rows, then
 // columns), summed in the arithmetic type (float, double for double). Each window is read once, not
 // once per element it covers. A pass is a grid of (image, 256 of its elements) blocks: the positions
-// come from 32-bit divisions by launch constants (FastDiv), never from a 64-bit division.
+// come from 32-bit divisions by launch constants (FastDiv), never from a 64-bit division. In NCHW memory
+// the backward is one pass instead, a block per plane with the codes in shared memory (below).
 //
 // Compiled twice from this one text: by NVRTC (spike_pool.cu) and by the C++ compiler (tfbench_ops.cpp).
 #pragma once
@@ -148,6 +149,69 @@ template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 n
     }
   }
   static_cast<S*>(a.out)[n * a.per_image + r] = Storage<S>::store(g);
+}
+
+// The backward in one pass for NCHW memory, a block per plane (image n, channel c): its windows' codes
+// and its rows' and columns' window ranges are made once into the block's shared memory, then each
+// element gathers dL/dout over those ranges as pool_backward_element does (the same windows in the same
+// order: the same sums bit for bit), its row and column from one division. No code bytes in global memory
+// and none of the per-element divisions for the ranges. Planes of more than kPlaneWindows windows or of a
+// side over kPlaneSide (or over 65,535 channels: the grid), and channels-last memory, take the two
+// passes above.
+constexpr int kPlaneWindows = 4096;
+constexpr int kPlaneSide = 256;
+
+struct PlaneShared {
+  unsigned char codes[kPlaneWindows];                                        // window oy * Wo + ox's code
+  short row0[kPlaneSide], row1[kPlaneSide], col0[kPlaneSide], col1[kPlaneSide];   // windows [first, last)
+};
+
+TFB_HD bool pool_plane_fits(const PoolArgs& a) {
+  return !a.channels_last && a.C <= 65535 && a.Ho * a.Wo <= kPlaneWindows && a.H <= kPlaneSide && a.W <= kPlaneSide;
+}
+
+// Thread t of nt: its share of plane (n, c)'s codes and window ranges, into sh.
+TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 n, int c, PlaneShared& sh, int t, int nt) {
+  for (int w = t; w < a.Ho * a.Wo; w += nt) {
+    const int oy = (int)fdiv(a.fWo, (unsigned)w), ox = w - oy * a.Wo;
+    bool any = false;
+    sh.codes[w] = (unsigned char)pool_argmax(a, n, c, oy, ox, &any);
+  }
+  for (int y = t; y < a.H; y += nt) {
+    sh.row0[y] = (short)pool_first(y, a.ph, a.kh, a.dh, a.fsh);
+    sh.row1[y] = (short)pool_last(y, a.ph, a.fsh, a.Ho);
+  }
+  for (int x = t; x < a.W; x += nt) {
+    sh.col0[x] = (short)pool_first(x, a.pw, a.kw, a.dw, a.fsw);
+    sh.col1[x] = (short)pool_last(x, a.pw, a.fsw, a.Wo);
+  }
+}
+
+// Thread t of nt: its share of plane (n, c)'s dL/dx, from sh (pool_plane_prepare's, all of it).
+template <typename S> TFB_HD void pool_plane_gather(const PoolArgs& a, i64 n, int c, const PlaneShared& sh, int t,
+                                                    int nt) {
+  typedef typename Storage<S>::acc A;
+  const i64 plane = n * a.C + c;
+  const S* gout = static_cast<const S*>(a.gout) + plane * a.Ho * a.Wo;
+  S* gx = static_cast<S*>(a.out) + plane * a.H * a.W;
+  for (int e = t; e < a.H * a.W; e += nt) {
+    const int y = (int)fdiv(a.fW, (unsigned)e), x = e - y * a.W;
+    const int ox0 = sh.col0[x], ox1 = sh.col1[x], oy1 = sh.row1[y];
+    A g = A(0);
+    for (int oy = sh.row0[y]; oy < oy1; ++oy) {
+      const int dy = y - (oy * a.sh - a.ph);   // the row's distance from the window's origin
+      const int i = dy < 0 ? -1 : a.dh == 1 ? dy : pool_tap(dy, a.fdh);
+      if (i < 0) continue;
+      for (int ox = ox0; ox < ox1; ++ox) {
+        const int dx = x - (ox * a.sw - a.pw);
+        const int j = dx < 0 ? -1 : a.dw == 1 ? dx : pool_tap(dx, a.fdw);
+        if (j < 0) continue;
+        const int o = oy * a.Wo + ox;
+        if (sh.codes[o] == i * a.kw + j) g += (A)Storage<S>::load(gout[o]);
+      }
+    }
+    gx[e] = Storage<S>::store(g);
+  }
 }
 
 }  // namespace tfb

@@ -54,6 +54,11 @@ std::atomic<int64_t> g_unroll{4};         // steps loaded ahead in the kernels t
 std::atomic<int64_t> g_vec_bytes{16};     // widest access per thread and step: one 16-byte load
 std::atomic<int64_t> g_min_threads{1024}; // per SM: use wide accesses only while this many threads remain
 std::atomic<int64_t> g_force_vec{0};      // > 0: this many neurons per thread (the tuning sweep)
+// Bytes of z up to which the norm op's backward keeps gy (a z-sized buffer) so that dL/dz is an elementwise
+// epilogue instead of a second pass recomputing the membrane: the small stages, whose T dependent steps
+// per neuron leave the GPU idle (51,200 neurons in ResNet18's last stage at batch 100). A layer with a
+// residual keeps gy whatever its size: it is the residual's gradient.
+std::atomic<int64_t> g_epilogue_bytes{16 << 20};
 std::atomic<int64_t> g_poison{0};         // 1: every output starts as NaN (an unwritten element fails a test)
 
 int64_t set_option(c10::string_view key, int64_t value) {
@@ -63,9 +68,10 @@ int64_t set_option(c10::string_view key, int64_t value) {
   else if (key == "vec_bytes") slot = &g_vec_bytes;
   else if (key == "min_threads_per_sm") slot = &g_min_threads;
   else if (key == "vec") slot = &g_force_vec;
+  else if (key == "epilogue_bytes") slot = &g_epilogue_bytes;
   else if (key == "poison") slot = &g_poison;
   TORCH_CHECK(slot != nullptr, "tfbench::_set: unknown setting '", std::string(key.data(), key.size()),
-              "'; known: block, unroll, vec_bytes, min_threads_per_sm, vec, poison");
+              "'; known: block, unroll, vec_bytes, min_threads_per_sm, vec, epilogue_bytes, poison");
   if (value < 0) return slot->load();  // a negative value only reads it
   if (key == "block") TORCH_CHECK(value >= 32 && value <= 1024 && (value & (value - 1)) == 0,
                                   "block must be a power of two in 32..1024, got ", value);
@@ -188,11 +194,11 @@ int sm_count(int device) {
 }
 
 enum Kernel { kForward = 0, kBackward = 1, kForwardCkpt = 2, kBackwardRecompute = 3, kStats = 4, kPack = 5,
-              kUnpack = 6, kChannelForward = 7, kChannelBackward = 8 };
-constexpr int kKernels = 9;
+              kUnpack = 6, kChannelForward = 7, kChannelBackward = 8, kEpilogue = 9 };
+constexpr int kKernels = 10;
 const char* const kKernelNames =
     "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats tfb_pack tfb_unpack "
-    "tfb_channel_forward tfb_channel_backward";
+    "tfb_channel_forward tfb_channel_backward tfb_norm_epilogue";
 constexpr int kChannelBlock = 256;  // workers per channel in the per-channel kernels
 
 struct KernelSet { void* fn[kKernels]; };
@@ -304,6 +310,7 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
   A g[V];
   switch (which) {
     case kStats: tfb::stats_thread<HostCfg<V>, S, A>(c, i0, a); return;
+    case kEpilogue: tfb::epilogue_thread<HostCfg<V>, S, A>(c, i0, a); return;   // i0: the flat t * n + i
     case kPack: case kUnpack: case kChannelForward: case kChannelBackward: break;  // their own loops: run_host
     case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
@@ -351,8 +358,11 @@ void run_host(Kernel which, const Switches& sw, const tfb::Args<A, typename N::t
     return;
   }
   const i64 body = a.n - a.n % kHostVec;
-  for (i64 i0 = 0; i0 < body; i0 += kHostVec) host_kernel<N, S, A, kHostVec>(which, sw, i0, a);
-  for (i64 i0 = body; i0 < a.n; ++i0) host_kernel<N, S, A, 1>(which, sw, i0, a);
+  for (int t = 0; t < (which == kEpilogue ? a.steps : 1); ++t) {   // the epilogue: every step's elements
+    const i64 e = which == kEpilogue ? (i64)t * a.n : 0;
+    for (i64 i0 = 0; i0 < body; i0 += kHostVec) host_kernel<N, S, A, kHostVec>(which, sw, e + i0, a);
+    for (i64 i0 = body; i0 < a.n; ++i0) host_kernel<N, S, A, 1>(which, sw, e + i0, a);
+  }
 }
 
 template <class N, typename A>
@@ -415,6 +425,10 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   const KernelSet& set = kernels(neuron_index<N>(), name, kernel_sw, storage, vec, unroll, device);
   if (which == kChannelForward || which == kChannelBackward) {  // one block per channel
     launch_cuda(set.fn[which], a, 1, kChannelBlock, like.device(), a.channels);
+    return;
+  }
+  if (which == kEpilogue) {  // a thread per vec elements of [T, n]
+    launch_cuda(set.fn[which], a, vec, block, like.device(), ((i64)a.steps * a.n / vec + block - 1) / block);
     return;
   }
   launch_cuda(set.fn[which], a, bytes ? 8 : vec, block, like.device());
@@ -709,25 +723,39 @@ template <class N> struct NormOp {
     a.gweight = want_gaffine ? gweight.data_ptr<A>() : nullptr;
     a.gbias = want_gaffine ? gbias.data_ptr<A>() : nullptr;
     const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
-    auto pass = [&](bool sums_now, bool outputs_now, bool epilogue) {
+    // one recomputing pass: the sums now or not, dL/dz and dL/dres now or not, BatchNorm's epilogue in it or
+    // not; gy_out: gy stored there (a.gres already its pointer)
+    auto pass = [&](bool sums_now, bool outputs_now, bool epilogue, const Tensor* gy_out) {
       A* st = stats.data_ptr<A>();
       a.ea = epilogue ? st + kEa * f.channels : nullptr;
       a.eb = epilogue ? st + kEb * f.channels : nullptr;
       a.gx = outputs_now && want_gz ? gz.data_ptr() : nullptr;
-      a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
+      if (!gy_out) a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
       a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
       a.gparam = nullptr;  // set by run() only when this pass reduces the learned parameter's gradient
       Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
-                {&gs, &z, dense_res, want_gz ? &gz : &gs, want_gres ? &gres : &gs}, want_partials);
+                {&gs, &z, dense_res, want_gz ? &gz : &gs, gy_out ? gy_out : want_gres ? &gres : &gs}, want_partials);
       if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
       if (sums_now) run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
     };
-    if (batch_stats) {  // dL/dz needs the batch's two sums: a pass for them (and ea, eb), then one writing dL/dz
-      pass(true, false, false);
-      if (want_gz || want_gres) pass(false, true, true);
+    if (batch_stats && want_gz && (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) {
+      // dL/dz needs the batch's two sums: the pass that makes them (and ea, eb) stores gy (as the residual's
+      // gradient, or in a buffer of its own), then dL/dz is an elementwise epilogue over [T, n]
+      Tensor gy = want_gres ? gres : new_output(z.sizes(), z.options());
+      a.gres = gy.data_ptr();
+      pass(true, false, false, &gy);
+      A* st = stats.data_ptr<A>();
+      a.ea = st + kEa * f.channels;
+      a.eb = st + kEb * f.channels;
+      a.gs = gy.data_ptr();
+      a.gx = gz.data_ptr();
+      run<N, A>(name, kEpilogue, sw, storage_of(z), a, z, learned, {&gy, &z, &gz}, nullptr);
+    } else if (batch_stats) {  // the same sums, then a second recomputing pass writing dL/dz (z large: no gy kept)
+      pass(true, false, false, nullptr);
+      if (want_gz || want_gres) pass(false, true, true, nullptr);
     } else {             // given statistics: dL/dz = gy * scale, the sums alongside when wanted
-      pass(want_sums, true, false);
+      pass(want_sums, true, false, nullptr);
     }
     return {gz, gres, gweight, gbias, glearned};
   }
@@ -813,14 +841,23 @@ Tensor new_map(i64 n, i64 c, i64 rows, i64 cols, bool channels_last, const at::T
   return new_output({n, c, rows, cols}, options);
 }
 
-enum PoolPass { kPoolForward = 0, kPoolCodes = 1, kPoolBackward = 2 };
+enum PoolPass { kPoolForward = 0, kPoolCodes = 1, kPoolBackward = 2, kPoolBackwardPlane = 3 };
 
-// One pass over a.images images of a.per_image elements each (the elements the pass writes).
+// One pass over a.images images of a.per_image elements each (the elements the pass writes); the
+// one-pass backward (kPoolBackwardPlane) a block per plane.
 void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
   if (a.images == 0 || a.per_image == 0) return;
   if (!like.is_cuda()) {
     auto image = [&](auto zero, i64 n) {
       using S = decltype(zero);
+      if (pass == kPoolBackwardPlane) {   // a block's work as one thread of one
+        tfb::PlaneShared sh;
+        for (int c = 0; c < a.C; ++c) {
+          tfb::pool_plane_prepare(a, n, c, sh, 0, 1);
+          tfb::pool_plane_gather<S>(a, n, c, sh, 0, 1);
+        }
+        return;
+      }
       for (int r = 0; r < a.per_image; ++r) {
         if (pass == kPoolForward) tfb::pool_forward_element<S>(a, n, r);
         else if (pass == kPoolCodes) tfb::pool_code_element(a, n, r);
@@ -853,10 +890,16 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
                                .typed<std::vector<int64_t>(c10::string_view, c10::string_view, c10::string_view,
                                                            int64_t)>();
     fns = provider.call("spike_pool.cu", "TFB_STORAGE=" + std::to_string((int)storage),
-                        "tfb_pool_forward tfb_pool_codes tfb_pool_backward", device);
-    TORCH_CHECK(fns.size() == 3, "tfbench::_kernels returned ", fns.size(), " handles, expected 3");
+                        "tfb_pool_forward tfb_pool_codes tfb_pool_backward tfb_pool_backward_plane", device);
+    TORCH_CHECK(fns.size() == 4, "tfbench::_kernels returned ", fns.size(), " handles, expected 4");
     std::lock_guard<std::mutex> guard(lock);
     cache.emplace(key, fns);
+  }
+  if (pass == kPoolBackwardPlane) {  // blockIdx.x the image, blockIdx.y the channel; a thread per element or more
+    const int plane = a.H * a.W, block = plane >= 256 ? 256 : (plane + 31) / 32 * 32;
+    launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)a.images, (unsigned)a.C, (unsigned)block,
+                  like.device());
+    return;
   }
   const int block = 256;  // blockIdx.x the image, blockIdx.y a block of its elements
   launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)a.images,
@@ -888,12 +931,17 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
               out_hw[0], ", ", out_hw[1], "], got ", gout_.sizes());
   const Tensor gout = gout_.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   Tensor gx = new_map(shape[0], shape[1], shape[2], shape[3], channels_last, gout.options());
+  a.gout = gout.data_ptr();
+  a.out = gx.data_ptr();
+  if (tfb::pool_plane_fits(a)) {  // NCHW planes that fit a block's shared memory: one pass
+    a.per_image = a.C * a.H * a.W;
+    run_pool(kPoolBackwardPlane, a, storage_of(gx), gx);
+    return gx;
+  }
   Tensor codes = at::empty({gout.numel()}, gout.options().dtype(at::kByte));  // one byte a window
   a.codes = codes.data_ptr<uint8_t>();
   a.per_image = a.C * a.Ho * a.Wo;
   run_pool(kPoolCodes, a, storage_of(gx), gx);
-  a.gout = gout.data_ptr();
-  a.out = gx.data_ptr();
   a.per_image = a.C * a.H * a.W;
   run_pool(kPoolBackward, a, storage_of(gx), gx);
   return gx;

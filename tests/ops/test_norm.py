@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfbench import models
-from tfbench.ops import LIF, PLIF, norm
+from tfbench.ops import LIF, PLIF, library, norm
 from tests.conftest import DEVICES
 
 from .cases import UNIT_ROUNDOFF, C_BACKWARD, C_FORWARD, generator, tie_mask
@@ -94,12 +94,23 @@ def _rel(a, b) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
 
 
+@pytest.fixture(params=["epilogue", "recompute"])
+def dz_pass(request):
+    """How the norm op's backward writes dL/dz after the pass that sums for BatchNorm: an elementwise
+    epilogue from the gy that pass stored (z up to ``epilogue_bytes``, and every layer with a residual),
+    or a second pass recomputing the membrane (``epilogue_bytes`` 0: the layers without a residual)."""
+    before = library.set_option("epilogue_bytes", -1)
+    library.set_option("epilogue_bytes", before if request.param == "epilogue" else 0)
+    yield request.param
+    library.set_option("epilogue_bytes", before)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF", "PLIF-channel"])
 @pytest.mark.parametrize("residual", ["none", "dense", "bits"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_float64_matches_batchnorm_then_neuron(device, kind, residual, channels_last, training):
+def test_float64_matches_batchnorm_then_neuron(device, kind, residual, channels_last, training, dz_pass):
     seed = zlib.crc32(f"{kind}-{residual}-{channels_last}-{training}".encode()) % 1000
     z, r = _inputs(torch.float64, device, seed, channels_last, residual)
     weights = torch.randn(z.shape, generator=generator(seed + 1), dtype=torch.float64).to(device)
@@ -162,6 +173,29 @@ def test_float32_against_float64(device, residual, channels_last):
         assert _rel(got[name], want[name]) < bound, f"{name}: {_rel(got[name], want[name]):.3g} >= {bound:.3g}"
     assert _rel(bn32.running_mean, bn64.running_mean) < 4 * n * u
     assert _rel(bn32.running_var, bn64.running_var) < 4 * n * u
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_dz_epilogue_equals_the_recomputing_pass_in_float32(device, kind, channels_last):
+    """float32: dL/dz from the stored gy (the elementwise epilogue) and from the second recomputing pass
+    are the same operations on the same gy, so the same bits; every other output too."""
+    z, r = _inputs(torch.float32, device, 21 + channels_last, channels_last, "none")
+    weights = torch.randn(z.shape, generator=generator(22)).to(device)
+    results = []
+    for epilogue_bytes in (2**40, 0):
+        before = library.set_option("epilogue_bytes", epilogue_bytes)
+        try:
+            bn = _bn(C, torch.float32, device, 23)
+            layer = _neuron(kind, device, torch.float32)
+            results.append(_grads(lambda a, b: _fused(a, b, "none", bn, layer), z, r, bn, layer, weights))
+        finally:
+            library.set_option("epilogue_bytes", before)
+    for name in ("s", "gz", "gw", "gb"):
+        assert torch.equal(results[0][name], results[1][name]), name
+    for a, b in zip(results[0]["learned"], results[1]["learned"]):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -313,6 +347,26 @@ def test_spike_max_pool_from_bits_equals_torch(device, channels_last, pool_args,
     assert norm.is_channels_last(q1) == channels_last and norm.is_channels_last(g1) == channels_last
     assert torch.equal(q0, q1)
     assert torch.equal(g0, g1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape, pool_args", [
+    ((2, 3, 16, 16), (3, 2, 1, 1, False)),   # the stem's windows: a plane a block, one pass
+    ((2, 2, 3, 300), (3, 2, 1, 1, False)),   # a side over 256: two passes
+    ((1, 2, 70, 66), (2, 1, 0, 1, False)),   # 69 x 65 windows, over the 4,096 a block keeps: two passes
+], ids=["plane", "wide", "many-windows"])
+def test_spike_max_pool_backward_in_one_pass_or_two(device, shape, pool_args):
+    """NCHW dL/dx in one pass (a block per plane, kernels/spike_pool.cuh) where the plane's codes fit a
+    block's shared memory, else in two: the same as nn.MaxPool2d's bit for bit either way."""
+    pool = nn.MaxPool2d(*pool_args[:4], ceil_mode=pool_args[4])
+    x = (torch.rand(shape, generator=generator(9)) < 0.3).float().to(device)
+    grads = []
+    for lean in (False, True):
+        xi = x.clone().requires_grad_(True)
+        q = norm.spike_max_pool2d(pool, xi, norm.pack_spikes(xi)) if lean else pool(xi)
+        (q * torch.randn(q.shape, generator=generator(10)).to(device)).sum().backward()
+        grads.append(xi.grad)
+    assert torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("device", DEVICES)

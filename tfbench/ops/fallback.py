@@ -17,7 +17,8 @@ from torch import Tensor
 from .neurons import describe
 from .reference import neuron_reference
 
-_SETTINGS = {"block": 128, "unroll": 4, "vec_bytes": 16, "min_threads_per_sm": 1024, "vec": 0, "poison": 0}
+_SETTINGS = {"block": 128, "unroll": 4, "vec_bytes": 16, "min_threads_per_sm": 1024, "vec": 0,
+             "epilogue_bytes": 16 << 20, "poison": 0}
 
 
 def _set(key: str, value: int) -> int:

@@ -178,8 +178,8 @@ def native() -> bool:
 
 
 def set_option(key: str, value: int) -> int:
-    """Set one of the launcher's settings (block, unroll, vec_bytes, min_threads_per_sm, vec, poison);
-    returns the previous value. ``value < 0`` only reads it."""
+    """Set one of the launcher's settings (block, unroll, vec_bytes, min_threads_per_sm, vec, epilogue_bytes,
+    poison); returns the previous value. ``value < 0`` only reads it."""
     return torch.ops.tfbench._set(key, int(value))
 
 
