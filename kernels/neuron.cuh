@@ -302,6 +302,7 @@ template <typename A, class P> struct Args {
   const void* x;        // [T, n] storage: input current (forward kernels, recompute backward)
   const void* gs;       // [T, n] storage: dL/ds (backward kernels)
   void* s;              // [T, n] storage: spikes (forward kernels)
+  unsigned char* s_bits;  // [ceil(T n / 8)] or null: the spikes as bits too (pack_byte's order; forward_ckpt)
   void* h;              // [T, n] storage: pre-reset membrane (written by forward, read by backward)
   A* ckpt;              // [ceil(T / TFB_CKPT) - 1, n]: membrane checkpoints (save="input")
   const A* v0;          // [n] or null: initial membrane (null: the rest potential)
@@ -552,6 +553,31 @@ TFB_HD A input_current(const C& c, const Channel<C, A>& ch, int k, A x, A r) {
   return x;
 }
 
+// The thread's V spikes m (bit k: element e + k of the flat [T * n]) into bits, element e' as bit e' % 8
+// of byte e' / 8. On the GPU the 8 / V threads of one byte (consecutive lanes; the launcher asks for bits
+// here only when n % 8 == 0, so a byte's elements are one step's, and all its threads are running)
+// combine their spikes with shuffles and the first writes the byte; the host sets each element's bit.
+template <int V> TFB_HD void store_bits(unsigned char* bits, i64 e, unsigned m) {
+#if defined(__CUDA_ARCH__)
+  if (V < 8) {
+    constexpr unsigned G = 8 / V;   // threads a byte
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned group = ((1u << G) - 1u) << (lane & ~(G - 1u));
+    m <<= (lane % G) * V;
+#pragma unroll
+    for (unsigned offset = 1; offset < G; offset *= 2) m |= __shfl_xor_sync(group, m, offset);
+    if (lane % G == 0) bits[e >> 3] = (unsigned char)m;
+    return;
+  }
+  bits[e >> 3] = (unsigned char)m;
+#else
+  for (int k = 0; k < V; ++k) {
+    const i64 b = e + k;
+    bits[b >> 3] = (unsigned char)((bits[b >> 3] & ~(1u << (b & 7))) | (((m >> k) & 1u) << (b & 7)));
+  }
+#endif
+}
+
 template <class N, class C, typename S, typename A>
 TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a) {
   typedef Storage<S> St;
@@ -583,14 +609,17 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
         A r[V];
         load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, r);
         pack_t sp;
+        unsigned m = 0;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
           A hk = N::charge(c, p, l[k], v[k], input_current(c, ch, k, St::load(xs[u].v[k]), r[k]));
           bool spike = fire(p, hk);
           sp.v[k] = St::store(spike ? A(1) : A(0));
+          m |= (unsigned)spike << k;
           v[k] = reset(c, p, hk, spike);
         }
         store_pack<S, V>(a.s, (i64)(t0 + u) * n + i0, sp);
+        if (a.s_bits) store_bits<V>(a.s_bits, (i64)(t0 + u) * n + i0, m);
       }
     }
   }

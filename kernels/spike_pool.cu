@@ -24,6 +24,8 @@ extern "C" __global__ void tfb_pool_backward(const PoolArgs a) {
 
 extern "C" __global__ void tfb_pool_backward_plane(const PoolArgs a) {
   __shared__ PlaneShared sh;
+  pool_plane_load(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);
+  __syncthreads();
   pool_plane_prepare(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);
   __syncthreads();
   pool_plane_gather<S>(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);

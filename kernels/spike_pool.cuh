@@ -85,8 +85,8 @@ TFB_HD bool pool_bit(const PoolArgs& a, i64 n, int c, int y, int x) {
 }
 
 // Window (oy, ox)'s maximum's place in it, row * kw + column (PyTorch's choice, above); *any: whether
-// it is a 1.
-TFB_HD int pool_argmax(const PoolArgs& a, i64 n, int c, int oy, int ox, bool* any) {
+// it is a 1. bit(y, x): the input's spike at row y, column x of the window's plane.
+template <class Bit> TFB_HD int window_argmax(const PoolArgs& a, int oy, int ox, const Bit& bit, bool* any) {
   const int y_origin = oy * a.sh - a.ph, x_origin = ox * a.sw - a.pw;
   const int y1 = y_origin + (a.kh - 1) * a.dh + 1 < a.H ? y_origin + (a.kh - 1) * a.dh + 1 : a.H;
   const int x1 = x_origin + (a.kw - 1) * a.dw + 1 < a.W ? x_origin + (a.kw - 1) * a.dw + 1 : a.W;
@@ -95,9 +95,20 @@ TFB_HD int pool_argmax(const PoolArgs& a, i64 n, int c, int oy, int ox, bool* an
   while (x_origin + j0 * a.dw < 0) ++j0;
   for (int i = i0; y_origin + i * a.dh < y1; ++i)
     for (int j = j0; x_origin + j * a.dw < x1; ++j)
-      if (pool_bit(a, n, c, y_origin + i * a.dh, x_origin + j * a.dw)) { *any = true; return i * a.kw + j; }
+      if (bit(y_origin + i * a.dh, x_origin + j * a.dw)) { *any = true; return i * a.kw + j; }
   *any = false;
   return i0 * a.kw + j0;
+}
+
+struct GlobalBit {   // plane (n, c)'s spikes, read from the bits in global memory
+  const PoolArgs& a;
+  i64 n;
+  int c;
+  TFB_HD bool operator()(int y, int x) const { return pool_bit(a, n, c, y, x); }
+};
+
+TFB_HD int pool_argmax(const PoolArgs& a, i64 n, int c, int oy, int ox, bool* any) {
+  return window_argmax(a, oy, ox, GlobalBit{a, n, c}, any);
 }
 
 template <typename S> TFB_HD void pool_forward_element(const PoolArgs& a, i64 n, int r) {
@@ -151,17 +162,20 @@ template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 n
   static_cast<S*>(a.out)[n * a.per_image + r] = Storage<S>::store(g);
 }
 
-// The backward in one pass for NCHW memory, a block per plane (image n, channel c): its windows' codes
-// and its rows' and columns' window ranges are made once into the block's shared memory, then each
-// element gathers dL/dout over those ranges as pool_backward_element does (the same windows in the same
-// order: the same sums bit for bit), its row and column from one division. No code bytes in global memory
-// and none of the per-element divisions for the ranges. Planes of more than kPlaneWindows windows or of a
-// side over kPlaneSide (or over 65,535 channels: the grid), and channels-last memory, take the two
-// passes above.
+// The backward in one pass for NCHW memory, a block per plane (image n, channel c), in three phases
+// with a barrier between them: the plane's bits copied into the block's shared memory; from them its
+// windows' codes and its rows' and columns' window ranges; then each element gathers dL/dout over
+// those ranges as pool_backward_element does (the same windows in the same order: the same sums bit for
+// bit), its row and column from one division. No code bytes in global memory, no chain of dependent
+// global loads in a window's scan, and none of the per-element divisions for the ranges. Planes of more
+// than kPlaneWindows windows or of a side over kPlaneSide (or over 65,535 channels: the grid), and
+// channels-last memory, take the two passes above.
 constexpr int kPlaneWindows = 4096;
-constexpr int kPlaneSide = 256;
+constexpr int kPlaneSide = 128;
+constexpr int kPlaneBytes = kPlaneSide * kPlaneSide / 8 + 4;   // a plane's bits, from a byte boundary
 
 struct PlaneShared {
+  unsigned char bits[kPlaneBytes];                                           // from the plane's first byte
   unsigned char codes[kPlaneWindows];                                        // window oy * Wo + ox's code
   short row0[kPlaneSide], row1[kPlaneSide], col0[kPlaneSide], col1[kPlaneSide];   // windows [first, last)
 };
@@ -170,12 +184,31 @@ TFB_HD bool pool_plane_fits(const PoolArgs& a) {
   return !a.channels_last && a.C <= 65535 && a.Ho * a.Wo <= kPlaneWindows && a.H <= kPlaneSide && a.W <= kPlaneSide;
 }
 
-// Thread t of nt: its share of plane (n, c)'s codes and window ranges, into sh.
+TFB_HD i64 plane_first_bit(const PoolArgs& a, i64 n, int c) { return (n * a.C + c) * a.H * a.W; }
+
+// Phase 1, thread t of nt: its share of plane (n, c)'s bytes of bits, into sh.bits.
+TFB_HD void pool_plane_load(const PoolArgs& a, i64 n, int c, PlaneShared& sh, int t, int nt) {
+  const i64 first = plane_first_bit(a, n, c), byte0 = first >> 3;
+  const int bytes = (int)(((first + a.H * a.W + 7) >> 3) - byte0);
+  for (int b = t; b < bytes; b += nt) sh.bits[b] = a.bits[byte0 + b];
+}
+
+struct SharedBit {   // the plane's spikes, read from its bits in shared memory
+  const PlaneShared& sh;
+  int offset, W;     // the plane's first bit in sh.bits[0], its row length
+  TFB_HD bool operator()(int y, int x) const {
+    const int e = offset + y * W + x;
+    return (sh.bits[e >> 3] >> (e & 7)) & 1;
+  }
+};
+
+// Phase 2, thread t of nt: its share of plane (n, c)'s codes and window ranges, into sh.
 TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 n, int c, PlaneShared& sh, int t, int nt) {
+  const SharedBit bit{sh, (int)(plane_first_bit(a, n, c) & 7), a.W};
   for (int w = t; w < a.Ho * a.Wo; w += nt) {
     const int oy = (int)fdiv(a.fWo, (unsigned)w), ox = w - oy * a.Wo;
     bool any = false;
-    sh.codes[w] = (unsigned char)pool_argmax(a, n, c, oy, ox, &any);
+    sh.codes[w] = (unsigned char)window_argmax(a, oy, ox, bit, &any);
   }
   for (int y = t; y < a.H; y += nt) {
     sh.row0[y] = (short)pool_first(y, a.ph, a.kh, a.dh, a.fsh);
@@ -187,7 +220,7 @@ TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 n, int c, PlaneShared& sh,
   }
 }
 
-// Thread t of nt: its share of plane (n, c)'s dL/dx, from sh (pool_plane_prepare's, all of it).
+// Phase 3, thread t of nt: its share of plane (n, c)'s dL/dx, from sh (pool_plane_prepare's, all of it).
 template <typename S> TFB_HD void pool_plane_gather(const PoolArgs& a, i64 n, int c, const PlaneShared& sh, int t,
                                                     int nt) {
   typedef typename Storage<S>::acc A;

@@ -584,6 +584,8 @@ Tensor per_channel(const Tensor& t, at::ScalarType acc, i64 channels, const char
 // four; backward the epilogue's two, in its own copy.
 enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kEa = 4, kEb = 5 };
 
+void pack_into(const Tensor& s, Tensor& bits);  // the spikes s (contiguous) as bits, into bits (below)
+
 template <class N> struct NormOp {
   template <typename A> using Params = typename N::template Params<A>;
 
@@ -615,11 +617,11 @@ template <class N> struct NormOp {
   }
 
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor> forward(
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(
       const char* name, const Tensor& z, const std::optional<Tensor>& res_, const std::optional<Tensor>& weight_,
       const std::optional<Tensor>& bias_, const std::optional<Tensor>& running_mean,
       const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned_,
-      ArrayRef<double> constants, Switches sw, bool batch_stats, double momentum, double eps) {
+      ArrayRef<double> constants, Switches sw, bool batch_stats, double momentum, double eps, bool want_bits) {
     const Fold f = fold_of(z, res_);
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const auto copt = z.options().dtype(acc);
@@ -649,7 +651,8 @@ template <class N> struct NormOp {
     std::vector<int64_t> shape = z.sizes().vec();
     shape[0] = (f.steps - 1) / TFB_CKPT;
     Tensor ckpt = new_output(shape, copt);
-    if (f.n == 0) return {s, ckpt, stats};
+    Tensor bits = new_output({want_bits ? (z.numel() + 7) / 8 : 0}, z.options().dtype(at::kByte));
+    if (f.n == 0) return {s, ckpt, stats, bits};
     const bool update = batch_stats && running;
     TORCH_CHECK(!update || momentum >= 0 || (batches.has_value() && batches->defined()),
                 "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
@@ -673,8 +676,12 @@ template <class N> struct NormOp {
     a.s = s.data_ptr();
     a.ckpt = ckpt.data_ptr<A>();
     const Tensor* dense_res = f.residual == 1 ? &residual : &s;
+    // the spikes' bits from the same kernel, where a byte's elements are one step's (on the GPU), else packed
+    a.s_bits = want_bits && (!z.is_cuda() || f.n % 8 == 0) ? bits.data_ptr<uint8_t>() : nullptr;
+    if (a.s_bits && !z.is_cuda()) bits.zero_();  // the host sets bit by bit: a last byte's unused bits stay 0
     run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res}, nullptr);
-    return {s, ckpt, stats};
+    if (want_bits && !a.s_bits) pack_into(s, bits);
+    return {s, ckpt, stats, bits};
   }
 
   template <typename A>
@@ -770,7 +777,12 @@ Tensor pack_spikes(const Tensor& s_) {
   c10::DeviceGuard guard(s_.device());
   const Tensor s = s_.contiguous();
   Tensor bits = new_output({(s.numel() + 7) / 8}, s.options().dtype(at::kByte));
-  if (s.numel() == 0) return bits;
+  pack_into(s, bits);
+  return bits;
+}
+
+void pack_into(const Tensor& s, Tensor& bits) {  // s contiguous, bits its [ceil(numel / 8)] bytes
+  if (s.numel() == 0) return;
   const Switches sw{true, true, false, 0, 0, 0};
   with_storage(s.scalar_type(), [&](auto zero) {
     using A = decltype(zero);
@@ -780,7 +792,6 @@ Tensor pack_spikes(const Tensor& s_) {
     a.n = s.numel();
     run<tfb::LIF, A>("LIF", kPack, sw, storage_of(s), a, s, Learned(), {}, nullptr);
   });
-  return bits;
 }
 
 Tensor unpack_spikes(const Tensor& bits_, int64_t numel, at::ScalarType dtype) {
@@ -853,6 +864,7 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
       if (pass == kPoolBackwardPlane) {   // a block's work as one thread of one
         tfb::PlaneShared sh;
         for (int c = 0; c < a.C; ++c) {
+          tfb::pool_plane_load(a, n, c, sh, 0, 1);
           tfb::pool_plane_prepare(a, n, c, sh, 0, 1);
           tfb::pool_plane_gather<S>(a, n, c, sh, 0, 1);
         }
@@ -947,12 +959,12 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
   return gx;
 }
 
-std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(
+std::tuple<Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
     const Tensor& z_, const std::optional<Tensor>& residual, const std::optional<Tensor>& weight,
     const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
     const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned,
     c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches, bool batch_stats, double momentum,
-    double eps) {
+    double eps, bool want_bits) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
@@ -960,9 +972,9 @@ std::tuple<Tensor, Tensor, Tensor> norm_neuron_forward(
 #define TFB_NORM_FORWARD(S, NAME)                                                                                  \
   if (neuron == NAME)                                                                                              \
     return dbl ? NormOp<tfb::S>::forward<double>(#S, z, residual, weight, bias, running_mean, running_var, batches, \
-                                                 learned, constants, sw, batch_stats, momentum, eps)               \
+                                                 learned, constants, sw, batch_stats, momentum, eps, want_bits)    \
                : NormOp<tfb::S>::forward<float>(#S, z, residual, weight, bias, running_mean, running_var, batches,  \
-                                                learned, constants, sw, batch_stats, momentum, eps);
+                                                learned, constants, sw, batch_stats, momentum, eps, want_bits);
   TFB_NEURONS(TFB_NORM_FORWARD)
 #undef TFB_NORM_FORWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");

@@ -13,7 +13,9 @@
 #    SpikingJelly, the ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such
 #    (MEMORY_LEAN_ONLY=1: the lean rows only);
 # 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4);
-# 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml).
+# 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml);
+# 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step (NCHW), into RESULTS/profiles.
+# MEMORY=0 skips 4 and 5.
 set -u
 res=${1:?results folder}
 BUDGET_S=${BUDGET_S:-420}
@@ -34,14 +36,14 @@ for prec in bf16 fp32; do
 done
 mem=(tf compare --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T ${MEMORY_T:-4,16,64,256,1024,4096}
      --precision fp32 --epochs 1 --max-steps 2 --device cuda --out "$res/memory")
-if ! past memory; then
+if [ "${MEMORY:-1}" = 1 ] && ! past memory; then
   echo "== memory against T ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
   # MEMORY_LEAN_ONLY=1: only the lean rows (the others' code unchanged since an earlier run)
   [ "${MEMORY_LEAN_ONLY:-0}" = 1 ] || \
     "${mem[@]}" --backends tfbench,spikingjelly --baseline spikingjelly --ann-floor 2>&1 | tail -30 | tee -a "$res/issue13.log"
   "${mem[@]}" --backends tfbench --baseline tfbench --lean 2>&1 | tail -12 | tee -a "$res/issue13.log"
 fi
-if ! past "T=4096 bf16"; then
+if [ "${MEMORY:-1}" = 1 ] && ! past "T=4096 bf16"; then
   echo "== T=4096 lean bf16 ($(( $(date +%s) - start )) s)" | tee -a "$res/issue13.log"
   tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 2 \
     --device cuda --lean --precision bf16 --out "$res/memory" 2>&1 | tail -20 | tee -a "$res/issue13.log"
@@ -49,5 +51,9 @@ fi
 if ! past "channels-last table"; then
   tf compare --config configs/lean_channels_last.toml --device cuda --out "$res" 2>&1 | tail -20 \
     | tee "$res/lean_channels_last.log"
+fi
+if [ "${PROFILE:-0}" = 1 ] && ! past profile; then
+  tf profile --arch Spiking-ResNet18 --backend tfbench --lean --precision fp32 --dataset CIFAR-10 --batch-size 100 \
+    -T 32 --device cuda --out "$res/profiles" 2>&1 | tail -30 | tee -a "$res/issue13.log"
 fi
 echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"

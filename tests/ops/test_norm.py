@@ -352,7 +352,7 @@ def test_spike_max_pool_from_bits_equals_torch(device, channels_last, pool_args,
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, pool_args", [
     ((2, 3, 16, 16), (3, 2, 1, 1, False)),   # the stem's windows: a plane a block, one pass
-    ((2, 2, 3, 300), (3, 2, 1, 1, False)),   # a side over 256: two passes
+    ((2, 2, 3, 300), (3, 2, 1, 1, False)),   # a side over 128: two passes
     ((1, 2, 70, 66), (2, 1, 0, 1, False)),   # 69 x 65 windows, over the 4,096 a block keeps: two passes
 ], ids=["plane", "wide", "many-windows"])
 def test_spike_max_pool_backward_in_one_pass_or_two(device, shape, pool_args):
@@ -475,6 +475,36 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
     assert torch.equal(out[0][0], out[1][0])
     for a, b in zip(out[0][1:], out[1][1:]):
         assert _rel(a, b) < 1e-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("channels, side", [(8, 4), (5, 3)], ids=["whole-bytes", "bytes-across-steps"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_spikes_bits_come_from_the_forward_kernel(device, channels_last, channels, side, dtype):
+    """conv_norm_neuron's kernel writes its spikes' bits beside them (on the GPU where a byte's elements are
+    one step's, n % 8 == 0; else they are packed after it): pack_spikes(s) returns those very bits, equal
+    to packing s afresh; once s's version moves (an in-place change) it packs s again; an entry goes with
+    its s."""
+    torch.manual_seed(0)   # the convolution's initial weights
+    conv = nn.Conv2d(3, channels, 3, padding=1, bias=False).to(device)
+    x = (torch.rand(T * B, 3, side, side, generator=generator(31)) < 0.5).float().to(device)   # n = B * C * side^2
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+        s = norm.conv_norm_neuron(conv, x, _bn(channels, torch.float32, device, 32), *LIF().norm_args(), T,
+                                  norm.pack_spikes(x))
+    bits = norm.pack_spikes(s)
+    assert bits is norm.pack_spikes(s), "the bits the forward wrote"
+    assert torch.equal(bits, library.PACK_SPIKES(norm._memory_order(s)))
+    assert s.sum() > 0 and s.sum() < s.numel()
+    if not channels_last:   # (a channels-last output is a view: autograd refuses to permute it once changed)
+        torch.autograd.graph.increment_version(s)   # as an in-place change would
+        again = norm.pack_spikes(s)
+        assert again is not bits and torch.equal(again, bits)
+    key = id(s)
+    del s
+    assert key not in norm._KNOWN_BITS
 
 
 def test_conv_norm_neuron_refuses_a_second_backward():

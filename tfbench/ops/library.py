@@ -23,7 +23,8 @@ Six more serve the lean path (norm.py drives them): BatchNorm folded into the ne
 
     tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
                                  num_batches_tracked!, learned, neuron, constants, switches,
-                                 batch_stats, momentum, eps) -> (s, ckpt, stats [6, C])
+                                 batch_stats, momentum, eps, want_bits)
+        -> (s, ckpt, stats [6, C], s's bits (pack_spikes's, from the same kernel) or [0])
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!)
         -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned])
@@ -65,8 +66,8 @@ SCHEMAS = {
                                  "int[] stride, int[] padding, int[] dilation, int[] out_hw) -> Tensor",
     "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
                            "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor[] learned, str neuron, "
-                           "float[] constants, int[] switches, bool batch_stats, float momentum, float eps) "
-                           "-> (Tensor, Tensor, Tensor)",
+                           "float[] constants, int[] switches, bool batch_stats, float momentum, float eps, "
+                           "bool want_bits) -> (Tensor, Tensor, Tensor, Tensor)",
     "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
                             "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out) "
@@ -134,10 +135,11 @@ def _pool_backward_fake(gout, bits, shape, channels_last, kernel, stride, paddin
 
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
 def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num_batches_tracked, learned, neuron,
-                       constants, switches, batch_stats, momentum, eps):
+                       constants, switches, batch_stats, momentum, eps, want_bits):
     acc = _acc(z.dtype)
     ckpt = z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc)
-    return z.new_empty(z.shape), ckpt, z.new_empty((6, z.shape[2]), dtype=acc)
+    bits = z.new_empty(((z.numel() + 7) // 8 if want_bits else 0,), dtype=torch.uint8)
+    return z.new_empty(z.shape), ckpt, z.new_empty((6, z.shape[2]), dtype=acc), bits
 
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)

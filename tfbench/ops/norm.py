@@ -31,6 +31,7 @@ a max-pool of spikes read from their bits both ways (kernels/spike_pool.cuh: no 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -49,8 +50,27 @@ def available() -> str | None:
 
 def pack_spikes(s: Tensor) -> Tensor:
     """A 0/1 tensor as bits, in its memory order: uint8 ``[ceil(numel / 8)]`` (element e is bit e % 8
-    of byte e // 8; any non-zero value is a 1). One kernel pass (``tfbench::pack_spikes``)."""
+    of byte e // 8; any non-zero value is a 1). One kernel pass (``tfbench::pack_spikes``), or none for
+    spikes ``conv_norm_neuron`` made: their bits, which its kernel wrote beside them, while s is unchanged."""
+    known = _KNOWN_BITS.get(id(s))
+    if known is not None and known[0]() is s and known[1] == s._version:
+        return known[2]
     return library.PACK_SPIKES(_memory_order(s))
+
+
+# Spikes whose bits were written with them: id(s) -> (a weak reference to s, s's version then, the bits).
+# An entry goes when its s does; one whose s was changed in place since is not used.
+_KNOWN_BITS: dict[int, tuple[weakref.ref, int, Tensor]] = {}
+
+
+def _remember_bits(s: Tensor, bits: Tensor) -> None:
+    key = id(s)
+
+    def forget(ref: weakref.ref) -> None:
+        if _KNOWN_BITS.get(key, (None,))[0] is ref:
+            del _KNOWN_BITS[key]
+
+    _KNOWN_BITS[key] = (weakref.ref(s, forget), s._version, bits)
 
 
 def unpack_spikes(bits: Tensor, like_shape: Sequence[int], dtype: torch.dtype, channels_last: bool) -> Tensor:
@@ -99,19 +119,19 @@ def from_time_major(y: Tensor, like: Tensor, channels_last: bool | None = None) 
 
 
 def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned, neuron: str, constants,
-                  switches) -> tuple[Tensor, Tensor, Tensor, bool]:
+                  switches, want_bits: bool = False) -> tuple[Tensor, Tensor, Tensor, bool, Tensor]:
     """``tfbench::norm_neuron_forward`` with bn's statistics as nn.BatchNorm2d uses them: the batch's in
     training or without running statistics (updating those when tracked), else the running ones.
-    Returns (s, ckpt, stats, whether the batch's statistics were used)."""
+    Returns (s, ckpt, stats, whether the batch's statistics were used, s's bits or an empty tensor)."""
     batch = bn.training or not bn.track_running_stats
     update = bn.training and bn.track_running_stats
     given = update or not batch
     momentum = -1.0 if bn.momentum is None else float(bn.momentum)   # < 0: the cumulative average
-    s, ckpt, stats = library.NORM_FORWARD(
+    s, ckpt, stats, bits = library.NORM_FORWARD(
         z4, residual, weight, bias, bn.running_mean if given else None, bn.running_var if given else None,
         bn.num_batches_tracked if update else None, list(learned), neuron, constants, switches, batch, momentum,
-        float(bn.eps))
-    return s, ckpt, stats, batch
+        float(bn.eps), want_bits)
+    return s, ckpt, stats, batch, bits
 
 
 class _NormNeuron(torch.autograd.Function):
@@ -120,7 +140,7 @@ class _NormNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, residual, weight, bias, bits, bn, neuron, constants, switches, *learned):
         kept_res = bits if bits is not None else residual
-        s, ckpt, stats, batch = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants, switches)
+        s, ckpt, stats, batch, _ = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants, switches)
         ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
         ctx.batch = batch
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
@@ -187,13 +207,13 @@ class _ConvNormNeuron(torch.autograd.Function):
         elif residual is not None and is_channels_last(residual) != cl:
             raise ValueError("the residual's bits must be in the convolution output's memory format "
                              f"({'channels-last' if cl else 'contiguous'})")
-        s, ckpt, stats, batch = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn, learned, neuron,
-                                              constants, switches)
+        # s's bits from the same kernel: the pool's backward reads s from them, else the next layer keeps them
+        s, ckpt, stats, batch, s_bits = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn, learned,
+                                                      neuron, constants, switches, want_bits=True)
         s = from_time_major(s, z, cl)
-        s_bits = None if pool is None else pack_spikes(s)   # the pool's backward reads s from its bits
         ctx.recompute, ctx.x_is_bits = recompute, x_bits is not None
         ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, conv_weight, kept_res,
-                              ckpt, stats, s_bits, *learned)
+                              ckpt, stats, None if pool is None else s_bits, *learned)
         ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
         ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
@@ -202,12 +222,18 @@ class _ConvNormNeuron(torch.autograd.Function):
         ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
         ctx.has_residual = residual is not None
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
-        ctx.mark_non_differentiable(ckpt)
+        ctx.mark_non_differentiable(ckpt, s_bits)
         ctx.set_materialize_grads(False)
-        return s if pool is None else _pool_forward(s_bits, ctx.s_shape, s.dtype, cl, pool)
+        if pool is None:
+            return s, s_bits
+        return _pool_forward(s_bits, ctx.s_shape, s.dtype, cl, pool), s_bits.new_empty(0)
 
     @staticmethod
-    def backward(ctx, gs):
+    def backward(ctx, gs, _):
+        return _ConvNormNeuron._backward(ctx, gs)
+
+    @staticmethod
+    def _backward(ctx, gs):
         x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
@@ -358,9 +384,12 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
         raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "
                          "without them it recomputes the output (recompute=True)")
     constants, switches = kernel_args(p)
-    return _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv,
-                                 None if pool is None else _pool_args(pool), recompute, steps, p.name, constants,
-                                 switches, *learned)
+    s, s_bits = _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv,
+                                      None if pool is None else _pool_args(pool), recompute, steps, p.name, constants,
+                                      switches, *learned)
+    if pool is None:   # the next layer's pack_spikes(s) takes these
+        _remember_bits(s, s_bits)
+    return s
 
 
 class _SpikeConv(torch.autograd.Function):
