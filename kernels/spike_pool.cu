@@ -1,7 +1,7 @@
 // The max-pool of spikes kept as bits (spike_pool.cuh), for the GPU: NVRTC compiles this file once per
 // storage dtype (TFB_STORAGE: 0 float, 1 bfloat16, 2 float16, 3 double); one thread per element written
 // (the output's, the windows' codes, dL/dx's); blockIdx.x the image, blockIdx.y a block of its elements;
-// the one-pass backward a block per plane, blockIdx.x the image, blockIdx.y the channel.
+// the one-pass backward a block per a.planes planes.
 #include "spike_pool.cuh"
 #include "storage.cuh"
 
@@ -24,9 +24,10 @@ extern "C" __global__ void tfb_pool_backward(const PoolArgs a) {
 
 extern "C" __global__ void tfb_pool_backward_plane(const PoolArgs a) {
   __shared__ PlaneShared sh;
-  pool_plane_load(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);
+  const i64 q0 = (i64)blockIdx.x * a.planes;   // the block's first plane
+  pool_plane_load(a, q0, sh, (int)threadIdx.x, (int)blockDim.x);
   __syncthreads();
-  pool_plane_prepare(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);
+  pool_plane_prepare(a, q0, sh, (int)threadIdx.x, (int)blockDim.x);
   __syncthreads();
-  pool_plane_gather<S>(a, (i64)blockIdx.x, (int)blockIdx.y, sh, (int)threadIdx.x, (int)blockDim.x);
+  pool_plane_gather<S>(a, q0, sh, (int)threadIdx.x, (int)blockDim.x);
 }

@@ -10,7 +10,7 @@
 // columns), summed in the arithmetic type (float, double for double). Each window is read once, not
 // once per element it covers. A pass is a grid of (image, 256 of its elements) blocks: the positions
 // come from 32-bit divisions by launch constants (FastDiv), never from a 64-bit division. In NCHW memory
-// the backward is one pass instead, a block per plane with the codes in shared memory (below).
+// the backward is one pass instead, a block per few planes with the codes in shared memory (below).
 //
 // Compiled twice from this one text: by NVRTC (spike_pool.cu) and by the C++ compiler (tfbench_ops.cpp).
 #pragma once
@@ -50,7 +50,8 @@ struct PoolArgs {
   int C, H, W, Ho, Wo;
   int kh, kw, sh, sw, ph, pw, dh, dw;
   int channels_last;           // 1: NHWC memory order, 0: NCHW
-  FastDiv fC, fH, fW, fHo, fWo, fsh, fsw, fdh, fdw;
+  int planes;                  // the one-pass backward: planes a block
+  FastDiv fC, fH, fW, fHo, fWo, fsh, fsw, fdh, fdw, fHW, fOW;   // fHW: H * W, fOW: Ho * Wo
 };
 
 // (channel, row, column) of element r of one image [C, rows, cols] in the args' memory order.
@@ -162,53 +163,69 @@ template <typename S> TFB_HD void pool_backward_element(const PoolArgs& a, i64 n
   static_cast<S*>(a.out)[n * a.per_image + r] = Storage<S>::store(g);
 }
 
-// The backward in one pass for NCHW memory, a block per plane (image n, channel c), in three phases
-// with a barrier between them: the plane's bits copied into the block's shared memory; from them its
-// windows' codes and its rows' and columns' window ranges; then each element gathers dL/dout over
+// The backward in one pass for NCHW memory, a block per a.planes consecutive planes (image, channel:
+// plane q is N * C's q-th, its elements and windows contiguous), in three phases with a barrier between
+// them: the planes' bits copied into the block's shared memory; from them their windows' codes, and the
+// rows' and columns' window ranges (the same for every plane); then each element gathers dL/dout over
 // those ranges as pool_backward_element does (the same windows in the same order: the same sums bit for
-// bit), its row and column from one division. No code bytes in global memory, no chain of dependent
-// global loads in a window's scan, and none of the per-element divisions for the ranges. Planes of more
-// than kPlaneWindows windows or of a side over kPlaneSide (or over 65,535 channels: the grid), and
-// channels-last memory, take the two passes above.
+// bit), its plane, row and column from two divisions. No code bytes in global memory, no chain of
+// dependent global loads in a window's scan, none of the per-element divisions for the ranges, and
+// enough planes a block (the launcher's choice) that every phase has work for all its threads. Planes
+// of more than kPlaneWindows windows or of a side over kPlaneSide, and channels-last memory, take the
+// two passes above.
 constexpr int kPlaneWindows = 4096;
 constexpr int kPlaneSide = 128;
-constexpr int kPlaneBytes = kPlaneSide * kPlaneSide / 8 + 4;   // a plane's bits, from a byte boundary
+constexpr int kPlaneBits = kPlaneSide * kPlaneSide;   // a block's elements at most
+constexpr int kPlaneBytes = kPlaneBits / 8 + 4;      // their bits, from a byte boundary
 
 struct PlaneShared {
-  unsigned char bits[kPlaneBytes];                                           // from the plane's first byte
-  unsigned char codes[kPlaneWindows];                                        // window oy * Wo + ox's code
+  unsigned char bits[kPlaneBytes];                                           // from the first plane's first byte
+  unsigned char codes[kPlaneWindows];                                        // window w of the block's planes
   short row0[kPlaneSide], row1[kPlaneSide], col0[kPlaneSide], col1[kPlaneSide];   // windows [first, last)
 };
 
 TFB_HD bool pool_plane_fits(const PoolArgs& a) {
-  return !a.channels_last && a.C <= 65535 && a.Ho * a.Wo <= kPlaneWindows && a.H <= kPlaneSide && a.W <= kPlaneSide;
+  return !a.channels_last && a.Ho * a.Wo <= kPlaneWindows && a.H <= kPlaneSide && a.W <= kPlaneSide;
 }
 
-TFB_HD i64 plane_first_bit(const PoolArgs& a, i64 n, int c) { return (n * a.C + c) * a.H * a.W; }
+// Planes a block: about 1,024 elements, within the shared memory (made on the host, once a launch).
+TFB_HD int pool_planes_per_block(const PoolArgs& a) {
+  int p = 1024 / (a.H * a.W);
+  if (p * a.Ho * a.Wo > kPlaneWindows) p = kPlaneWindows / (a.Ho * a.Wo);
+  if (p * a.H * a.W > kPlaneBits) p = kPlaneBits / (a.H * a.W);
+  return p < 1 ? 1 : p;
+}
 
-// Phase 1, thread t of nt: its share of plane (n, c)'s bytes of bits, into sh.bits.
-TFB_HD void pool_plane_load(const PoolArgs& a, i64 n, int c, PlaneShared& sh, int t, int nt) {
-  const i64 first = plane_first_bit(a, n, c), byte0 = first >> 3;
-  const int bytes = (int)(((first + a.H * a.W + 7) >> 3) - byte0);
+// The block's first plane q0 and its planes' count (the last block's may be fewer).
+TFB_HD int block_planes(const PoolArgs& a, i64 q0) {
+  const i64 left = a.images * a.C - q0;
+  return left < a.planes ? (int)left : a.planes;
+}
+
+// Phase 1, thread t of nt: its share of the bytes of bits of the planes from q0, into sh.bits.
+TFB_HD void pool_plane_load(const PoolArgs& a, i64 q0, PlaneShared& sh, int t, int nt) {
+  const i64 first = q0 * a.H * a.W, byte0 = first >> 3;
+  const int bytes = (int)(((first + (i64)block_planes(a, q0) * a.H * a.W + 7) >> 3) - byte0);
   for (int b = t; b < bytes; b += nt) sh.bits[b] = a.bits[byte0 + b];
 }
 
-struct SharedBit {   // the plane's spikes, read from its bits in shared memory
+struct SharedBit {   // one plane's spikes, read from its bits in shared memory
   const PlaneShared& sh;
-  int offset, W;     // the plane's first bit in sh.bits[0], its row length
+  int offset, W;     // the plane's first bit in sh.bits, its row length
   TFB_HD bool operator()(int y, int x) const {
     const int e = offset + y * W + x;
     return (sh.bits[e >> 3] >> (e & 7)) & 1;
   }
 };
 
-// Phase 2, thread t of nt: its share of plane (n, c)'s codes and window ranges, into sh.
-TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 n, int c, PlaneShared& sh, int t, int nt) {
-  const SharedBit bit{sh, (int)(plane_first_bit(a, n, c) & 7), a.W};
-  for (int w = t; w < a.Ho * a.Wo; w += nt) {
-    const int oy = (int)fdiv(a.fWo, (unsigned)w), ox = w - oy * a.Wo;
+// Phase 2, thread t of nt: its share of the codes of the planes from q0, and of the window ranges, into sh.
+TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 q0, PlaneShared& sh, int t, int nt) {
+  const int offset = (int)((q0 * a.H * a.W) & 7), windows = a.Ho * a.Wo;
+  for (int w = t; w < block_planes(a, q0) * windows; w += nt) {
+    const int j = (int)fdiv(a.fOW, (unsigned)w), r = w - j * windows;   // plane q0 + j, its window r
+    const int oy = (int)fdiv(a.fWo, (unsigned)r), ox = r - oy * a.Wo;
     bool any = false;
-    sh.codes[w] = (unsigned char)window_argmax(a, oy, ox, bit, &any);
+    sh.codes[w] = (unsigned char)window_argmax(a, oy, ox, SharedBit{sh, offset + j * a.H * a.W, a.W}, &any);
   }
   for (int y = t; y < a.H; y += nt) {
     sh.row0[y] = (short)pool_first(y, a.ph, a.kh, a.dh, a.fsh);
@@ -220,16 +237,18 @@ TFB_HD void pool_plane_prepare(const PoolArgs& a, i64 n, int c, PlaneShared& sh,
   }
 }
 
-// Phase 3, thread t of nt: its share of plane (n, c)'s dL/dx, from sh (pool_plane_prepare's, all of it).
-template <typename S> TFB_HD void pool_plane_gather(const PoolArgs& a, i64 n, int c, const PlaneShared& sh, int t,
+// Phase 3, thread t of nt: its share of the planes' dL/dx, from sh (pool_plane_prepare's, all of it).
+template <typename S> TFB_HD void pool_plane_gather(const PoolArgs& a, i64 q0, const PlaneShared& sh, int t,
                                                     int nt) {
   typedef typename Storage<S>::acc A;
-  const i64 plane = n * a.C + c;
-  const S* gout = static_cast<const S*>(a.gout) + plane * a.Ho * a.Wo;
-  S* gx = static_cast<S*>(a.out) + plane * a.H * a.W;
-  for (int e = t; e < a.H * a.W; e += nt) {
-    const int y = (int)fdiv(a.fW, (unsigned)e), x = e - y * a.W;
+  const int windows = a.Ho * a.Wo, elements = a.H * a.W;
+  const S* gout = static_cast<const S*>(a.gout) + q0 * windows;
+  S* gx = static_cast<S*>(a.out) + q0 * elements;
+  for (int e = t; e < block_planes(a, q0) * elements; e += nt) {
+    const int j = (int)fdiv(a.fHW, (unsigned)e), r = e - j * elements;   // plane q0 + j, its element r
+    const int y = (int)fdiv(a.fW, (unsigned)r), x = r - y * a.W;
     const int ox0 = sh.col0[x], ox1 = sh.col1[x], oy1 = sh.row1[y];
+    const unsigned char* codes = sh.codes + j * windows;
     A g = A(0);
     for (int oy = sh.row0[y]; oy < oy1; ++oy) {
       const int dy = y - (oy * a.sh - a.ph);   // the row's distance from the window's origin
@@ -237,10 +256,10 @@ template <typename S> TFB_HD void pool_plane_gather(const PoolArgs& a, i64 n, in
       if (i < 0) continue;
       for (int ox = ox0; ox < ox1; ++ox) {
         const int dx = x - (ox * a.sw - a.pw);
-        const int j = dx < 0 ? -1 : a.dw == 1 ? dx : pool_tap(dx, a.fdw);
-        if (j < 0) continue;
+        const int jx = dx < 0 ? -1 : a.dw == 1 ? dx : pool_tap(dx, a.fdw);
+        if (jx < 0) continue;
         const int o = oy * a.Wo + ox;
-        if (sh.codes[o] == i * a.kw + j) g += (A)Storage<S>::load(gout[o]);
+        if (codes[o] == i * a.kw + jx) g += (A)Storage<S>::load(gout[j * windows + o]);
       }
     }
     gx[e] = Storage<S>::store(g);

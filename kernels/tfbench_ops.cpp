@@ -861,13 +861,11 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
   if (!like.is_cuda()) {
     auto image = [&](auto zero, i64 n) {
       using S = decltype(zero);
-      if (pass == kPoolBackwardPlane) {   // a block's work as one thread of one
+      if (pass == kPoolBackwardPlane) {   // each block's work as one thread of one (n: the block)
         tfb::PlaneShared sh;
-        for (int c = 0; c < a.C; ++c) {
-          tfb::pool_plane_load(a, n, c, sh, 0, 1);
-          tfb::pool_plane_prepare(a, n, c, sh, 0, 1);
-          tfb::pool_plane_gather<S>(a, n, c, sh, 0, 1);
-        }
+        tfb::pool_plane_load(a, n * a.planes, sh, 0, 1);
+        tfb::pool_plane_prepare(a, n * a.planes, sh, 0, 1);
+        tfb::pool_plane_gather<S>(a, n * a.planes, sh, 0, 1);
         return;
       }
       for (int r = 0; r < a.per_image; ++r) {
@@ -876,7 +874,8 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
         else tfb::pool_backward_element<S>(a, n, r);
       }
     };
-    for (i64 n = 0; n < a.images; ++n) {
+    const i64 units = pass == kPoolBackwardPlane ? (a.images * a.C + a.planes - 1) / a.planes : a.images;
+    for (i64 n = 0; n < units; ++n) {
       switch (storage) {
         case kFloat: image(0.0f, n); break;
         case kBFloat16: image(tfb::bf16{}, n); break;
@@ -907,10 +906,10 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
     std::lock_guard<std::mutex> guard(lock);
     cache.emplace(key, fns);
   }
-  if (pass == kPoolBackwardPlane) {  // blockIdx.x the image, blockIdx.y the channel; a thread per element or more
-    const int plane = a.H * a.W, block = plane >= 256 ? 256 : (plane + 31) / 32 * 32;
-    launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)a.images, (unsigned)a.C, (unsigned)block,
-                  like.device());
+  if (pass == kPoolBackwardPlane) {  // a block per a.planes planes
+    const i64 blocks = (a.images * a.C + a.planes - 1) / a.planes;
+    TORCH_CHECK(blocks <= INT32_MAX, "tfbench: a spike max-pool's backward of ", a.images * a.C, " planes is too large");
+    launch_kernel(reinterpret_cast<void*>(fns[pass]), &a, (unsigned)blocks, 1, 256, like.device());
     return;
   }
   const int block = 256;  // blockIdx.x the image, blockIdx.y a block of its elements
@@ -947,6 +946,8 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
   a.out = gx.data_ptr();
   if (tfb::pool_plane_fits(a)) {  // NCHW planes that fit a block's shared memory: one pass
     a.per_image = a.C * a.H * a.W;
+    a.planes = tfb::pool_planes_per_block(a);
+    a.fHW = tfb::fast_div(a.H * a.W), a.fOW = tfb::fast_div(a.Ho * a.Wo);
     run_pool(kPoolBackwardPlane, a, storage_of(gx), gx);
     return gx;
   }

@@ -14,7 +14,8 @@
 #    (MEMORY_LEAN_ONLY=1: the lean rows only);
 # 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4);
 # 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml);
-# 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step (NCHW), into RESULTS/profiles.
+# 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step (NCHW and channels-last), into RESULTS/profiles;
+#    HOST=1 only: the host's time to issue a lean step (scripts/lean_host_time.py), into RESULTS/host_time.md.
 # MEMORY=0 skips 4 and 5.
 set -u
 res=${1:?results folder}
@@ -52,8 +53,10 @@ if ! past "channels-last table"; then
   tf compare --config configs/lean_channels_last.toml --device cuda --out "$res" 2>&1 | tail -20 \
     | tee "$res/lean_channels_last.log"
 fi
-if [ "${PROFILE:-0}" = 1 ] && ! past profile; then
-  tf profile --arch Spiking-ResNet18 --backend tfbench --lean --precision fp32 --dataset CIFAR-10 --batch-size 100 \
-    -T 32 --device cuda --out "$res/profiles" 2>&1 | tail -30 | tee -a "$res/issue13.log"
-fi
+for fmt in "" --channels-last; do
+  [ "${PROFILE:-0}" = 1 ] && ! past "profile $fmt" || continue
+  tf profile --arch Spiking-ResNet18 --backend tfbench --lean --precision fp32 $fmt --dataset CIFAR-10 \
+    --batch-size 100 -T 32 --device cuda --out "$res/profiles" 2>&1 | tail -30 | tee -a "$res/issue13.log"
+done
+[ "${HOST:-0}" = 1 ] && ! past "host time" && python scripts/lean_host_time.py --lean --out "$res/host_time.md" 2>&1 | tail -5
 echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"

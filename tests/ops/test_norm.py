@@ -351,7 +351,7 @@ def test_spike_max_pool_from_bits_equals_torch(device, channels_last, pool_args,
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, pool_args", [
-    ((2, 3, 16, 16), (3, 2, 1, 1, False)),   # the stem's windows: a plane a block, one pass
+    ((2, 3, 16, 16), (3, 2, 1, 1, False)),   # the stem's windows: planes a block, one pass
     ((2, 2, 3, 300), (3, 2, 1, 1, False)),   # a side over 128: two passes
     ((1, 2, 70, 66), (2, 1, 0, 1, False)),   # 69 x 65 windows, over the 4,096 a block keeps: two passes
 ], ids=["plane", "wide", "many-windows"])
