@@ -500,6 +500,15 @@ TFB_HD int segment_steps(int t0, int steps) { return steps - t0 < TFB_CKPT ? ste
 // forward and the backward's recomputation compute it with the same operations, so the recomputed
 // h is the forward's bit for bit. A residual of spikes given as bits adds exactly 0 or 1.
 // ---------------------------------------------------------------------------------------------
+// The channel of neuron i, (i / inner) % channels: in 32-bit arithmetic where every value fits (a 64-bit
+// division is a long software routine on the GPU; kernels that take one per element, not per neuron over T
+// steps, pay it in full).
+TFB_HD i64 channel_of(i64 i, i64 inner, i64 channels) {
+  if ((unsigned long long)(i | inner | channels) < (1ull << 32))
+    return (i64)((unsigned)i / (unsigned)inner % (unsigned)channels);
+  return i / inner % channels;
+}
+
 template <class C, typename A> struct Channel {
   A scale[C::chan_vec], shift[C::chan_vec], mean[C::chan_vec], ea[C::chan_vec], eb[C::chan_vec];
 };
@@ -509,7 +518,7 @@ TFB_HD void load_channels(const C& c, i64 i0, const Args<A, P>& a, Channel<C, A>
   if (!c.norm) return;
 #pragma unroll
   for (int k = 0; k < C::chan_vec; ++k) {
-    const i64 j = ((i0 + k) / a.inner) % a.channels;
+    const i64 j = channel_of(i0 + k, a.inner, a.channels);
     ch.scale[k] = a.scale[j];
     ch.shift[k] = a.shift[j];
     if (backward) {
@@ -718,16 +727,17 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
 }
 
 // BatchNorm's backward epilogue on its own (c.norm), once gy is stored: dL/dx = gy*scale + (x - mean)*ea + eb
-// for the thread's V consecutive elements from flat offset e0 = t * n + i0 of [T, n] (a.gs: gy, a.x: x,
+// for the thread's V neurons from i0 at step t, flat offset e0 = t * n + i0 of [T, n] (a.gs: gy, a.x: x,
 // a.gx: dL/dx, which may be x's buffer: each element is read before it is written, by its own thread).
 // No time dependence, so a thread per V elements of one step, not per neuron; the same operations as
 // backward_recompute_thread's epilogue, so the same bits from the same stored gy.
 template <class C, typename S, typename A, class P>
-TFB_HD void epilogue_thread(const C& c, i64 e0, const Args<A, P>& a) {
+TFB_HD void epilogue_thread(const C& c, i64 i0, int t, const Args<A, P>& a) {
   typedef Storage<S> St;
   constexpr int V = C::vec;
+  const i64 e0 = (i64)t * a.n + i0;
   Channel<C, A> ch;
-  load_channels(c, e0 % a.n, a, ch, true);
+  load_channels(c, i0, a, ch, true);
   const Pack<S, V> gp = load_pack<S, V>(a.gs, e0), xp = load_pack<S, V>(a.x, e0);
   Pack<S, V> out;
 #pragma unroll
@@ -779,7 +789,9 @@ TFB_HD void stats_thread(const C&, i64 i0, const Args<A, P>& a) {
 // (k / inner) * C * inner + c * inner + k % inner.
 // ---------------------------------------------------------------------------------------------
 template <typename A, class P> TFB_HD i64 channel_neuron(const Args<A, P>& a, i64 c, i64 k) {
-  return (k / a.inner) * a.channels * a.inner + c * a.inner + k % a.inner;
+  const i64 q = (unsigned long long)(k | a.inner) < (1ull << 32) ? (i64)((unsigned)k / (unsigned)a.inner)
+                                                                 : k / a.inner;   // as channel_of
+  return q * a.channels * a.inner + c * a.inner + (k - q * a.inner);
 }
 
 // Forward, after stats_thread: from the channel's batch mean and variance (reduced by the caller, the

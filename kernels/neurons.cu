@@ -148,11 +148,12 @@ extern "C" __global__ void tfb_stats(const Arg a) {
   stats_thread<Cfg, S, A>(Cfg(), i0, a);
 }
 
-// BatchNorm's backward epilogue over [T, n] (neuron.cuh's epilogue_thread): a thread per Cfg::vec elements.
+// BatchNorm's backward epilogue over [T, n] (neuron.cuh's epilogue_thread): a thread per Cfg::vec neurons of
+// step blockIdx.y.
 extern "C" __global__ void tfb_norm_epilogue(const Arg a) {
-  const i64 e0 = first_neuron();
-  if (e0 >= (i64)a.steps * a.n) return;
-  epilogue_thread<Cfg, S, A>(Cfg(), e0, a);
+  const i64 i0 = first_neuron();
+  if (i0 >= a.n) return;
+  epilogue_thread<Cfg, S, A>(Cfg(), i0, (int)blockIdx.y, a);
 }
 
 // Spikes as bits (neuron.cuh's pack_byte, unpack_byte): a.x the [numel] storage tensor, a.res the

@@ -199,7 +199,14 @@ constexpr int kKernels = 10;
 const char* const kKernelNames =
     "tfb_forward tfb_backward tfb_forward_ckpt tfb_backward_recompute tfb_stats tfb_pack tfb_unpack "
     "tfb_channel_forward tfb_channel_backward tfb_norm_epilogue";
-constexpr int kChannelBlock = 256;  // workers per channel in the per-channel kernels
+// Workers per channel in the per-channel kernels (a block each): a power of two from 32 to 1,024, about
+// one per 16 of the channel's K neurons, so that a large layer's few channels (the stem's 64) do not each
+// wait on one block's long strided loops, nor a small layer's many channels on an idle tree.
+int64_t channel_workers(i64 K) {
+  int64_t w = 32;
+  while (w < 1024 && w * 16 < K) w *= 2;
+  return w;
+}
 
 struct KernelSet { void* fn[kKernels]; };
 
@@ -310,7 +317,9 @@ void host_kernel(Kernel which, const Switches& sw, i64 i0, const tfb::Args<A, ty
   A g[V];
   switch (which) {
     case kStats: tfb::stats_thread<HostCfg<V>, S, A>(c, i0, a); return;
-    case kEpilogue: tfb::epilogue_thread<HostCfg<V>, S, A>(c, i0, a); return;   // i0: the flat t * n + i
+    case kEpilogue:   // i0: the flat t * n + i
+      tfb::epilogue_thread<HostCfg<V>, S, A>(c, i0 % a.n, (int)(i0 / a.n), a);
+      return;
     case kPack: case kUnpack: case kChannelForward: case kChannelBackward: break;  // their own loops: run_host
     case kForward: tfb::forward_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
     case kForwardCkpt: tfb::forward_ckpt_thread<N, HostCfg<V>, S, A>(c, i0, a); return;
@@ -424,11 +433,13 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   const int unroll = (int)g_unroll.load();
   const KernelSet& set = kernels(neuron_index<N>(), name, kernel_sw, storage, vec, unroll, device);
   if (which == kChannelForward || which == kChannelBackward) {  // one block per channel
-    launch_cuda(set.fn[which], a, 1, kChannelBlock, like.device(), a.channels);
+    launch_cuda(set.fn[which], a, 1, channel_workers(a.n / a.channels), like.device(), a.channels);
     return;
   }
-  if (which == kEpilogue) {  // a thread per vec elements of [T, n]
-    launch_cuda(set.fn[which], a, vec, block, like.device(), ((i64)a.steps * a.n / vec + block - 1) / block);
+  if (which == kEpilogue) {  // a thread per vec neurons, blockIdx.y the step
+    TORCH_CHECK(a.steps <= 65535, "tfbench: the norm op's epilogue takes at most 65,535 steps, got ", a.steps);
+    launch_kernel(set.fn[which], &a, (unsigned)((a.n / vec + block - 1) / block), (unsigned)a.steps,
+                  (unsigned)block, like.device());
     return;
   }
   launch_cuda(set.fn[which], a, bytes ? 8 : vec, block, like.device());

@@ -26,7 +26,7 @@ struct PLIF {
 
   template <typename A> struct Local { A k; };  // this neuron's 1/tau
   template <typename A> static TFB_HD Local<A> local(const Params<A>& p, i64 i) {
-    return {sigmoid_(p.w[p.channels == 1 ? 0 : (i / p.inner) % p.channels])};
+    return {sigmoid_(p.w[p.channels == 1 ? 0 : channel_of(i, p.inner, p.channels)])};
   }
 
   // As SpikingJelly writes it: v + (x - (v - vr)) * k, or v - (v - vr) * k + x; each operation
