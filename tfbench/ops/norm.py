@@ -8,15 +8,18 @@ neuron's seven or eight (docs/neurons.md, "BatchNorm folded in"):
 - forward: the statistics (one kernel pass: per neuron the mean over T and the squared deviations,
   then one block per channel combines them exactly and updates the running statistics as
   ``nn.BatchNorm2d`` does), then one kernel that normalises, adds the residual and runs the neuron;
-- backward: the neuron's backward twice from z and the membrane checkpoints (``save="input"``'s
-  recomputation): first the two per-channel sums BatchNorm's backward needs (sum gy and
-  sum gy * (z - mean)), then dL/dz in one fused epilogue, ``gy * scale + (z - mean) * ea + eb``.
+- backward: the neuron's backward from z and the membrane checkpoints (``save="input"``'s
+  recomputation) for the two per-channel sums BatchNorm's backward needs (sum gy and
+  sum gy * (z - mean)), then dL/dz, ``gy * scale + (z - mean) * ea + eb``: elementwise from the gy that
+  first pass stored (as the residual's gradient, or for a small z in a buffer of its own), else in a
+  second recomputing pass.
 
 What backward keeps is z (the convolution's output, which BatchNorm keeps too), the float32
 membrane every CKPT steps and, for an identity shortcut of spikes, those spikes as bits. BatchNorm's
 output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T, ...)``
 is the convolution before it and the whole layer in one autograd node: it keeps x's bits when x is
-spikes; for the stem it keeps x alone (in the convolution's dtype, or its bits when x is spikes) and
+spikes, and its forward kernel writes its own spikes' bits beside them (``pack_spikes`` of those spikes
+then returns them: the next layer keeps them without a pass of its own); for the stem it keeps x alone (in the convolution's dtype, or its bits when x is spikes) and
 runs the convolution again in backward, a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``:
 cuDNN's workspace a slice's), and may take the max-pool after the neuron into the same node. Its
 backward writes dL/dz over z.
