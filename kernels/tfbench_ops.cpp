@@ -757,7 +757,9 @@ template <class N> struct NormOp {
       if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
       if (sums_now) run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
     };
-    if (batch_stats && want_gz && (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) {
+    // (the epilogue's grid takes at most 65,535 steps: longer runs take the recomputing pass)
+    if (batch_stats && want_gz && f.steps <= 65535 &&
+        (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) {
       // dL/dz needs the batch's two sums: the pass that makes them (and ea, eb) stores gy (as the residual's
       // gradient, or in a buffer of its own), then dL/dz is an elementwise epilogue over [T, n]
       Tensor gy = want_gres ? gres : new_output(z.sizes(), z.options());

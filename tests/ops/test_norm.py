@@ -507,6 +507,56 @@ def test_spikes_bits_come_from_the_forward_kernel(device, channels_last, channel
     assert key not in norm._KNOWN_BITS
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the vector width is the GPU launcher's choice")
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_norm_ops_at_every_vector_width_on_cuda(channels_last, dtype):
+    """The GPU launcher gives a thread 1, 2, 4 or 8 neurons by the layer's size (small test layers get 1):
+    forced to each, conv_norm_neuron's spikes, their bits (written by 8 / V lanes together) and every
+    gradient are the same bits as at width 1 (each element's operations do not depend on the width)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False).cuda()
+    x = (torch.rand(T * 2, 3, 4, 4, generator=generator(51)) < 0.5).float().cuda()   # n = 2 * 8 * 16
+    r = (torch.rand(T * 2, 8, 4, 4, generator=generator(52)) < 0.5).float().cuda()
+    if channels_last:
+        x, r = (t.contiguous(memory_format=torch.channels_last) for t in (x, r))
+    g = torch.randn(T * 2, 8, 4, 4, generator=generator(53)).cuda()
+    results = []
+    for vec in (1, 2, 4, 8):
+        before = library.set_option("vec", vec)
+        try:
+            xi = x.clone().requires_grad_(True)
+            ri = r.clone().requires_grad_(True)
+            bn = _bn(8, torch.float32, "cuda", 54)
+            conv.weight.grad = None
+            with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+                s = norm.conv_norm_neuron(conv, xi, bn, *LIF().norm_args(), T, norm.pack_spikes(xi), ri,
+                                          norm.pack_spikes(ri))
+            bits = norm.pack_spikes(s)
+            (s.float() * g).sum().backward()
+            results.append((s.detach(), bits, xi.grad, ri.grad, conv.weight.grad.clone(), bn.weight.grad,
+                            bn.bias.grad, bn.running_mean, bn.running_var))
+        finally:
+            library.set_option("vec", before)
+    assert torch.equal(results[0][1], library.PACK_SPIKES(norm._memory_order(results[0][0])))
+    for vec, got in zip((2, 4, 8), results[1:]):
+        for i, (a, b) in enumerate(zip(got, results[0])):
+            assert torch.equal(a, b), f"output {i} at vec {vec}"
+
+
+def test_lean_network_under_inference_mode():
+    """Under torch.inference_mode (no version counters) the lean network runs as under no_grad: the same
+    logits, its spikes' bits packed where needed rather than remembered."""
+    torch.manual_seed(0)
+    net = models.build("Spiking-ResNet18", lambda: LIF(save="input"), lean=True, spike_input=True).eval()
+    x = (torch.rand(2, 2, 3, 16, 16, generator=generator(41)) < 0.5).float()
+    with torch.no_grad():
+        want = net(x)
+    with torch.inference_mode():
+        got = net(x)
+    assert torch.equal(got, want)
+
+
 def test_conv_norm_neuron_refuses_a_second_backward():
     """Its backward writes dL/dz over the kept z: a second backward over the same graph is refused."""
     torch.manual_seed(0)   # the convolution's initial weights

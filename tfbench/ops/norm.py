@@ -54,7 +54,8 @@ def available() -> str | None:
 def pack_spikes(s: Tensor) -> Tensor:
     """A 0/1 tensor as bits, in its memory order: uint8 ``[ceil(numel / 8)]`` (element e is bit e % 8
     of byte e // 8; any non-zero value is a 1). One kernel pass (``tfbench::pack_spikes``), or none for
-    spikes ``conv_norm_neuron`` made: their bits, which its kernel wrote beside them, while s is unchanged."""
+    spikes ``conv_norm_neuron`` made: their bits, which its kernel wrote beside them, while s is unchanged
+    (the same tensor to every caller: not to be changed in place)."""
     known = _KNOWN_BITS.get(id(s))
     if known is not None and known[0]() is s and known[1] == s._version:
         return known[2]
@@ -67,11 +68,14 @@ _KNOWN_BITS: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 
 
 def _remember_bits(s: Tensor, bits: Tensor) -> None:
+    if s.is_inference():   # no version counter to tell a changed s by (inference mode): not remembered
+        return
     key = id(s)
 
     def forget(ref: weakref.ref) -> None:
-        if _KNOWN_BITS.get(key, (None,))[0] is ref:
-            del _KNOWN_BITS[key]
+        entry = _KNOWN_BITS.get(key)
+        if entry is not None and entry[0] is ref:   # not a newer s that took the same id
+            _KNOWN_BITS.pop(key, None)
 
     _KNOWN_BITS[key] = (weakref.ref(s, forget), s._version, bits)
 
