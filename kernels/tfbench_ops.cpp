@@ -55,9 +55,9 @@ std::atomic<int64_t> g_vec_bytes{16};     // widest access per thread and step: 
 std::atomic<int64_t> g_min_threads{1024}; // per SM: use wide accesses only while this many threads remain
 std::atomic<int64_t> g_force_vec{0};      // > 0: this many neurons per thread (the tuning sweep)
 // Bytes of z up to which the norm op's backward keeps gy (a z-sized buffer) so that dL/dz is an elementwise
-// epilogue instead of a second pass recomputing the membrane: the small stages, whose T dependent steps
-// per neuron leave the GPU idle (51,200 neurons in ResNet18's last stage at batch 100). A layer with a
-// residual keeps gy whatever its size: it is the residual's gradient.
+// epilogue instead of a second pass recomputing the membrane (for Spiking-ResNet18 on an H200 neither
+// faster nor slower: kernels/NOTES.md, "Versions 10-13"). A layer with a residual keeps gy whatever its
+// size: it is the residual's gradient.
 std::atomic<int64_t> g_epilogue_bytes{16 << 20};
 std::atomic<int64_t> g_poison{0};         // 1: every output starts as NaN (an unwritten element fails a test)
 
@@ -868,7 +868,7 @@ Tensor new_map(i64 n, i64 c, i64 rows, i64 cols, bool channels_last, const at::T
 enum PoolPass { kPoolForward = 0, kPoolCodes = 1, kPoolBackward = 2, kPoolBackwardPlane = 3 };
 
 // One pass over a.images images of a.per_image elements each (the elements the pass writes); the
-// one-pass backward (kPoolBackwardPlane) a block per plane.
+// one-pass backward (kPoolBackwardPlane) a block per a.planes planes.
 void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& like) {
   if (a.images == 0 || a.per_image == 0) return;
   if (!like.is_cuda()) {
@@ -899,7 +899,7 @@ void run_pool(PoolPass pass, tfb::PoolArgs& a, Storage storage, const Tensor& li
     return;
   }
   static std::mutex lock;
-  static std::unordered_map<int64_t, std::vector<int64_t>> cache;  // (storage, device) -> the three kernels
+  static std::unordered_map<int64_t, std::vector<int64_t>> cache;  // (storage, device) -> the four kernels
   const int device = like.device().index();
   const int64_t key = (int64_t)storage | (int64_t)device << 8;
   std::vector<int64_t> fns;

@@ -19,8 +19,9 @@ membrane every CKPT steps and, for an identity shortcut of spikes, those spikes 
 output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T, ...)``
 is the convolution before it and the whole layer in one autograd node: it keeps x's bits when x is
 spikes, and its forward kernel writes its own spikes' bits beside them (``pack_spikes`` of those spikes
-then returns them: the next layer keeps them without a pass of its own); for the stem it keeps x alone (in the convolution's dtype, or its bits when x is spikes) and
-runs the convolution again in backward, a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``:
+then returns them: the next layer keeps them without a pass of its own); for the stem it keeps x alone
+(in the convolution's dtype, or its bits when x is spikes) and runs the convolution again in backward,
+a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``:
 cuDNN's workspace a slice's), and may take the max-pool after the neuron into the same node. Its
 backward writes dL/dz over z.
 
@@ -236,11 +237,7 @@ class _ConvNormNeuron(torch.autograd.Function):
         return _pool_forward(s_bits, ctx.s_shape, s.dtype, cl, pool), s_bits.new_empty(0)
 
     @staticmethod
-    def backward(ctx, gs, _):
-        return _ConvNormNeuron._backward(ctx, gs)
-
-    @staticmethod
-    def _backward(ctx, gs):
+    def backward(ctx, gs, _):   # _: the bits' gradient, none
         x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         wc = conv_weight.to(ctx.dtype)
