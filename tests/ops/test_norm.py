@@ -356,7 +356,7 @@ def test_spike_max_pool_from_bits_equals_torch(device, channels_last, pool_args,
     ((1, 2, 70, 66), (2, 1, 0, 1, False)),   # 69 x 65 windows, over the 4,096 a block keeps: two passes
 ], ids=["plane", "wide", "many-windows"])
 def test_spike_max_pool_backward_in_one_pass_or_two(device, shape, pool_args):
-    """NCHW dL/dx in one pass (a block per plane, kernels/spike_pool.cuh) where the plane's codes fit a
+    """NCHW dL/dx in one pass (a block per few planes, kernels/spike_pool.cuh) where the planes' codes fit a
     block's shared memory, else in two: the same as nn.MaxPool2d's bit for bit either way."""
     pool = nn.MaxPool2d(*pool_args[:4], ceil_mode=pool_args[4])
     x = (torch.rand(shape, generator=generator(9)) < 0.3).float().to(device)
