@@ -15,7 +15,8 @@
 //   norm (0: x is the input current; 1: BatchNorm folded in, the input is x * scale[c] + shift[c]
 //     with one channel c for the thread's vec neurons; 2: the same, a channel per neuron)
 //   chan_vec (per-channel values held per thread: 1, or vec when norm is 2 or on the host)
-//   residual (0 none; 1 a dense [T, n] tensor added to the input; 2 the same as bits, for spikes)
+//   residual (0 none; 1 a dense [T, n] tensor added to the input; 2 the same as bits, for spikes;
+//     3 a dense tensor normalised by its own BatchNorm first: the downsample's, folded in too)
 // On the GPU these are `static constexpr` (neurons.cu, from NVRTC -D switches), so every branch on
 // them folds away; on the host they are run-time fields, so one build covers every configuration.
 #pragma once
@@ -326,6 +327,12 @@ template <typename A, class P> struct Args {
   const A* eb;          // [channels] or null (null: dL/dx = gy * scale, BatchNorm in eval mode)
   const void* res;      // [T, n] storage (Cfg::residual 1) or bits (2: element e is bit e % 8 of byte e / 8)
   void* gres;           // [T, n] storage or null: dL/dr = dL/dy (backward)
+  // Residual 3: r[t, i] = res[t, i] * rscale[c] + rshift[c], the residual's own BatchNorm (its rows of
+  // the call's stats); backward sums per neuron what that BatchNorm's backward needs, as for x.
+  const A* rscale;      // [channels] or null (kernels that do not read the residual)
+  const A* rshift;      // [channels]
+  const A* rmean;       // [channels] backward: the residual BatchNorm's mean used
+  A* res_sums;          // [2, n] or null: per neuron, sum_t gy[t] and sum_t gy[t] * (res[t] - rmean) (backward)
   A* sums;              // [2, n] or null: per neuron, sum_t gy[t] and sum_t gy[t] * (x[t] - mean)
                         //   (backward); the statistics kernel writes its mean_t x and sum_t (x - mean)^2
   i64 inner;            // neurons per channel and batch element (1 for channels-last)
@@ -529,15 +536,35 @@ TFB_HD void load_channels(const C& c, i64 i0, const Args<A, P>& a, Channel<C, A>
   }
 }
 
-// The residual of the thread's V neurons at flat offset e = t * n + i0. Bits: on the GPU e is a multiple
-// of V (the launcher's vec divides n) and V divides 8, so the V bits lie in one byte; the host loop takes
-// 8 neurons from any i0 (n need not be a multiple of 8), so there each element reads its own bit.
+// Residual 3's BatchNorm for the thread's neurons: its scale and shift, for the forward and the
+// recomputation. Backward loads them (and the mean its sums need) a segment at a time where they are
+// used, so that they hold registers only there (with a channel per neuron they are 3 x vec values).
+template <class C, typename A> struct ResidualNorm { A scale[C::chan_vec], shift[C::chan_vec]; };
+
+template <class C, typename A, class P>
+TFB_HD void load_residual_norm(const C& c, i64 i0, const Args<A, P>& a, ResidualNorm<C, A>& rn) {
+  if (c.residual != 3) return;
+#pragma unroll
+  for (int k = 0; k < C::chan_vec; ++k) {
+    const i64 j = channel_of(i0 + k, a.inner, a.channels);
+    rn.scale[k] = a.rscale[j];
+    rn.shift[k] = a.rshift[j];
+  }
+}
+
+// The residual of the thread's V neurons at flat offset e = t * n + i0 (residual 3: normalised by rn). Bits:
+// on the GPU e is a multiple of V (the launcher's vec divides n) and V divides 8, so the V bits lie in one
+// byte; the host loop takes 8 neurons from any i0 (n need not be a multiple of 8), so there each element
+// reads its own bit.
 template <class C, typename S, typename A, int V, class P>
-TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, A (&r)[V]) {
-  if (c.residual == 1) {
+TFB_HD void load_residual(const C& c, const Args<A, P>& a, i64 e, const ResidualNorm<C, A>& rn, A (&r)[V]) {
+  if (c.residual == 1 || c.residual == 3) {
     Pack<S, V> rp = load_pack<S, V>(a.res, e);
 #pragma unroll
-    for (int k = 0; k < V; ++k) r[k] = Storage<S>::load(rp.v[k]);
+    for (int k = 0; k < V; ++k) {
+      r[k] = Storage<S>::load(rp.v[k]);
+      if (c.residual == 3) r[k] = fma_(r[k], rn.scale[k % C::chan_vec], rn.shift[k % C::chan_vec]);
+    }
   } else if (c.residual == 2) {
     const unsigned char* bits = static_cast<const unsigned char*>(a.res);
 #if defined(__CUDA_ARCH__)
@@ -597,6 +624,8 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
   typename N::template Local<A> l[V];
   Channel<C, A> ch;
   load_channels(c, i0, a, ch, false);
+  ResidualNorm<C, A> rn;
+  load_residual_norm(c, i0, a, rn);
   A v[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) {
@@ -616,7 +645,7 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
     for (int u = 0; u < K; ++u) {
       if (u < len) {
         A r[V];
-        load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, r);
+        load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, rn, r);
         pack_t sp;
         unsigned m = 0;
 #pragma unroll
@@ -640,7 +669,8 @@ TFB_HD void forward_ckpt_thread(const C& c, i64 i0, const Args<A, typename N::te
 // With BatchNorm folded in (c.norm), gy = dL/dy (y the input current) is also summed per neuron
 // (a.sums: sum_t gy, sum_t gy (x - mean)), and dL/dx = gy*scale + (x - mean)*ea + eb is written
 // only where a.gx is given; a.gres takes gy itself (the residual's gradient, or gy kept for
-// epilogue_thread).
+// epilogue_thread). Residual 3: a.res_sums takes sum_t gy and sum_t gy (res - rmean), the residual's
+// stored values read again (not kept in registers from the recomputation).
 template <class N, class C, typename S, typename A>
 TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename N::template Params<A>>& a,
                                       A (&gparam)[C::vec]) {
@@ -652,7 +682,7 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
   typename N::template Local<A> l[V];
   Channel<C, A> ch;
   load_channels(c, i0, a, ch, true);
-  A gv[V], gsum[V], gh_next[V], h_next[V], sum_gy[V], sum_gyx[V];
+  A gv[V], gsum[V], gh_next[V], h_next[V], sum_gy[V], sum_gyx[V], sum_gyr[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) {
     l[k] = N::local(p, i0 + k);
@@ -662,6 +692,7 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
     h_next[k] = A(0);
     sum_gy[k] = A(0);
     sum_gyx[k] = A(0);
+    sum_gyr[k] = A(0);
   }
   for (int j = (a.steps - 1) / K; j >= 0; --j) {
     const int t0 = j * K, len = segment_steps(t0, a.steps);
@@ -675,16 +706,20 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
     for (int u = 0; u < K; ++u)
       if (u < len) xs[u] = load_pack<S, V>(a.x, (i64)(t0 + u) * n + i0);
     A hs[K][V];
+    {
+      ResidualNorm<C, A> rn;
+      load_residual_norm(c, i0, a, rn);
 #pragma unroll
-    for (int u = 0; u < K; ++u) {
-      if (u < len) {
-        A r[V];
-        load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, r);
+      for (int u = 0; u < K; ++u) {
+        if (u < len) {
+          A r[V];
+          load_residual<C, S, A, V>(c, a, (i64)(t0 + u) * n + i0, rn, r);
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-          A hk = N::charge(c, p, l[k], v[k], input_current(c, ch, k, St::load(xs[u].v[k]), r[k]));
-          hs[u][k] = hk;
-          v[k] = reset(c, p, hk, fire(p, hk));
+          for (int k = 0; k < V; ++k) {
+            A hk = N::charge(c, p, l[k], v[k], input_current(c, ch, k, St::load(xs[u].v[k]), r[k]));
+            hs[u][k] = hk;
+            v[k] = reset(c, p, hk, fire(p, hk));
+          }
         }
       }
     }
@@ -693,10 +728,15 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
 #pragma unroll
     for (int u = 0; u < K; ++u)
       if (u < len) gp[u] = load_pack<S, V>(a.gs, (i64)(t0 + u) * n + i0);
+    A rmean[C::chan_vec];   // residual 3's BatchNorm's mean, for its sums
+    if (c.residual == 3 && a.res_sums)
+#pragma unroll
+      for (int k = 0; k < C::chan_vec; ++k) rmean[k] = a.rmean[channel_of(i0 + k, a.inner, a.channels)];
 #pragma unroll
     for (int u = K - 1; u >= 0; --u) {
       if (u < len) {
-        pack_t out, gr;
+        pack_t out, gr, rp;
+        if (c.residual == 3 && a.res_sums) rp = load_pack<S, V>(a.res, (i64)(t0 + u) * n + i0);
 #pragma unroll
         for (int k = 0; k < V; ++k) {
           A gy = backward_step<N>(c, p, l[k], St::load(gp[u].v[k]), hs[u][k], gv[k], gsum[k], gh_next[k],
@@ -706,6 +746,7 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
             const A xc = St::load(xs[u].v[k]) - ch.mean[q];
             sum_gy[k] += gy;
             sum_gyx[k] += gy * xc;
+            if (c.residual == 3 && a.res_sums) sum_gyr[k] += gy * (St::load(rp.v[k]) - rmean[q]);
             out.v[k] = St::store(fma_(xc, ch.ea[q], fma_(gy, ch.scale[q], ch.eb[q])));
           } else {
             out.v[k] = St::store(gy);
@@ -722,6 +763,12 @@ TFB_HD void backward_recompute_thread(const C& c, i64 i0, const Args<A, typename
     for (int k = 0; k < V; ++k) {
       a.sums[i0 + k] = sum_gy[k];
       a.sums[n + i0 + k] = sum_gyx[k];
+    }
+  if (c.residual == 3 && a.res_sums)
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      a.res_sums[i0 + k] = sum_gy[k];
+      a.res_sums[n + i0 + k] = sum_gyr[k];
     }
   backward_finish<N>(c, i0, a, l, gv, gsum, gh_next, h_next, gparam);
 }

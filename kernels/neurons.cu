@@ -9,7 +9,7 @@
 //   TFB_VEC           neurons per thread (1, 2, 4 or 8)
 //   TFB_UNROLL        time steps loaded ahead of use (the kernels that keep h)
 //   TFB_NORM          0, or BatchNorm folded in: 1 one channel per thread, 2 a channel per neuron
-//   TFB_RESIDUAL      0 none, 1 dense, 2 bits (neuron.cuh's Args)
+//   TFB_RESIDUAL      0 none, 1 dense, 2 bits, 3 dense normalised by its own BatchNorm (neuron.cuh's Args)
 #include "neurons/all.cuh"
 #include "storage.cuh"
 

@@ -108,7 +108,7 @@ struct Switches {
   bool decay_input, hard_reset, detach_reset;
   int surrogate;     // 0 sigmoid, 1 atan, 2 rect
   int norm = 0;      // BatchNorm folded in (the norm ops): 1; the launcher picks the kernel's 1 or 2
-  int residual = 0;  // 0 none, 1 dense, 2 bits
+  int residual = 0;  // 0 none, 1 dense, 2 bits, 3 dense with its own BatchNorm (neuron.cuh's Cfg)
 };
 
 Switches switches_of(at::IntArrayRef s) {
@@ -250,17 +250,17 @@ bool aligned(const Tensor& t, int64_t bytes) {
   return !t.defined() || reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0;
 }
 
-// Neurons per thread: the widest access that divides n, still leaves enough threads to fill the
-// GPU, and fits the alignment of every [T, n] tensor accessed that many at a time.
-int choose_vec(i64 n, int64_t itemsize, int device, std::initializer_list<const Tensor*> vectors) {
+// Neurons per thread: the widest access (at most max_vec neurons) that divides n, still leaves enough
+// threads to fill the GPU, and fits the alignment of every [T, n] tensor accessed that many at a time.
+int choose_vec(i64 n, int64_t itemsize, int device, std::initializer_list<const Tensor*> vectors, int max_vec = 8) {
   if (g_force_vec.load() > 0) {
-    int vec = (int)g_force_vec.load();
+    int vec = (int)std::min<int64_t>(g_force_vec.load(), max_vec);
     bool ok = n % vec == 0;
     for (const Tensor* t : vectors) ok = ok && aligned(*t, vec * itemsize);
     return ok ? vec : 1;
   }
   const i64 enough = (i64)sm_count(device) * g_min_threads.load();
-  for (int vec = 8; vec > 1; vec /= 2) {
+  for (int vec = max_vec; vec > 1; vec /= 2) {
     if (vec * itemsize > g_vec_bytes.load() || n % vec || n / vec < enough) continue;
     bool ok = true;
     for (const Tensor* t : vectors) ok = ok && aligned(*t, vec * itemsize);
@@ -420,7 +420,10 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
   }
   const int device = like.device().index();
   const bool bytes = which == kPack || which == kUnpack;  // one thread per byte: 8 elements
-  const int vec = bytes ? 1 : choose_vec(a.n, like.element_size(), device, vectors);
+  // the recomputing backward of a layer whose residual has its own BatchNorm also holds that residual and
+  // its sums: at 8 neurons a thread it spills (nvcc -Xptxas -v: 116-644 B in bf16), at 4 it does not
+  const int max_vec = which == kBackwardRecompute && sw.residual == 3 ? 4 : 8;
+  const int vec = bytes ? 1 : choose_vec(a.n, like.element_size(), device, vectors, max_vec);
   const int64_t block = g_block.load();
   Switches kernel_sw = sw;  // BatchNorm folded in: one channel per thread when its neurons share one
   if (sw.norm) kernel_sw.norm = a.inner % vec == 0 ? 1 : 2;
@@ -552,15 +555,17 @@ template <class N> struct Op {
 // ---------------------------------------------------------------------------------------------
 // BatchNorm folded into the neuron (tfbench/ops/norm.py drives these): z is [T, M, C, inner], a
 // batch-norm layer's input seen time-major (channel dim 2; inner = 1 for channels-last). The
-// residual is undefined, a tensor of z's shape and dtype, or z's spikes as bits (uint8, element e
-// is bit e % 8 of byte e / 8). Per-channel tensors are float32 (float64 for float64 z).
+// residual is undefined, a tensor of z's shape and dtype, z's spikes as bits (uint8, element e is
+// bit e % 8 of byte e / 8), or a tensor of z's shape and dtype normalised by a BatchNorm of its own
+// first (a ResNet's downsample: its convolution's output). Per-channel tensors are float32 (float64
+// for float64 z).
 // ---------------------------------------------------------------------------------------------
 struct Fold {
   i64 steps = 0, n = 0, channels = 1, inner = 1;
-  int residual = 0;  // 0 none, 1 dense, 2 bits
+  int residual = 0;  // 0 none, 1 dense, 2 bits, 3 dense with its own BatchNorm
 };
 
-Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
+Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual, bool residual_norm) {
   TORCH_CHECK(z.dim() == 4 && z.size(0) >= 1,
               "tfbench: the norm ops take z of shape [T, M, C, inner] with T >= 1, got ", z.sizes());
   Fold f;
@@ -568,10 +573,12 @@ Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
   f.n = z.numel() / f.steps;
   f.channels = z.size(2);
   f.inner = z.size(3);
-  if (residual.has_value() && residual->defined()) {
+  const bool given = residual.has_value() && residual->defined();
+  TORCH_CHECK(given || !residual_norm, "tfbench: a residual BatchNorm needs the residual");
+  if (given) {
     const Tensor& r = *residual;
     TORCH_CHECK(r.device() == z.device(), "tfbench: the residual must be on z's device");
-    if (r.scalar_type() == at::kByte) {
+    if (r.scalar_type() == at::kByte && !residual_norm) {
       TORCH_CHECK(r.numel() == (z.numel() + 7) / 8, "tfbench: a residual of bits needs ", (z.numel() + 7) / 8,
                   " bytes for z of shape ", z.sizes(), ", got ", r.numel());
       f.residual = 2;
@@ -579,8 +586,11 @@ Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual) {
       TORCH_CHECK(r.sizes() == z.sizes() && r.scalar_type() == z.scalar_type(),
                   "tfbench: a dense residual must have z's shape ", z.sizes(), " and dtype ", z.scalar_type(),
                   ", got ", r.sizes(), " ", r.scalar_type());
-      f.residual = 1;
+      f.residual = residual_norm ? 3 : 1;
     }
+    // (the normalised residual's epilogue has the step in blockIdx.y, as the main one)
+    TORCH_CHECK(!residual_norm || f.steps <= 65535, "tfbench: a residual BatchNorm is folded in for at most "
+                "65,535 steps, got ", f.steps);
   }
   return f;
 }
@@ -591,102 +601,131 @@ Tensor per_channel(const Tensor& t, at::ScalarType acc, i64 channels, const char
   return t.to(acc).contiguous().view({-1});
 }
 
-// One call's channel values, [6, C] in the arithmetic dtype: the rows below. Forward fills the first
-// four; backward the epilogue's two, in its own copy.
-enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kEa = 4, kEb = 5 };
+// One BatchNorm as the forward takes it: its affine parameters ([C] in the arithmetic dtype, or
+// undefined), its running statistics and step count (its buffers, updated in place) and how it is used.
+struct BatchNormIn {
+  Tensor weight, bias, running_mean, running_var, batches;
+  bool batch_stats = true;
+  double momentum = 0.1, eps = 1e-5;
+};
+
+BatchNormIn batch_norm_in(const Tensor& z, const Fold& f, at::ScalarType acc, const char* which,
+                          const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
+                          const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
+                          const std::optional<Tensor>& batches, bool batch_stats, double momentum, double eps) {
+  auto given = [](const std::optional<Tensor>& t) { return t.has_value() && t->defined() ? *t : Tensor(); };
+  BatchNormIn bn{Tensor(), Tensor(), given(running_mean), given(running_var), given(batches), batch_stats, momentum,
+                 eps};
+  const bool running = bn.running_mean.defined() && bn.running_var.defined();
+  TORCH_CHECK(batch_stats || running, "tfbench: ", which, "BatchNorm without batch statistics needs its running "
+              "statistics");
+  TORCH_CHECK(!batch_stats || f.steps * (f.n / std::max<i64>(f.channels, 1)) > 1,
+              "tfbench: expected more than 1 value per channel when training, got z of shape ", z.sizes());
+  for (const std::optional<Tensor>* t : {&weight, &bias, &running_mean, &running_var})
+    TORCH_CHECK(!t->has_value() || !(*t)->defined() || (*t)->device() == z.device(), "tfbench: ", which,
+                "BatchNorm's parameters and statistics must be on z's device (", z.device(), "), got ",
+                (*t)->device());
+  if (running) {
+    TORCH_CHECK(bn.running_mean.scalar_type() == acc && bn.running_var.scalar_type() == acc &&
+                bn.running_mean.is_contiguous() && bn.running_var.is_contiguous(),
+                "tfbench: ", which, "BatchNorm's running statistics must be contiguous ", acc, " (its buffers), got ",
+                bn.running_mean.scalar_type(), " and ", bn.running_var.scalar_type());
+  } else {
+    bn.running_mean = bn.running_var = Tensor();
+  }
+  TORCH_CHECK(!(batch_stats && running) || momentum >= 0 || bn.batches.defined(),
+              "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
+  if (given(weight).defined()) bn.weight = per_channel(*weight, acc, f.channels, "weight");
+  if (given(bias).defined()) bn.bias = per_channel(*bias, acc, f.channels, "bias");
+  return bn;
+}
+
+// One call's channel values, [6, C] in the arithmetic dtype per BatchNorm (z's, then the residual's
+// when it has one: [12, C]): the rows below. Forward fills the first four; backward the epilogue's
+// two, in its own copy.
+enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kEa = 4, kEb = 5, kRows = 6 };
 
 void pack_into(const Tensor& s, Tensor& bits);  // the spikes s (contiguous) as bits, into bits (below)
 
 template <class N> struct NormOp {
   template <typename A> using Params = typename N::template Params<A>;
 
+  // The arguments every kernel of one call shares for the BatchNorm of x (z, or the residual's input)
+  // whose [6, C] rows are `stats`.
   template <typename A>
-  static void fill(tfb::Args<A, Params<A>>& a, const Fold& f, const Tensor& z, const Tensor& residual,
-                   const Tensor& stats) {
-    a.x = z.data_ptr();
+  static tfb::Args<A, Params<A>> args(const Fold& f, const Tensor& x, const Tensor& residual, const Tensor& stats,
+                                      const Learned& learned, ArrayRef<double> constants, bool batch_stats) {
+    tfb::Args<A, Params<A>> a{};
+    a.x = x.data_ptr();
     a.n = f.n;
     a.steps = (int)f.steps;
     a.inner = f.inner;
     a.channels = f.channels;
     A* st = stats.data_ptr<A>();
+    a.stats = st;
     a.mean = st + kMean * f.channels;
     a.scale = st + kScale * f.channels;
     a.shift = st + kShift * f.channels;
     a.res = f.residual ? residual.data_ptr() : nullptr;
-  }
-
-  // The arguments every kernel of one call shares; `stats` is the call's [6, C].
-  template <typename A>
-  static tfb::Args<A, Params<A>> args(const Fold& f, const Tensor& z, const Tensor& residual, const Tensor& stats,
-                                      const Learned& learned, ArrayRef<double> constants, bool batch_stats) {
-    tfb::Args<A, Params<A>> a{};
-    fill(a, f, z, residual, stats);
-    a.stats = stats.data_ptr<A>();
+    if (f.residual == 3) {  // the residual's BatchNorm: the next six rows
+      a.rmean = st + (kRows + kMean) * f.channels;
+      a.rscale = st + (kRows + kScale) * f.channels;
+      a.rshift = st + (kRows + kShift) * f.channels;
+    }
     a.batch_stats = batch_stats;
     a.p = Op<N>::template params<A>(constants, learned);
     return a;
   }
 
+  // One BatchNorm's rows (mean, invstd, scale, shift) of `rows` ([6, C], zeroed) for its input x: from x's
+  // batch statistics (the statistics pass, then a block per channel, which also updates the running
+  // statistics) or from its running ones.
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(
-      const char* name, const Tensor& z, const std::optional<Tensor>& res_, const std::optional<Tensor>& weight_,
-      const std::optional<Tensor>& bias_, const std::optional<Tensor>& running_mean,
-      const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned_,
-      ArrayRef<double> constants, Switches sw, bool batch_stats, double momentum, double eps, bool want_bits) {
-    const Fold f = fold_of(z, res_);
+  static void channel_rows(const char* name, const Switches& sw, Fold f, const Tensor& x, const Tensor& rows,
+                           const BatchNormIn& bn, const Learned& learned, ArrayRef<double> constants) {
+    f.residual = 0;  // these kernels read x alone
+    const bool update = bn.batch_stats && bn.running_mean.defined();
+    if (update && bn.batches.defined()) bn.batches.add_(1);
+    Tensor sums = bn.batch_stats ? at::empty({2, f.n}, rows.options()) : Tensor();
+    tfb::Args<A, Params<A>> a = args<A>(f, x, Tensor(), rows, learned, constants, bn.batch_stats);
+    a.weight = bn.weight.defined() ? bn.weight.data_ptr<A>() : nullptr;
+    a.bias = bn.bias.defined() ? bn.bias.data_ptr<A>() : nullptr;
+    a.running_mean = bn.running_mean.defined() ? bn.running_mean.data_ptr<A>() : nullptr;
+    a.running_var = bn.running_var.defined() ? bn.running_var.data_ptr<A>() : nullptr;
+    a.batches = update && bn.batches.defined() ? reinterpret_cast<i64*>(bn.batches.data_ptr<int64_t>()) : nullptr;
+    a.momentum = bn.momentum;
+    a.eps = bn.eps;
+    if (bn.batch_stats) {
+      a.sums = sums.data_ptr<A>();
+      run<N, A>(name, kStats, sw, storage_of(x), a, x, learned, {&x}, nullptr);
+    }
+    run<N, A>(name, kChannelForward, sw, storage_of(x), a, x, learned, {}, nullptr);
+  }
+
+  template <typename A>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(const char* name, const Tensor& z, const Fold& f,
+                                                            const std::optional<Tensor>& res_, const BatchNormIn& bn,
+                                                            const BatchNormIn* res_bn, at::TensorList learned_,
+                                                            ArrayRef<double> constants, Switches sw, bool want_bits) {
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const auto copt = z.options().dtype(acc);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    const bool running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
-                         running_var->defined();
-    TORCH_CHECK(batch_stats || running, "tfbench: BatchNorm without batch statistics needs its running statistics");
-    TORCH_CHECK(!batch_stats || f.steps * (f.n / std::max<i64>(f.channels, 1)) > 1,
-                "tfbench: expected more than 1 value per channel when training, got z of shape ", z.sizes());
-    for (const std::optional<Tensor>* t : {&weight_, &bias_, &running_mean, &running_var})
-      TORCH_CHECK(!t->has_value() || !(*t)->defined() || (*t)->device() == z.device(),
-                  "tfbench: BatchNorm's parameters and statistics must be on z's device (", z.device(), "), got ",
-                  (*t)->device());
-    if (running)
-      TORCH_CHECK(running_mean->scalar_type() == acc && running_var->scalar_type() == acc &&
-                  running_mean->is_contiguous() && running_var->is_contiguous(),
-                  "tfbench: the running statistics must be contiguous ", acc, " (BatchNorm's buffers), got ",
-                  running_mean->scalar_type(), " and ", running_var->scalar_type());
-    const Tensor weight = weight_.has_value() && weight_->defined() ? per_channel(*weight_, acc, f.channels, "weight")
-                                                                    : Tensor();
-    const Tensor bias = bias_.has_value() && bias_->defined() ? per_channel(*bias_, acc, f.channels, "bias") : Tensor();
     sw.norm = 1;
     sw.residual = f.residual;
-    Tensor stats = at::zeros({6, f.channels}, copt);
+    Tensor stats = at::zeros({res_bn ? 2 * kRows : kRows, f.channels}, copt);
     Tensor s = new_output(z.sizes(), z.options());
     std::vector<int64_t> shape = z.sizes().vec();
     shape[0] = (f.steps - 1) / TFB_CKPT;
     Tensor ckpt = new_output(shape, copt);
     Tensor bits = new_output({want_bits ? (z.numel() + 7) / 8 : 0}, z.options().dtype(at::kByte));
     if (f.n == 0) return {s, ckpt, stats, bits};
-    const bool update = batch_stats && running;
-    TORCH_CHECK(!update || momentum >= 0 || (batches.has_value() && batches->defined()),
-                "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
-    if (update && batches.has_value() && batches->defined()) batches->add_(1);
-    Tensor sums = batch_stats ? at::empty({2, f.n}, copt) : Tensor();
-    tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
-    a.weight = weight.defined() ? weight.data_ptr<A>() : nullptr;
-    a.bias = bias.defined() ? bias.data_ptr<A>() : nullptr;
-    a.running_mean = running ? running_mean->data_ptr<A>() : nullptr;
-    a.running_var = running ? running_var->data_ptr<A>() : nullptr;
-    a.batches = update && batches.has_value() && batches->defined()
-                    ? reinterpret_cast<i64*>(batches->data_ptr<int64_t>()) : nullptr;
-    a.momentum = momentum;
-    a.eps = eps;
-    if (batch_stats) {
-      a.sums = sums.data_ptr<A>();
-      run<N, A>(name, kStats, sw, storage_of(z), a, z, learned, {&z}, nullptr);
-    }
-    run<N, A>(name, kChannelForward, sw, storage_of(z), a, z, learned, {}, nullptr);
-    a.sums = nullptr;
+    channel_rows<A>(name, sw, f, z, stats.narrow(0, 0, kRows), bn, learned, constants);
+    if (res_bn) channel_rows<A>(name, sw, f, residual, stats.narrow(0, kRows, kRows), *res_bn, learned, constants);
+    tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, bn.batch_stats);
     a.s = s.data_ptr();
     a.ckpt = ckpt.data_ptr<A>();
-    const Tensor* dense_res = f.residual == 1 ? &residual : &s;
+    const Tensor* dense_res = f.residual == 1 || f.residual == 3 ? &residual : &s;
     // the spikes' bits from the same kernel, where a byte's elements are one step's (on the GPU), else packed
     a.s_bits = want_bits && (!z.is_cuda() || f.n % 8 == 0) ? bits.data_ptr<uint8_t>() : nullptr;
     if (a.s_bits && !z.is_cuda()) bits.zero_();  // the host sets bit by bit: a last byte's unused bits stay 0
@@ -696,18 +735,21 @@ template <class N> struct NormOp {
   }
 
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> backward(
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor, Tensor> backward(
       const char* name, const std::optional<Tensor>& gs_, const Tensor& ckpt_, const Tensor& z,
       const std::optional<Tensor>& res_, const Tensor& stats_, at::TensorList learned_, ArrayRef<double> constants,
       Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
-      const std::optional<Tensor>& gz_out) {
-    const Fold f = fold_of(z, res_);
+      const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine) {
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const auto copt = z.options().dtype(acc);
+    const i64 C = z.dim() == 4 ? z.size(2) : 0;
+    TORCH_CHECK(stats_.dim() == 2 && (stats_.size(0) == kRows || stats_.size(0) == 2 * kRows) &&
+                stats_.size(1) == C && stats_.scalar_type() == acc,
+                "tfbench: the norm op's stats must be its forward's [6, C] or [12, C]");
+    const bool res_norm = stats_.size(0) == 2 * kRows;  // the residual had its own BatchNorm
+    const Fold f = fold_of(z, res_, res_norm);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    TORCH_CHECK(stats_.dim() == 2 && stats_.size(0) == 6 && stats_.size(1) == f.channels && stats_.scalar_type() == acc,
-                "tfbench: the norm op's stats must be its forward's [6, C]");
     Tensor stats = stats_.clone();  // the epilogue's rows are written into this copy
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
     const Tensor ckpt = ckpt_.to(acc).contiguous();
@@ -717,32 +759,36 @@ template <class N> struct NormOp {
     if (into)
       TORCH_CHECK(gz_out->sizes() == z.sizes() && gz_out->scalar_type() == z.scalar_type() && gz_out->is_contiguous(),
                   "tfbench: gz_out must be a contiguous tensor of z's shape and dtype");
+    want_gres_affine = want_gres_affine && res_norm;
+    auto per_channel_out = [&](bool wanted) {
+      return new_output(wanted ? at::IntArrayRef{f.channels} : at::IntArrayRef{0}, copt);
+    };
     Tensor gz = into ? *gz_out : new_output(want_gz ? z.sizes() : at::IntArrayRef{0}, z.options());
     Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
-    Tensor gweight = new_output(want_gaffine ? at::IntArrayRef{f.channels} : at::IntArrayRef{0}, copt);
-    Tensor gbias = new_output(want_gaffine ? at::IntArrayRef{f.channels} : at::IntArrayRef{0}, copt);
+    Tensor gweight = per_channel_out(want_gaffine), gbias = per_channel_out(want_gaffine);
+    Tensor gres_weight = per_channel_out(want_gres_affine), gres_bias = per_channel_out(want_gres_affine);
     std::vector<Tensor> glearned;
     sw.norm = 1;
     sw.residual = f.residual;
     if (f.n == 0) {
       for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
-      if (want_gaffine) {
-        gweight.zero_();
-        gbias.zero_();
-      }
-      return {gz, gres, gweight, gbias, glearned};
+      for (Tensor* t : {&gweight, &gbias, &gres_weight, &gres_bias}) t->zero_();
+      return {gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
     }
     const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
+    // the residual's BatchNorm differentiated: from gy (dL/dr), which the pass that sums stores, and its own sums
+    const bool res_backward = res_norm && (want_gres || want_gres_affine);
     Tensor sums = want_sums ? new_output({2, f.n}, copt) : Tensor();
+    Tensor res_sums = res_backward && (res_batch || want_gres_affine) ? new_output({2, f.n}, copt) : Tensor();
     Tensor partials;
     tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
     a.gs = gs.data_ptr();
     a.ckpt = ckpt.data_ptr<A>();
     a.gweight = want_gaffine ? gweight.data_ptr<A>() : nullptr;
     a.gbias = want_gaffine ? gbias.data_ptr<A>() : nullptr;
-    const Tensor* dense_res = f.residual == 1 ? &residual : &gs;
+    const Tensor* dense_res = f.residual == 1 || f.residual == 3 ? &residual : &gs;
     // one recomputing pass: the sums now or not, dL/dz and dL/dres now or not, BatchNorm's epilogue in it or
-    // not; gy_out: gy stored there (a.gres already its pointer)
+    // not; gy_out: gy stored there (a.gres already its pointer), with the residual BatchNorm's sums
     auto pass = [&](bool sums_now, bool outputs_now, bool epilogue, const Tensor* gy_out) {
       A* st = stats.data_ptr<A>();
       a.ea = epilogue ? st + kEa * f.channels : nullptr;
@@ -750,6 +796,7 @@ template <class N> struct NormOp {
       a.gx = outputs_now && want_gz ? gz.data_ptr() : nullptr;
       if (!gy_out) a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
       a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
+      a.res_sums = gy_out && res_sums.defined() ? res_sums.data_ptr<A>() : nullptr;
       a.gparam = nullptr;  // set by run() only when this pass reduces the learned parameter's gradient
       Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
@@ -757,27 +804,54 @@ template <class N> struct NormOp {
       if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
       if (sums_now) run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
     };
+    // gy, stored by the pass that sums: dL/dr itself for a residual without a BatchNorm of its own
+    Tensor gy;
     // (the epilogue's grid takes at most 65,535 steps: longer runs take the recomputing pass)
-    if (batch_stats && want_gz && f.steps <= 65535 &&
-        (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) {
+    if (batch_stats && f.steps <= 65535 &&
+        ((want_gz && (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) || res_backward)) {
       // dL/dz needs the batch's two sums: the pass that makes them (and ea, eb) stores gy (as the residual's
       // gradient, or in a buffer of its own), then dL/dz is an elementwise epilogue over [T, n]
-      Tensor gy = want_gres ? gres : new_output(z.sizes(), z.options());
+      gy = want_gres && !res_norm ? gres : new_output(z.sizes(), z.options());
       a.gres = gy.data_ptr();
       pass(true, false, false, &gy);
-      A* st = stats.data_ptr<A>();
-      a.ea = st + kEa * f.channels;
-      a.eb = st + kEb * f.channels;
-      a.gs = gy.data_ptr();
-      a.gx = gz.data_ptr();
-      run<N, A>(name, kEpilogue, sw, storage_of(z), a, z, learned, {&gy, &z, &gz}, nullptr);
+      if (want_gz) {
+        A* st = stats.data_ptr<A>();
+        a.ea = st + kEa * f.channels;
+        a.eb = st + kEb * f.channels;
+        a.gs = gy.data_ptr();
+        a.gx = gz.data_ptr();
+        run<N, A>(name, kEpilogue, sw, storage_of(z), a, z, learned, {&gy, &z, &gz}, nullptr);
+      }
     } else if (batch_stats) {  // the same sums, then a second recomputing pass writing dL/dz (z large: no gy kept)
       pass(true, false, false, nullptr);
       if (want_gz || want_gres) pass(false, true, true, nullptr);
-    } else {             // given statistics: dL/dz = gy * scale, the sums alongside when wanted
+    } else if (res_backward) {  // given statistics: dL/dz = gy * scale, gy kept for the residual's BatchNorm
+      gy = new_output(z.sizes(), z.options());
+      a.gres = gy.data_ptr();
+      pass(want_sums, true, false, &gy);
+    } else {  // given statistics, the sums alongside when wanted
       pass(want_sums, true, false, nullptr);
     }
-    return {gz, gres, gweight, gbias, glearned};
+    if (res_backward) {  // the residual's BatchNorm: its per-channel sums, then dL/d(its input) elementwise from gy
+      Fold fr = f;
+      fr.residual = 0;
+      tfb::Args<A, Params<A>> ar = args<A>(fr, residual, Tensor(), stats.narrow(0, kRows, kRows), learned, constants,
+                                           res_batch);
+      if (res_sums.defined()) {
+        ar.sums = res_sums.data_ptr<A>();
+        ar.gweight = want_gres_affine ? gres_weight.data_ptr<A>() : nullptr;
+        ar.gbias = want_gres_affine ? gres_bias.data_ptr<A>() : nullptr;
+        run<N, A>(name, kChannelBackward, sw, storage_of(z), ar, z, learned, {}, nullptr);
+      }
+      if (want_gres) {
+        ar.ea = res_batch ? ar.stats + kEa * f.channels : nullptr;
+        ar.eb = res_batch ? ar.stats + kEb * f.channels : nullptr;
+        ar.gs = gy.data_ptr();
+        ar.gx = gres.data_ptr();
+        run<N, A>(name, kEpilogue, sw, storage_of(z), ar, z, learned, {&gy, &residual, &gres}, nullptr);
+      }
+    }
+    return {gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
   }
 };
 
@@ -978,27 +1052,38 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
     const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
     const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned,
     c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches, bool batch_stats, double momentum,
-    double eps, bool want_bits) {
+    double eps, bool want_bits, const std::optional<Tensor>& res_weight, const std::optional<Tensor>& res_bias,
+    const std::optional<Tensor>& res_running_mean, const std::optional<Tensor>& res_running_var,
+    const std::optional<Tensor>& res_batches, ArrayRef<double> res_norm) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
   const bool dbl = z.scalar_type() == at::kDouble;
+  const auto acc = dbl ? at::kDouble : at::kFloat;
+  TORCH_CHECK(res_norm.empty() || res_norm.size() == 3,
+              "tfbench: res_norm is [] or the residual BatchNorm's [batch_stats, momentum, eps]");
+  const Fold f = fold_of(z, residual, !res_norm.empty());
+  const BatchNormIn bn = batch_norm_in(z, f, acc, "", weight, bias, running_mean, running_var, batches, batch_stats,
+                                       momentum, eps);
+  BatchNormIn res_bn;
+  if (!res_norm.empty())
+    res_bn = batch_norm_in(z, f, acc, "the residual's ", res_weight, res_bias, res_running_mean, res_running_var,
+                           res_batches, res_norm[0] != 0, res_norm[1], res_norm[2]);
+  const BatchNormIn* rbn = res_norm.empty() ? nullptr : &res_bn;
 #define TFB_NORM_FORWARD(S, NAME)                                                                                  \
   if (neuron == NAME)                                                                                              \
-    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, residual, weight, bias, running_mean, running_var, batches, \
-                                                 learned, constants, sw, batch_stats, momentum, eps, want_bits)    \
-               : NormOp<tfb::S>::forward<float>(#S, z, residual, weight, bias, running_mean, running_var, batches,  \
-                                                learned, constants, sw, batch_stats, momentum, eps, want_bits);
+    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits)   \
+               : NormOp<tfb::S>::forward<float>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits);
   TFB_NEURONS(TFB_NORM_FORWARD)
 #undef TFB_NORM_FORWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> norm_neuron_backward(
+std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor, Tensor> norm_neuron_backward(
     const std::optional<Tensor>& gs, const Tensor& ckpt, const Tensor& z_, const std::optional<Tensor>& residual,
     const Tensor& stats, at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
     at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
-    const std::optional<Tensor>& gz_out) {
+    const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
@@ -1006,9 +1091,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>> norm_neuron_back
 #define TFB_NORM_BACKWARD(S, NAME)                                                                                 \
   if (neuron == NAME)                                                                                              \
     return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,        \
-                                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out)           \
+                                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out, res_batch, \
+                                                  want_gres_affine)                                                \
                : NormOp<tfb::S>::backward<float>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,         \
-                                                 batch_stats, want_gz, want_gres, want_gaffine, gz_out);
+                                                 batch_stats, want_gz, want_gres, want_gaffine, gz_out, res_batch,  \
+                                                 want_gres_affine);
   TFB_NEURONS(TFB_NORM_BACKWARD)
 #undef TFB_NORM_BACKWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");

@@ -53,10 +53,14 @@ def _neuron(kind: str, device, dtype):
 
 
 def _inputs(dtype, device, seed: int, channels_last: bool, residual: str):
+    """z, and the residual: None, spikes ("dense", "bits") or ("normed") a BatchNorm's input (a downsample's
+    convolution output)."""
     g = generator(seed)
     z = (torch.randn(T * B, C, H, W, generator=g, dtype=torch.float64) * 1.5 + 0.3).to(device=device, dtype=dtype)
     r = None
-    if residual != "none":
+    if residual == "normed":
+        r = (torch.randn(T * B, C, H, W, generator=g, dtype=torch.float64) * 0.7 - 0.2).to(device=device, dtype=dtype)
+    elif residual != "none":
         r = (torch.rand(T * B, C, H, W, generator=g, dtype=torch.float64) < 0.4).to(device=device, dtype=dtype)
     if channels_last:
         z = z.contiguous(memory_format=torch.channels_last)
@@ -64,20 +68,22 @@ def _inputs(dtype, device, seed: int, channels_last: bool, residual: str):
     return z, r
 
 
-def _fused(z, r, residual: str, bn, layer):
+def _fused(z, r, residual: str, bn, layer, rbn=None):
     bits = norm.pack_spikes(r) if residual == "bits" else None
     r4 = None if r is None else norm.time_major(r, T)
-    return norm.from_time_major(layer.forward_norm(norm.time_major(z, T), bn, r4, bits), z)
+    return norm.from_time_major(layer.forward_norm(norm.time_major(z, T), bn, r4, bits, rbn), z)
 
 
-def _composed(z, r, bn, layer):
+def _composed(z, r, bn, layer, rbn=None):
     y = bn(z)
     if r is not None:
-        y = y + r
+        y = y + (r if rbn is None else rbn(r))
     return layer(y.unflatten(0, (T, -1))).flatten(0, 1)
 
 
-def _grads(fn, z, r, bn, layer, weights):
+def _grads(fn, z, r, bn, layer, weights, rbn=None):
+    """fn(z, r)'s spikes and the gradients of (s * weights).sum(): z's, r's, the learned tensors', bn's
+    weight and bias (and rbn's, the residual's BatchNorm, when given), and rbn's running statistics."""
     z = z.detach().clone().requires_grad_(True)
     r = None if r is None else r.detach().clone().requires_grad_(True)
     s = fn(z, r)
@@ -86,6 +92,9 @@ def _grads(fn, z, r, bn, layer, weights):
     out = dict(s=s.detach(), gz=z.grad, gr=None if r is None else r.grad, learned=learned)
     if bn.affine:
         out.update(gw=bn.weight.grad.detach().clone(), gb=bn.bias.grad.detach().clone())
+    if rbn is not None:
+        out.update(rgw=rbn.weight.grad.detach().clone(), rgb=rbn.bias.grad.detach().clone(),
+                   rrunning=(rbn.running_mean.clone(), rbn.running_var.clone(), int(rbn.num_batches_tracked)))
     return out
 
 
@@ -107,72 +116,83 @@ def dz_pass(request):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["LIF", "PLIF", "PLIF-channel"])
-@pytest.mark.parametrize("residual", ["none", "dense", "bits"])
+@pytest.mark.parametrize("residual", ["none", "dense", "bits", "normed"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_float64_matches_batchnorm_then_neuron(device, kind, residual, channels_last, training, dz_pass):
+    """"normed": the residual has a BatchNorm of its own (a downsample's), folded in; it is trained or
+    evaluated as the layer's own BatchNorm is, its running statistics without momentum (the cumulative
+    average) to cover that too."""
     seed = zlib.crc32(f"{kind}-{residual}-{channels_last}-{training}".encode()) % 1000
     z, r = _inputs(torch.float64, device, seed, channels_last, residual)
     weights = torch.randn(z.shape, generator=generator(seed + 1), dtype=torch.float64).to(device)
     results = []
     for fn in ("fused", "composed"):
         bn = _bn(C, torch.float64, device, seed).train(training)
+        rbn = _bn(C, torch.float64, device, seed + 2, momentum=None).train(training) if residual == "normed" else None
         layer = _neuron(kind, device, torch.float64).double()
         if fn == "fused":
-            results.append(_grads(lambda a, b: _fused(a, b, residual, bn, layer), z, r, bn, layer, weights))
+            results.append(_grads(lambda a, b: _fused(a, b, residual, bn, layer, rbn), z, r, bn, layer, weights, rbn))
         else:
-            results.append(_grads(lambda a, b: _composed(a, b, bn, layer), z, r, bn, layer, weights))
+            results.append(_grads(lambda a, b: _composed(a, b, bn, layer, rbn), z, r, bn, layer, weights, rbn))
         results[-1]["running"] = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
     got, want = results
     assert torch.equal(got["s"], want["s"]), "spikes differ"
     assert got["s"].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    for name in ("gz", "gw", "gb"):
+    for name in ("gz", "gw", "gb") + (("gr",) if residual != "none" else ()) + (
+            ("rgw", "rgb") if residual == "normed" else ()):
         assert _rel(got[name], want[name]) < 1e-10, name
-    if residual != "none":
-        assert _rel(got["gr"], want["gr"]) < 1e-10, "dL/dresidual"
     for a, b in zip(got["learned"], want["learned"]):
         assert _rel(a, b) < 1e-10, "dL/dw"
-    for a, b in zip(got["running"][:2], want["running"][:2]):
-        assert _rel(a, b) < 1e-12, "running statistics"
-    assert got["running"][2] == want["running"][2]
+    for key in ("running", "rrunning") if residual == "normed" else ("running",):
+        for a, b in zip(got[key][:2], want[key][:2]):
+            assert _rel(a, b) < 1e-12, key
+        assert got[key][2] == want[key][2]
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("residual", ["none", "bits"])
+@pytest.mark.parametrize("residual", ["none", "bits", "normed"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 def test_float32_against_float64(device, residual, channels_last):
     """fp32 fused against the float64 composition. Away from ties the spikes are equal; the gradients
     differ by the fp32 roundings: per element about (C_FORWARD + C_BACKWARD) per step over T steps,
     and the per-channel sums' (N = T*B*H*W terms, summed in order: N u relative at worst), so the
     norm-wise relative error is below u ((C_FORWARD + C_BACKWARD) T + 2 N) times 4 for the epilogue's
-    terms; the same for the running statistics (N u)."""
-    seed = 11 + 2 * channels_last + (residual == "bits")
+    terms; the same for the running statistics (N u), and for a residual's own BatchNorm ("normed")."""
+    seed = 11 + 2 * channels_last + ["none", "bits", "normed"].index(residual) * 5
     z32, r32 = _inputs(torch.float32, device, seed, channels_last, residual)
     z64, r64 = z32.double(), None if r32 is None else r32.double()
     bn64 = _bn(C, torch.float64, "cpu", seed)
+    rbn64 = _bn(C, torch.float64, "cpu", seed + 3) if residual == "normed" else None
     layer64 = _neuron("LIF", "cpu", torch.float64)
     with torch.no_grad():
         y64 = F.batch_norm(z64.cpu(), None, None, bn64.weight, bn64.bias, True, 0.0, bn64.eps)
-        if r64 is not None:
+        if rbn64 is not None:
+            y64 = y64 + F.batch_norm(r64.cpu(), None, None, rbn64.weight, rbn64.bias, True, 0.0, rbn64.eps)
+        elif r64 is not None:
             y64 = y64 + r64.cpu()
     mask = tie_mask(y64.unflatten(0, (T, -1)), None, layer64.params)
     assert mask.float().mean() > 0.8, "the test input is mostly ties: pick other values"
     keep = mask.view(1, B, C, H, W).expand(T, -1, -1, -1, -1).reshape(y64.shape).double()
     weights = torch.randn(z32.shape, generator=generator(seed + 1), dtype=torch.float64) * keep
-    want = _grads(lambda a, b: _composed(a, b, bn64, layer64), z64.cpu(), None if r64 is None else r64.cpu(), bn64,
-                  layer64, weights)
+    want = _grads(lambda a, b: _composed(a, b, bn64, layer64, rbn64), z64.cpu(), None if r64 is None else r64.cpu(),
+                  bn64, layer64, weights, rbn64)
     bn32 = _bn(C, torch.float32, device, seed)
+    rbn32 = _bn(C, torch.float32, device, seed + 3) if residual == "normed" else None
     layer32 = _neuron("LIF", device, torch.float32)
-    got = _grads(lambda a, b: _fused(a, b, residual, bn32, layer32), z32, r32, bn32, layer32, weights.to(device))
+    got = _grads(lambda a, b: _fused(a, b, residual, bn32, layer32, rbn32), z32, r32, bn32, layer32,
+                 weights.to(device), rbn32)
     s, s_ref = got["s"].cpu().double(), want["s"]
     assert torch.equal(s[keep.bool()], s_ref[keep.bool()]), "spikes differ away from ties"
     u = UNIT_ROUNDOFF[torch.float32]
     n = T * B * H * W
     bound = 4 * u * ((C_FORWARD + C_BACKWARD) * T + 2 * n)
-    for name in ("gz", "gw", "gb") + (("gr",) if residual != "none" else ()):
+    for name in ("gz", "gw", "gb") + (("gr",) if residual != "none" else ()) + (
+            ("rgw", "rgb") if residual == "normed" else ()):
         assert _rel(got[name], want[name]) < bound, f"{name}: {_rel(got[name], want[name]):.3g} >= {bound:.3g}"
-    assert _rel(bn32.running_mean, bn64.running_mean) < 4 * n * u
-    assert _rel(bn32.running_var, bn64.running_var) < 4 * n * u
+    for a, b in [(bn32, bn64)] + ([(rbn32, rbn64)] if residual == "normed" else []):
+        assert _rel(a.running_mean, b.running_mean) < 4 * n * u
+        assert _rel(a.running_var, b.running_var) < 4 * n * u
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -418,7 +438,7 @@ def test_spike_max_pool_refuses_what_it_cannot_pool():
 @pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("form", ["stem", "stem+pool", "stem-bits+pool", "stem-in-slices", "bits", "bits-split",
-                                  "bits+residual", "bits+residual-bits"])
+                                  "bits+residual", "bits+residual-bits", "bits+residual-bn", "bits+residual-bn-composed"])
 def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, form, monkeypatch):
     """neuron(bn(conv(x)) + residual) as one node, float64, against conv, BatchNorm, the add and the
     neuron: "stem" keeps x and recomputes the convolution ("stem+pool": a max-pool after the neuron in
@@ -426,9 +446,12 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
     convolution; "stem-in-slices": the convolution and its backward 7 images at a time); the others
     take spikes x and keep their bits, with no residual, a dense one, or a residual of spikes read as
     its bits ("bits-split": the convolution's backward as two calls, dL/dw and then dL/dx, as for a large
-    input)."""
+    input), or a residual with a BatchNorm of its own, folded in ("bits+residual-bn") or, beyond
+    ``FOLDED_RESIDUAL_BN_STEPS``, applied first ("-composed")."""
     if form == "bits-split":
         monkeypatch.setattr(norm, "SPLIT_BACKWARD_BYTES", 0)
+    if form.endswith("-composed"):
+        monkeypatch.setattr(norm, "FOLDED_RESIDUAL_BN_STEPS", T - 1)
     if form == "stem-in-slices":   # 7 images' output (5 channels of 5x5) a slice: 9 slices of 57
         monkeypatch.setattr(norm, "CONV_CHUNK_ELEMENTS", 7 * C * 5 * 5)
         assert len(norm._conv_slices(torch.empty(T * B, 3, 9, 9), torch.empty(C, 3, 3, 3),
@@ -454,9 +477,13 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
     weights = torch.randn(T * B, C, *((3, 3) if pool else (5, 5)), generator=generator(8),
                           dtype=torch.float64).to(device)
     out = []
+    calls = []
+    spy = library.NORM_FORWARD
+    monkeypatch.setattr(library, "NORM_FORWARD", lambda *a, **k: calls.append(bool(k.get("res_norm"))) or spy(*a, **k))
     for fused in (True, False):
         conv.zero_grad()
         bn = _bn(C, torch.float64, device, 9)
+        rbn = _bn(C, torch.float64, device, 10) if "residual-bn" in form else None
         layer = _neuron(kind, device, torch.float64).double()
         xi = x.clone().requires_grad_(True)
         ri = None if r is None else r.clone().requires_grad_(True)
@@ -464,14 +491,16 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
             bits = norm.pack_spikes(xi) if "bits" in form.split("+")[0] else None
             rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
             s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool,
-                                      recompute=form.startswith("stem"))
+                                      recompute=form.startswith("stem"), residual_bn=rbn)
         else:
-            s = _composed(conv(xi), ri, bn, layer)
+            s = _composed(conv(xi), ri, bn, layer, rbn)
             s = s if pool is None else pool(s)
         (s * weights).sum().backward()
         out.append((s.detach(), xi.grad, conv.weight.grad.clone(), bn.weight.grad, bn.bias.grad,
                     *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone(),
-                    *([] if ri is None else [ri.grad])))
+                    *([] if ri is None else [ri.grad]),
+                    *([] if rbn is None else [rbn.weight.grad, rbn.bias.grad, rbn.running_mean, rbn.running_var])))
+    assert calls == [form.endswith("residual-bn")], "the residual's BatchNorm folded in exactly when it should be"
     assert torch.equal(out[0][0], out[1][0])
     for a, b in zip(out[0][1:], out[1][1:]):
         assert _rel(a, b) < 1e-10
@@ -510,14 +539,17 @@ def test_spikes_bits_come_from_the_forward_kernel(device, channels_last, channel
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the vector width is the GPU launcher's choice")
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_norm_ops_at_every_vector_width_on_cuda(channels_last, dtype):
+@pytest.mark.parametrize("residual", ["bits", "normed"])
+def test_norm_ops_at_every_vector_width_on_cuda(channels_last, dtype, residual):
     """The GPU launcher gives a thread 1, 2, 4 or 8 neurons by the layer's size (small test layers get 1):
     forced to each, conv_norm_neuron's spikes, their bits (written by 8 / V lanes together) and every
-    gradient are the same bits as at width 1 (each element's operations do not depend on the width)."""
+    gradient are the same bits as at width 1 (each element's operations do not depend on the width),
+    with a residual of spikes read as bits or a dense one with its own BatchNorm ("normed")."""
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 8, 3, padding=1, bias=False).cuda()
     x = (torch.rand(T * 2, 3, 4, 4, generator=generator(51)) < 0.5).float().cuda()   # n = 2 * 8 * 16
-    r = (torch.rand(T * 2, 8, 4, 4, generator=generator(52)) < 0.5).float().cuda()
+    r = torch.rand(T * 2, 8, 4, 4, generator=generator(52))
+    r = (r < 0.5).float().cuda() if residual == "bits" else (r * 2 - 0.5).cuda()
     if channels_last:
         x, r = (t.contiguous(memory_format=torch.channels_last) for t in (x, r))
     g = torch.randn(T * 2, 8, 4, 4, generator=generator(53)).cuda()
@@ -528,20 +560,47 @@ def test_norm_ops_at_every_vector_width_on_cuda(channels_last, dtype):
             xi = x.clone().requires_grad_(True)
             ri = r.clone().requires_grad_(True)
             bn = _bn(8, torch.float32, "cuda", 54)
+            rbn = _bn(8, torch.float32, "cuda", 55) if residual == "normed" else None
             conv.weight.grad = None
             with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
-                s = norm.conv_norm_neuron(conv, xi, bn, *LIF().norm_args(), T, norm.pack_spikes(xi), ri,
-                                          norm.pack_spikes(ri))
+                rin = ri.to(dtype)   # as a downsample's convolution would give it
+                s = norm.conv_norm_neuron(conv, xi, bn, *LIF().norm_args(), T, norm.pack_spikes(xi), rin,
+                                          norm.pack_spikes(ri) if rbn is None else None, residual_bn=rbn)
             bits = norm.pack_spikes(s)
             (s.float() * g).sum().backward()
             results.append((s.detach(), bits, xi.grad, ri.grad, conv.weight.grad.clone(), bn.weight.grad,
-                            bn.bias.grad, bn.running_mean, bn.running_var))
+                            bn.bias.grad, bn.running_mean, bn.running_var,
+                            *(() if rbn is None else (rbn.weight.grad, rbn.bias.grad, rbn.running_mean,
+                                                      rbn.running_var))))
         finally:
             library.set_option("vec", before)
     assert torch.equal(results[0][1], library.PACK_SPIKES(norm._memory_order(results[0][0])))
     for vec, got in zip((2, 4, 8), results[1:]):
         for i, (a, b) in enumerate(zip(got, results[0])):
             assert torch.equal(a, b), f"output {i} at vec {vec}"
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_residual_batchnorm_beyond_the_folded_steps_is_applied_first(channels_last, monkeypatch):
+    """norm_neuron with a residual BatchNorm for more than FOLDED_RESIDUAL_BN_STEPS steps applies it as a
+    module to the time-major residual (its channels dim 2), then adds its output as a dense residual: the
+    composition's results."""
+    monkeypatch.setattr(norm, "FOLDED_RESIDUAL_BN_STEPS", T - 1)
+    z, r = _inputs(torch.float64, "cpu", 61, channels_last, "normed")
+    weights = torch.randn(z.shape, generator=generator(62), dtype=torch.float64)
+    results = []
+    for fn in (_fused, None):
+        bn, rbn = _bn(C, torch.float64, "cpu", 63), _bn(C, torch.float64, "cpu", 64)
+        layer = _neuron("LIF", "cpu", torch.float64)
+        f = ((lambda a, b: _fused(a, b, "normed", bn, layer, rbn)) if fn else
+             (lambda a, b: _composed(a, b, bn, layer, rbn)))
+        results.append(_grads(f, z, r, bn, layer, weights, rbn))
+    got, want = results
+    assert torch.equal(got["s"], want["s"])
+    for name in ("gz", "gr", "gw", "gb", "rgw", "rgb"):
+        assert _rel(got[name], want[name]) < 1e-10, name
+    for a, b in zip(got["rrunning"][:2], want["rrunning"][:2]):
+        assert _rel(a, b) < 1e-12
 
 
 def test_lean_network_under_inference_mode():
@@ -613,6 +672,9 @@ def test_lean_network_equals_default(arch, neuron, spike_input):
 
 
 def test_lean_refuses_what_it_cannot_fold():
+    z = torch.zeros(T, B, C, H * W)
+    with pytest.raises(ValueError, match="normalises a dense residual"):
+        norm.norm_neuron(z, nn.BatchNorm2d(C), *LIF().norm_args(), z, norm.pack_spikes(z), nn.BatchNorm2d(C))
     with pytest.raises(ValueError, match="cannot take it"):
         models.build("Spiking-ResNet18", nn.Identity, lean=True)
     with pytest.raises(ValueError, match="step_mode='multi'"):

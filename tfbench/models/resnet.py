@@ -16,8 +16,8 @@ same code is the ANN ResNet at batch T*B: the floor a spiking network is measure
 LIF costs nothing there).
 
 Lean (``lean=True``, multi-step, a neuron with ``norm_args``: tfbench's LIF and PLIF): the same
-network and parameters, run so that backward keeps less. Every conv -> BatchNorm (-> residual add)
--> neuron is one fused node (``Spiking.fold_conv``: tfbench/ops/norm.py), which keeps the
+network and parameters, run so that backward keeps less. Every conv -> BatchNorm (-> residual add,
+the downsample's BatchNorm folded in too) -> neuron is one fused node (``Spiking.fold_conv``: tfbench/ops/norm.py), which keeps the
 convolution's output, the membrane every 8 steps and its input spikes as bits (``Spiking.pack``);
 the stem's (with the max-pool after it) keeps its image instead and runs its convolution again in
 backward; the downsample's convolution of spikes keeps its input as bits too. The blocks below are written
@@ -46,21 +46,26 @@ class Spiking(nn.Module):
 
     def fold_conv(self, conv: nn.Conv2d, bn: nn.Module, x: Tensor, bits: Tensor | None = None,
                   residual: Tensor | None = None, residual_bits: Tensor | None = None,
-                  pool: nn.MaxPool2d | None = None, recompute: bool | None = None) -> Tensor:
-        """``self(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``, then ``pool`` when given. Lean: one
-        fused autograd node (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x
-        spikes) and conv(x), or without bits x itself, recomputing conv(x) in backward (the stem: its
-        input is kept anyway); ``recompute=True`` with bits: the bits only, conv(x) recomputed from them
-        (the stem of spikes). ``residual_bits``: the residual's ``pack``, when it is spikes. Else the
-        convolution, BatchNorm, the add, the neuron and the pool."""
+                  pool: nn.MaxPool2d | None = None, recompute: bool | None = None,
+                  residual_bn: nn.Module | None = None) -> Tensor:
+        """``self(bn(conv(x)) + residual_bn(residual))`` for x ``[T*B, C, H, W]`` (no ``residual_bn``: the
+        residual as it is), then ``pool`` when given. Lean: one fused autograd node
+        (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x spikes) and conv(x), or
+        without bits x itself, recomputing conv(x) in backward (the stem: its input is kept anyway);
+        ``recompute=True`` with bits: the bits only, conv(x) recomputed from them (the stem of spikes);
+        ``residual_bn`` folded in too (the downsample's: its output never stored). ``residual_bits``: the
+        residual's ``pack``, when it is spikes. Else the convolution, the BatchNorms, the add, the neuron and
+        the pool."""
         if not self.lean:
             y = bn(conv(x))
-            s = self(y if residual is None else y + residual)
+            if residual is not None:
+                y = y + (residual if residual_bn is None else residual_bn(residual))
+            s = self(y)
             return s if pool is None else pool(s)
         from ..ops import norm
 
         return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits,
-                                     pool, recompute)
+                                     pool, recompute, residual_bn)
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""
@@ -122,9 +127,10 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         bits = self.sn1.pack(x)
-        identity, identity_bits = _shortcut(self.downsample, x, bits)
+        identity, identity_bits, identity_bn = _shortcut(self.downsample, x, bits)
         out = self.sn1.fold_conv(self.conv1, self.bn1, x, bits)
-        return self.sn2.fold_conv(self.conv2, self.bn2, out, self.sn2.pack(out), identity, identity_bits)
+        return self.sn2.fold_conv(self.conv2, self.bn2, out, self.sn2.pack(out), identity, identity_bits,
+                                  residual_bn=identity_bn)
 
 
 class Bottleneck(nn.Module):
@@ -147,18 +153,22 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         bits = self.sn1.pack(x)
-        identity, identity_bits = _shortcut(self.downsample, x, bits)
+        identity, identity_bits, identity_bn = _shortcut(self.downsample, x, bits)
         out = self.sn1.fold_conv(self.conv1, self.bn1, x, bits)
         out = self.sn2.fold_conv(self.conv2, self.bn2, out, self.sn2.pack(out))
-        return self.sn3.fold_conv(self.conv3, self.bn3, out, self.sn3.pack(out), identity, identity_bits)
+        return self.sn3.fold_conv(self.conv3, self.bn3, out, self.sn3.pack(out), identity, identity_bits,
+                                  residual_bn=identity_bn)
 
 
-def _shortcut(downsample: nn.Sequential | None, x: Tensor, bits: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """The block's shortcut of its input spikes x and, when it is x itself, x's bits (else None)."""
+def _shortcut(downsample: nn.Sequential | None, x: Tensor,
+              bits: Tensor | None) -> tuple[Tensor, Tensor | None, nn.Module | None]:
+    """The block's shortcut of its input spikes x, before its BatchNorm: (x, x's bits, None) for the
+    identity, (the downsample's convolution of x, None, its BatchNorm) else; the block's last neuron
+    applies that BatchNorm (folded into it when lean)."""
     if downsample is None:
-        return x, bits
+        return x, bits, None
     conv, bn = downsample
-    return bn(conv_spikes(conv, x, bits)), None
+    return conv_spikes(conv, x, bits), None, bn
 
 
 def _downsample(cin: int, cout: int, stride: int) -> nn.Module | None:

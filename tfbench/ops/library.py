@@ -23,17 +23,22 @@ Six more serve the lean path (norm.py drives them): BatchNorm folded into the ne
 
     tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
                                  num_batches_tracked!, learned, neuron, constants, switches,
-                                 batch_stats, momentum, eps, want_bits)
-        -> (s, ckpt, stats [6, C], s's bits (pack_spikes's, from the same kernel) or [0])
+                                 batch_stats, momentum, eps, want_bits, res_weight, res_bias,
+                                 res_running_mean!, res_running_var!, res_num_batches_tracked!, res_norm)
+        -> (s, ckpt, stats [6, C] or [12, C], s's bits (pack_spikes's, from the same kernel) or [0])
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
-                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out!)
-        -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned])
+                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out!, res_batch_stats,
+                                  want_gres_affine)
+        -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned], dL/dres_weight, dL/dres_bias)
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
     tfbench::spike_max_pool2d(bits, shape, channels_last, dtype, kernel, stride, padding, dilation, out_hw)
         -> out;  tfbench::spike_max_pool2d_backward(gout, bits, shape, ...same) -> dL/dx
 
 z is ``[T, M, C, inner]`` (BatchNorm's channel dim 2), the residual None, z-shaped, or bits; forward
-updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average).
+updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average). With
+``res_norm`` = [batch_stats, momentum, eps] the residual (z-shaped) is normalised by a BatchNorm of its own
+first (the res_* arguments: a ResNet's downsample), whose rows follow z's in stats ([12, C]); backward
+then returns dL/d(the residual's input) as dL/dresidual.
 
 Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
 way to get a configuration's NVRTC-compiled kernels, jit.py) and ``tfbench::_set`` (the launch
@@ -67,11 +72,14 @@ SCHEMAS = {
     "norm_neuron_forward": "(Tensor z, Tensor? residual, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
                            "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor[] learned, str neuron, "
                            "float[] constants, int[] switches, bool batch_stats, float momentum, float eps, "
-                           "bool want_bits) -> (Tensor, Tensor, Tensor, Tensor)",
+                           "bool want_bits, Tensor? res_weight=None, Tensor? res_bias=None, "
+                           "Tensor(d!)? res_running_mean=None, Tensor(e!)? res_running_var=None, "
+                           "Tensor(f!)? res_num_batches_tracked=None, float[] res_norm=[]) "
+                           "-> (Tensor, Tensor, Tensor, Tensor)",
     "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
-                            "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out) "
-                            "-> (Tensor, Tensor, Tensor, Tensor, Tensor[])",
+                            "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out, bool res_batch_stats=False, "
+                            "bool want_gres_affine=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor, Tensor)",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -135,22 +143,24 @@ def _pool_backward_fake(gout, bits, shape, channels_last, kernel, stride, paddin
 
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
 def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num_batches_tracked, learned, neuron,
-                       constants, switches, batch_stats, momentum, eps, want_bits):
+                       constants, switches, batch_stats, momentum, eps, want_bits, res_weight=None, res_bias=None,
+                       res_running_mean=None, res_running_var=None, res_num_batches_tracked=None, res_norm=()):
     acc = _acc(z.dtype)
     ckpt = z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc)
     bits = z.new_empty(((z.numel() + 7) // 8 if want_bits else 0,), dtype=torch.uint8)
-    return z.new_empty(z.shape), ckpt, z.new_empty((6, z.shape[2]), dtype=acc), bits
+    return z.new_empty(z.shape), ckpt, z.new_empty((12 if res_norm else 6, z.shape[2]), dtype=acc), bits
 
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
 def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants, switches, batch_stats, want_gz,
-                        want_gres, want_gaffine, gz_out):
+                        want_gres, want_gaffine, gz_out, res_batch_stats=False, want_gres_affine=False):
     acc = _acc(z.dtype)
     gz = z.new_empty(z.shape if want_gz else (0,))
     gres = z.new_empty(z.shape if want_gres else (0,))
-    affine = (z.shape[2],) if want_gaffine else (0,)
-    gaffine = [z.new_empty(affine, dtype=acc) for _ in range(2)]
-    return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned]
+    gaffine = [z.new_empty((z.shape[2],) if want_gaffine else (0,), dtype=acc) for _ in range(2)]
+    gres_affine = [z.new_empty((z.shape[2],) if want_gres_affine and stats.shape[0] == 12 else (0,), dtype=acc)
+                   for _ in range(2)]
+    return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned], *gres_affine
 
 
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")

@@ -47,12 +47,13 @@ class LIF(nn.Module):
         return self.params, ()
 
     def forward_norm(self, z: Tensor, bn: nn.Module, residual: Tensor | None = None,
-                     residual_bits: Tensor | None = None) -> Tensor:
-        """This layer on ``bn(z) + residual``, BatchNorm folded in (``tfbench.ops.norm.norm_neuron``):
-        z ``[T, M, C, inner]``, spikes of its shape. Starts from rest; ``save`` does not apply (it keeps z)."""
+                     residual_bits: Tensor | None = None, residual_bn: nn.Module | None = None) -> Tensor:
+        """This layer on ``bn(z) + residual`` (``+ residual_bn(residual)`` when given), BatchNorm folded in
+        (``tfbench.ops.norm.norm_neuron``): z ``[T, M, C, inner]``, spikes of its shape. Starts from rest;
+        ``save`` does not apply (it keeps z)."""
         from .norm import norm_neuron
 
-        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits)
+        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits, residual_bn)
 
     def extra_repr(self) -> str:
         p = self.params
@@ -107,12 +108,12 @@ class PLIF(nn.Module):
         return self.params, (self.w,)
 
     def forward_norm(self, z: Tensor, bn: nn.Module, residual: Tensor | None = None,
-                     residual_bits: Tensor | None = None) -> Tensor:
+                     residual_bits: Tensor | None = None, residual_bn: nn.Module | None = None) -> Tensor:
         """As ``LIF.forward_norm``; w per channel is per channel of z's dim 2 (BatchNorm's channels)."""
         from .norm import norm_neuron
 
         check_w(z, self.w)
-        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits)
+        return norm_neuron(z, bn, *self.norm_args(), residual, residual_bits, residual_bn)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -126,34 +126,52 @@ def from_time_major(y: Tensor, like: Tensor, channels_last: bool | None = None) 
     return y.view(n, c, h, w)
 
 
-def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned, neuron: str, constants,
-                  switches, want_bits: bool = False) -> tuple[Tensor, Tensor, Tensor, bool, Tensor]:
-    """``tfbench::norm_neuron_forward`` with bn's statistics as nn.BatchNorm2d uses them: the batch's in
-    training or without running statistics (updating those when tracked), else the running ones.
-    Returns (s, ckpt, stats, whether the batch's statistics were used, s's bits or an empty tensor)."""
+def _statistics(bn) -> tuple[bool, Tensor | None, Tensor | None, Tensor | None, float]:
+    """How the norm ops use ``bn``'s statistics, as nn.BatchNorm2d does: the batch's in training or without
+    running statistics (updating those when tracked), else the running ones. Returns (the batch's or not,
+    the running mean and variance to read or update or None, num_batches_tracked to count or None, the
+    momentum: < 0 for None, the cumulative average)."""
     batch = bn.training or not bn.track_running_stats
     update = bn.training and bn.track_running_stats
     given = update or not batch
-    momentum = -1.0 if bn.momentum is None else float(bn.momentum)   # < 0: the cumulative average
+    momentum = -1.0 if bn.momentum is None else float(bn.momentum)
+    return (batch, bn.running_mean if given else None, bn.running_var if given else None,
+            bn.num_batches_tracked if update else None, momentum)
+
+
+def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned, neuron: str, constants,
+                  switches, want_bits: bool = False, residual_bn=None, res_weight=None,
+                  res_bias=None) -> tuple[Tensor, Tensor, Tensor, bool, bool, Tensor]:
+    """``tfbench::norm_neuron_forward`` with bn's statistics (and ``residual_bn``'s, when the residual is
+    normalised by it first) as nn.BatchNorm2d uses them (``_statistics``). Returns (s, ckpt, stats, whether
+    bn used the batch's statistics, whether residual_bn did, s's bits or an empty tensor)."""
+    batch, mean, var, batches, momentum = _statistics(bn)
+    res_batch, res_args = False, {}
+    if residual_bn is not None:
+        res_batch, res_mean, res_var, res_batches, res_momentum = _statistics(residual_bn)
+        res_args = dict(res_weight=res_weight, res_bias=res_bias, res_running_mean=res_mean, res_running_var=res_var,
+                        res_num_batches_tracked=res_batches,
+                        res_norm=[float(res_batch), res_momentum, float(residual_bn.eps)])
     s, ckpt, stats, bits = library.NORM_FORWARD(
-        z4, residual, weight, bias, bn.running_mean if given else None, bn.running_var if given else None,
-        bn.num_batches_tracked if update else None, list(learned), neuron, constants, switches, batch, momentum,
-        float(bn.eps), want_bits)
-    return s, ckpt, stats, batch, bits
+        z4, residual, weight, bias, mean, var, batches, list(learned), neuron, constants, switches, batch, momentum,
+        float(bn.eps), want_bits, **res_args)
+    return s, ckpt, stats, batch, res_batch, bits
 
 
 class _NormNeuron(torch.autograd.Function):
     """neuron(BatchNorm(z) + residual): one op each way (kernels/tfbench_ops.cpp, NormOp)."""
 
     @staticmethod
-    def forward(ctx, z, residual, weight, bias, bits, bn, neuron, constants, switches, *learned):
+    def forward(ctx, z, residual, weight, bias, res_weight, res_bias, bits, bn, residual_bn, neuron, constants,
+                switches, *learned):
         kept_res = bits if bits is not None else residual
-        s, ckpt, stats, batch, _ = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants, switches)
+        s, ckpt, stats, batch, res_batch, _ = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants,
+                                                            switches, False, residual_bn, res_weight, res_bias)
         ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
-        ctx.batch = batch
+        ctx.batch, ctx.res_batch = batch, res_batch
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.has_residual = residual is not None
-        ctx.affine = weight is not None
+        ctx.affine, ctx.res_affine = weight is not None, residual_bn is not None and res_weight is not None
         ctx.mark_non_differentiable(ckpt)
         ctx.set_materialize_grads(False)
         return s
@@ -163,16 +181,19 @@ class _NormNeuron(torch.autograd.Function):
         z, kept_res, ckpt, stats, *learned = ctx.saved_tensors
         want_gres = ctx.has_residual and ctx.needs_input_grad[1]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        gz, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
+        want_res_affine = ctx.res_affine and (ctx.needs_input_grad[4] or ctx.needs_input_grad[5])
+        gz, gres, gweight, gbias, glearned, gres_weight, gres_bias = library.NORM_BACKWARD(
             gs, ckpt, z, kept_res, stats, list(learned), ctx.neuron, ctx.constants, ctx.switches, ctx.batch,
-            ctx.needs_input_grad[0], want_gres, want_affine, None)
+            ctx.needs_input_grad[0], want_gres, want_affine, None, ctx.res_batch, want_res_affine)
         return (gz if ctx.needs_input_grad[0] else None, gres if want_gres else None,
-                gweight if want_affine else None, gbias if want_affine else None, None, None, None, None, None,
-                *(glearned if glearned else [None] * len(learned)))
+                gweight if want_affine else None, gbias if want_affine else None,
+                gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
+                None, None, None, None, None, None, *(glearned if glearned else [None] * len(learned)))
 
 
 def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams, learned: Sequence[Tensor] = (),
-                residual: Tensor | None = None, residual_bits: Tensor | None = None) -> Tensor:
+                residual: Tensor | None = None, residual_bits: Tensor | None = None,
+                residual_bn: nn.modules.batchnorm._BatchNorm | None = None) -> Tensor:
     """Spikes of ``neuron(bn(z) + residual)``, all T steps fused; ``z`` ``[T, M, C, inner]`` (``time_major``).
 
     ``bn``: the ``nn.BatchNorm2d`` whose parameters and running statistics are used and updated as its
@@ -180,15 +201,34 @@ def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
     ones; momentum None is the cumulative average). ``p``/``learned``: the neuron (``LIFParams``,
     ``PLIFParams`` with its ``w``). ``residual``: None, or a tensor of z's shape added before the
     neuron; when it is spikes, ``residual_bits`` (``pack_spikes`` of it) is what is read and kept.
-    Returns spikes of z's shape and dtype; gradients flow to z, the residual, bn's weight and bias,
-    and the learned tensors.
+    ``residual_bn``: a BatchNorm applied to the residual first, folded in as bn is (``residual_bn(residual)``
+    is never stored: a ResNet's downsample). Returns spikes of z's shape and dtype; gradients flow to z,
+    the residual, both BatchNorms' weight and bias, and the learned tensors.
     """
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
+    if residual_bn is not None and not _folds_residual_bn(residual, residual_bits, z.shape[0]):
+        # BatchNorm over dim 1 of [T*M, C, inner, 1]: z's channels
+        residual, residual_bn = residual_bn(residual.flatten(0, 1).unsqueeze(-1)).view(residual.shape), None
     constants, switches = kernel_args(p)
-    return _NormNeuron.apply(z, residual, bn.weight, bn.bias, residual_bits, bn, p.name, constants, switches,
-                             *learned)
+    rw, rb = (None, None) if residual_bn is None else (residual_bn.weight, residual_bn.bias)
+    return _NormNeuron.apply(z, residual, bn.weight, bn.bias, rw, rb, residual_bits, bn, residual_bn, p.name,
+                             constants, switches, *learned)
+
+
+# The most steps for which a residual's BatchNorm is folded in (the epilogue's grid: a step per blockIdx.y);
+# longer runs apply it first, as nn.BatchNorm2d.
+FOLDED_RESIDUAL_BN_STEPS = 65535
+
+
+def _folds_residual_bn(residual: Tensor | None, residual_bits: Tensor | None, steps: int) -> bool:
+    """Whether a residual BatchNorm is folded in for these steps; ValueError where there is no dense residual
+    for it to normalise."""
+    if residual is None or residual_bits is not None:
+        raise ValueError("a residual BatchNorm normalises a dense residual: give the residual (its input) and no "
+                         "residual_bits")
+    return steps <= FOLDED_RESIDUAL_BN_STEPS
 
 
 class _ConvNormNeuron(torch.autograd.Function):
@@ -196,8 +236,8 @@ class _ConvNormNeuron(torch.autograd.Function):
     and runs the convolution again in backward."""
 
     @staticmethod
-    def forward(ctx, x, conv_weight, weight, bias, residual, x_bits, residual_bits, bn, conv, pool, recompute, steps,
-                neuron, constants, switches, *learned):
+    def forward(ctx, x, conv_weight, weight, bias, residual, res_weight, res_bias, x_bits, residual_bits, bn,
+                residual_bn, conv, pool, recompute, steps, neuron, constants, switches, *learned):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
         if recompute:   # z recomputed in backward: by the same calls on the same tensors, so the same z
             dt = _compute_dtype(x)   # autocast's, when on: x and the weight cast whole, then sliced, both times
@@ -216,8 +256,9 @@ class _ConvNormNeuron(torch.autograd.Function):
             raise ValueError("the residual's bits must be in the convolution output's memory format "
                              f"({'channels-last' if cl else 'contiguous'})")
         # s's bits from the same kernel: the pool's backward reads s from them, else the next layer keeps them
-        s, ckpt, stats, batch, s_bits = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn, learned,
-                                                      neuron, constants, switches, want_bits=True)
+        s, ckpt, stats, batch, res_batch, s_bits = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn,
+                                                                 learned, neuron, constants, switches, True,
+                                                                 residual_bn, res_weight, res_bias)
         s = from_time_major(s, z, cl)
         ctx.recompute, ctx.x_is_bits = recompute, x_bits is not None
         ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, conv_weight, kept_res,
@@ -227,7 +268,8 @@ class _ConvNormNeuron(torch.autograd.Function):
         ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
         ctx.conv = args
         ctx.pool = pool
-        ctx.steps, ctx.batch, ctx.affine = steps, batch, weight is not None
+        ctx.steps, ctx.batch, ctx.res_batch, ctx.affine = steps, batch, res_batch, weight is not None
+        ctx.res_affine = residual_bn is not None and res_weight is not None
         ctx.has_residual = residual is not None
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.mark_non_differentiable(ckpt, s_bits)
@@ -251,12 +293,13 @@ class _ConvNormNeuron(torch.autograd.Function):
             gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
         want_gres = ctx.has_residual and ctx.needs_input_grad[4]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
+        want_res_affine = ctx.res_affine and (ctx.needs_input_grad[5] or ctx.needs_input_grad[6])
         cl = ctx.s_channels_last
         z4 = time_major(z, ctx.steps, cl)
-        gz4, gres, gweight, gbias, glearned = library.NORM_BACKWARD(
+        gz4, gres, gweight, gbias, glearned, gres_weight, gres_bias = library.NORM_BACKWARD(
             time_major(_like(gs.to(z.dtype), cl), ctx.steps, cl), ckpt, z4, kept_res, stats, list(learned),
             ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
-            z4)   # dL/dz written over z: one buffer, not two
+            z4, ctx.res_batch, want_res_affine)   # dL/dz written over z: one buffer, not two
         if not ctx.recompute:   # the kept z is gone: a second backward over this graph is refused by autograd
             torch.autograd.graph.increment_version(z)
         gz = from_time_major(gz4, z, cl)
@@ -279,9 +322,9 @@ class _ConvNormNeuron(torch.autograd.Function):
                 gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
                                                                 [0, 0], groups, mask)
         return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
-                gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None, None, None, None,
-                None, None, None, None, None,
-                None, None, *(glearned if glearned else [None] * len(learned)))
+                gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None,
+                gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
+                *[None] * 11, *(glearned if glearned else [None] * len(learned)))
 
 
 # Bytes of unpacked input from which a node's convolution backward is two calls, dL/dw and then dL/dx
@@ -363,7 +406,8 @@ def _like(t: Tensor, channels_last: bool) -> Tensor:
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
                      learned: Sequence[Tensor], steps: int, x_bits: Tensor | None = None,
                      residual: Tensor | None = None, residual_bits: Tensor | None = None,
-                     pool: nn.MaxPool2d | None = None, recompute: bool | None = None) -> Tensor:
+                     pool: nn.MaxPool2d | None = None, recompute: bool | None = None,
+                     residual_bn: nn.modules.batchnorm._BatchNorm | None = None) -> Tensor:
     """Spikes of ``neuron(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``: a convolution, then
     ``norm_neuron``, as one autograd node.
 
@@ -376,7 +420,9 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     backward then holds dL/ds only while it is needed (the stem's: conv, BatchNorm, neuron, max-pool); the
     result is the pooled spikes. ``recompute``: run the convolution again in backward instead of keeping
     its output (default: when there are no bits); with bits, only the bits are kept and the convolution's
-    input is unpacked from them for it (the stem, when its input is spikes). ``conv`` without bias, zero
+    input is unpacked from them for it (the stem, when its input is spikes). ``residual_bn``: a BatchNorm
+    of the residual's channels applied to it first, folded in (its output never stored: the downsample's;
+    up to ``FOLDED_RESIDUAL_BN_STEPS`` steps, applied as a module beyond). ``conv`` without bias, zero
     padding given as numbers."""
     reason = available()
     if reason is not None:
@@ -387,10 +433,13 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     if not recompute and x_bits is None:
         raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "
                          "without them it recomputes the output (recompute=True)")
+    if residual_bn is not None and not _folds_residual_bn(residual, residual_bits, steps):
+        residual, residual_bn = residual_bn(residual), None
     constants, switches = kernel_args(p)
-    s, s_bits = _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, x_bits, residual_bits, bn, conv,
-                                      None if pool is None else _pool_args(pool), recompute, steps, p.name, constants,
-                                      switches, *learned)
+    rw, rb = (None, None) if residual_bn is None else (residual_bn.weight, residual_bn.bias)
+    s, s_bits = _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, rw, rb, x_bits, residual_bits, bn,
+                                      residual_bn, conv, None if pool is None else _pool_args(pool), recompute, steps,
+                                      p.name, constants, switches, *learned)
     if pool is None:   # the next layer's pack_spikes(s) takes these
         _remember_bits(s, s_bits)
     return s
