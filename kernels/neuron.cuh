@@ -323,8 +323,9 @@ template <typename A, class P> struct Args {
   const A* scale;       // [channels]
   const A* shift;       // [channels]
   const A* mean;        // [channels] backward: the mean used (the batch's, or the running one in eval)
-  const A* ea;          // [channels] or null: backward epilogue, dL/dx = gy*scale + (x - mean)*ea + eb
-  const A* eb;          // [channels] or null (null: dL/dx = gy * scale, BatchNorm in eval mode)
+  A* ea;                // [channels] or null: backward epilogue, dL/dx = gy*scale + (x - mean)*ea + eb
+  A* eb;                // [channels] or null (null: dL/dx = gy * scale, BatchNorm in eval mode); the
+                        //   per-channel backward kernel writes both, the others read them
   const void* res;      // [T, n] storage (Cfg::residual 1) or bits (2: element e is bit e % 8 of byte e / 8)
   void* gres;           // [T, n] storage or null: dL/dr = dL/dy (backward)
   // Residual 3: r[t, i] = res[t, i] * rscale[c] + rshift[c], the residual's own BatchNorm (its rows of
@@ -337,9 +338,9 @@ template <typename A, class P> struct Args {
                         //   (backward); the statistics kernel writes its mean_t x and sum_t (x - mean)^2
   i64 inner;            // neurons per channel and batch element (1 for channels-last)
   i64 channels;
-  // The per-channel kernel (channel_* below): the call's [6, C] channel values (rows: mean, invstd,
-  // scale, shift, ea, eb), BatchNorm's affine parameters, running statistics and their update.
-  A* stats;             // [6, channels]
+  // The per-channel kernel (channel_* below): the call's [4, C] channel values (rows: mean, invstd,
+  // scale, shift), BatchNorm's affine parameters, running statistics and their update.
+  A* stats;             // [4, channels]
   const A* weight;      // [channels] or null (no affine: 1)
   const A* bias;        // [channels] or null (no affine: 0)
   A* running_mean;      // [channels] or null: updated (forward with batch statistics), else read
@@ -875,8 +876,8 @@ template <typename A, class P> TFB_HD void channel_finish_backward(const Args<A,
   if (a.gbias) a.gbias[c] = s1;
   if (a.batch_stats) {
     const A count = (A)((i64)a.steps * (a.n / a.channels));
-    a.stats[4 * C + c] = -scale * invstd * invstd * s2 / count;
-    a.stats[5 * C + c] = -scale * s1 / count;
+    a.ea[c] = -scale * invstd * invstd * s2 / count;
+    a.eb[c] = -scale * s1 / count;
   }
 }
 

@@ -640,10 +640,10 @@ BatchNormIn batch_norm_in(const Tensor& z, const Fold& f, at::ScalarType acc, co
   return bn;
 }
 
-// One call's channel values, [6, C] in the arithmetic dtype per BatchNorm (z's, then the residual's
-// when it has one: [12, C]): the rows below. Forward fills the first four; backward the epilogue's
-// two, in its own copy.
-enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kEa = 4, kEb = 5, kRows = 6 };
+// One call's channel values, [4, C] in the arithmetic dtype per BatchNorm (z's, then the residual's
+// when it has one: [8, C]): the rows below, which forward fills. Backward writes its epilogue's two
+// rows per BatchNorm (ea, eb) into a tensor of its own.
+enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kRows = 4 };
 
 void pack_into(const Tensor& s, Tensor& bits);  // the spikes s (contiguous) as bits, into bits (below)
 
@@ -651,7 +651,7 @@ template <class N> struct NormOp {
   template <typename A> using Params = typename N::template Params<A>;
 
   // The arguments every kernel of one call shares for the BatchNorm of x (z, or the residual's input)
-  // whose [6, C] rows are `stats`.
+  // whose [4, C] rows are `stats`.
   template <typename A>
   static tfb::Args<A, Params<A>> args(const Fold& f, const Tensor& x, const Tensor& residual, const Tensor& stats,
                                       const Learned& learned, ArrayRef<double> constants, bool batch_stats) {
@@ -677,7 +677,7 @@ template <class N> struct NormOp {
     return a;
   }
 
-  // One BatchNorm's rows (mean, invstd, scale, shift) of `rows` ([6, C], zeroed) for its input x: from x's
+  // One BatchNorm's rows (mean, invstd, scale, shift) of `rows` ([4, C]) for its input x: from x's
   // batch statistics (the statistics pass, then a block per channel, which also updates the running
   // statistics) or from its running ones.
   template <typename A>
@@ -713,7 +713,8 @@ template <class N> struct NormOp {
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
     sw.norm = 1;
     sw.residual = f.residual;
-    Tensor stats = at::zeros({res_bn ? 2 * kRows : kRows, f.channels}, copt);
+    const std::vector<int64_t> rows{res_bn ? 2 * kRows : kRows, f.channels};
+    Tensor stats = f.n == 0 ? at::zeros(rows, copt) : new_output(rows, copt);   // every row written below
     Tensor s = new_output(z.sizes(), z.options());
     std::vector<int64_t> shape = z.sizes().vec();
     shape[0] = (f.steps - 1) / TFB_CKPT;
@@ -745,12 +746,12 @@ template <class N> struct NormOp {
     const i64 C = z.dim() == 4 ? z.size(2) : 0;
     TORCH_CHECK(stats_.dim() == 2 && (stats_.size(0) == kRows || stats_.size(0) == 2 * kRows) &&
                 stats_.size(1) == C && stats_.scalar_type() == acc,
-                "tfbench: the norm op's stats must be its forward's [6, C] or [12, C]");
+                "tfbench: the norm op's stats must be its forward's [4, C] or [8, C]");
     const bool res_norm = stats_.size(0) == 2 * kRows;  // the residual had its own BatchNorm
     const Fold f = fold_of(z, res_, res_norm);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
-    Tensor stats = stats_.clone();  // the epilogue's rows are written into this copy
+    const Tensor stats = stats_.contiguous();
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
     const Tensor ckpt = ckpt_.to(acc).contiguous();
     // dL/dz into gz_out when given (z itself, say: each element is read before it is overwritten, by the
@@ -780,6 +781,9 @@ template <class N> struct NormOp {
     const bool res_backward = res_norm && (want_gres || want_gres_affine);
     Tensor sums = want_sums ? new_output({2, f.n}, copt) : Tensor();
     Tensor res_sums = res_backward && (res_batch || want_gres_affine) ? new_output({2, f.n}, copt) : Tensor();
+    // the epilogue's rows, ea and eb (then the residual BatchNorm's), written by the per-channel kernel
+    Tensor epi = new_output({res_backward ? 4 : 2, f.channels}, copt);
+    A* const ea = epi.data_ptr<A>();
     Tensor partials;
     tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, batch_stats);
     a.gs = gs.data_ptr();
@@ -790,9 +794,8 @@ template <class N> struct NormOp {
     // one recomputing pass: the sums now or not, dL/dz and dL/dres now or not, BatchNorm's epilogue in it or
     // not; gy_out: gy stored there (a.gres already its pointer), with the residual BatchNorm's sums
     auto pass = [&](bool sums_now, bool outputs_now, bool epilogue, const Tensor* gy_out) {
-      A* st = stats.data_ptr<A>();
-      a.ea = epilogue ? st + kEa * f.channels : nullptr;
-      a.eb = epilogue ? st + kEb * f.channels : nullptr;
+      a.ea = epilogue ? ea : nullptr;
+      a.eb = epilogue ? ea + f.channels : nullptr;
       a.gx = outputs_now && want_gz ? gz.data_ptr() : nullptr;
       if (!gy_out) a.gres = outputs_now && want_gres ? gres.data_ptr() : nullptr;
       a.sums = sums_now ? sums.data_ptr<A>() : nullptr;
@@ -802,7 +805,11 @@ template <class N> struct NormOp {
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
                 {&gs, &z, dense_res, want_gz ? &gz : &gs, gy_out ? gy_out : want_gres ? &gres : &gs}, want_partials);
       if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
-      if (sums_now) run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
+      if (sums_now) {
+        a.ea = ea;
+        a.eb = ea + f.channels;
+        run<N, A>(name, kChannelBackward, sw, storage_of(z), a, z, learned, {}, nullptr);
+      }
     };
     // gy, stored by the pass that sums: dL/dr itself for a residual without a BatchNorm of its own
     Tensor gy;
@@ -815,9 +822,8 @@ template <class N> struct NormOp {
       a.gres = gy.data_ptr();
       pass(true, false, false, &gy);
       if (want_gz) {
-        A* st = stats.data_ptr<A>();
-        a.ea = st + kEa * f.channels;
-        a.eb = st + kEb * f.channels;
+        a.ea = ea;
+        a.eb = ea + f.channels;
         a.gs = gy.data_ptr();
         a.gx = gz.data_ptr();
         run<N, A>(name, kEpilogue, sw, storage_of(z), a, z, learned, {&gy, &z, &gz}, nullptr);
@@ -837,15 +843,18 @@ template <class N> struct NormOp {
       fr.residual = 0;
       tfb::Args<A, Params<A>> ar = args<A>(fr, residual, Tensor(), stats.narrow(0, kRows, kRows), learned, constants,
                                            res_batch);
+      A* const rea = ea + 2 * f.channels;
       if (res_sums.defined()) {
+        ar.ea = rea;
+        ar.eb = rea + f.channels;
         ar.sums = res_sums.data_ptr<A>();
         ar.gweight = want_gres_affine ? gres_weight.data_ptr<A>() : nullptr;
         ar.gbias = want_gres_affine ? gres_bias.data_ptr<A>() : nullptr;
         run<N, A>(name, kChannelBackward, sw, storage_of(z), ar, z, learned, {}, nullptr);
       }
       if (want_gres) {
-        ar.ea = res_batch ? ar.stats + kEa * f.channels : nullptr;
-        ar.eb = res_batch ? ar.stats + kEb * f.channels : nullptr;
+        ar.ea = res_batch ? rea : nullptr;
+        ar.eb = res_batch ? rea + f.channels : nullptr;
         ar.gs = gy.data_ptr();
         ar.gx = gres.data_ptr();
         run<N, A>(name, kEpilogue, sw, storage_of(z), ar, z, learned, {&gy, &residual, &gres}, nullptr);

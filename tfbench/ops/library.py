@@ -25,7 +25,7 @@ Six more serve the lean path (norm.py drives them): BatchNorm folded into the ne
                                  num_batches_tracked!, learned, neuron, constants, switches,
                                  batch_stats, momentum, eps, want_bits, res_weight, res_bias,
                                  res_running_mean!, res_running_var!, res_num_batches_tracked!, res_norm)
-        -> (s, ckpt, stats [6, C] or [12, C], s's bits (pack_spikes's, from the same kernel) or [0])
+        -> (s, ckpt, stats [4, C] or [8, C], s's bits (pack_spikes's, from the same kernel) or [0])
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!, res_batch_stats,
                                   want_gres_affine)
@@ -37,7 +37,7 @@ Six more serve the lean path (norm.py drives them): BatchNorm folded into the ne
 z is ``[T, M, C, inner]`` (BatchNorm's channel dim 2), the residual None, z-shaped, or bits; forward
 updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average). With
 ``res_norm`` = [batch_stats, momentum, eps] the residual (z-shaped) is normalised by a BatchNorm of its own
-first (the res_* arguments: a ResNet's downsample), whose rows follow z's in stats ([12, C]); backward
+first (the res_* arguments: a ResNet's downsample), whose rows follow z's in stats ([8, C]); backward
 then returns dL/d(the residual's input) as dL/dresidual.
 
 Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
@@ -148,7 +148,7 @@ def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num
     acc = _acc(z.dtype)
     ckpt = z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc)
     bits = z.new_empty(((z.numel() + 7) // 8 if want_bits else 0,), dtype=torch.uint8)
-    return z.new_empty(z.shape), ckpt, z.new_empty((12 if res_norm else 6, z.shape[2]), dtype=acc), bits
+    return z.new_empty(z.shape), ckpt, z.new_empty((8 if res_norm else 4, z.shape[2]), dtype=acc), bits
 
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
@@ -158,7 +158,7 @@ def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants
     gz = z.new_empty(z.shape if want_gz else (0,))
     gres = z.new_empty(z.shape if want_gres else (0,))
     gaffine = [z.new_empty((z.shape[2],) if want_gaffine else (0,), dtype=acc) for _ in range(2)]
-    gres_affine = [z.new_empty((z.shape[2],) if want_gres_affine and stats.shape[0] == 12 else (0,), dtype=acc)
+    gres_affine = [z.new_empty((z.shape[2],) if want_gres_affine and stats.shape[0] == 8 else (0,), dtype=acc)
                    for _ in range(2)]
     return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned], *gres_affine
 

@@ -239,15 +239,18 @@ class _ConvNormNeuron(torch.autograd.Function):
     def forward(ctx, x, conv_weight, weight, bias, residual, res_weight, res_bias, x_bits, residual_bits, bn,
                 residual_bn, conv, pool, recompute, steps, neuron, constants, switches, *learned):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
+        dt = _compute_dtype(x)   # autocast's, when on
+        # the weight in it, cast once a step and kept for backward (autocast's own cast is freed when its
+        # region ends, and backward would cast it again)
+        wc = conv_weight.to(dt)
         if recompute:   # z recomputed in backward: by the same calls on the same tensors, so the same z
-            dt = _compute_dtype(x)   # autocast's, when on: x and the weight cast whole, then sliced, both times
             # kept: x in the convolution's dtype (half of float32's under bf16), or its bits, unpacked in
             # backward into this very layout
             x = _like(x.to(dt), is_channels_last(x))
             with torch.autocast(x.device.type, enabled=False):
-                z = _conv_in_chunks(x, conv_weight.to(dt), args)
+                z = _conv_in_chunks(x, wc, args)   # x and the weight cast whole, then sliced, both times
         else:
-            z = F.conv2d(x, conv_weight, None, *args)
+            z = F.conv2d(x, wc, None, *args)
         cl = is_channels_last(z)
         kept_res = residual_bits
         if residual is not None and residual_bits is None:
@@ -261,9 +264,9 @@ class _ConvNormNeuron(torch.autograd.Function):
                                                                  residual_bn, res_weight, res_bias)
         s = from_time_major(s, z, cl)
         ctx.recompute, ctx.x_is_bits = recompute, x_bits is not None
-        ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, conv_weight, kept_res,
+        ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, wc, kept_res,
                               ckpt, stats, None if pool is None else s_bits, *learned)
-        ctx.dtype = z.dtype   # the convolution's compute dtype (autocast's, when on)
+        ctx.dtype, ctx.weight_dtype = z.dtype, conv_weight.dtype   # the convolution's compute dtype (autocast's)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
         ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
         ctx.conv = args
@@ -280,9 +283,8 @@ class _ConvNormNeuron(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gs, _):   # _: the bits' gradient, none
-        x_or_bits, z, conv_weight, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
+        x_or_bits, z, wc, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
-        wc = conv_weight.to(ctx.dtype)
         if ctx.recompute:   # x, already in the convolution's dtype, or its bits unpacked so
             xc = (unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last) if ctx.x_is_bits else
                   x_or_bits)
@@ -321,7 +323,7 @@ class _ConvNormNeuron(torch.autograd.Function):
             else:   # one call for both
                 gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
                                                                 [0, 0], groups, mask)
-        return (gx, None if gw is None else gw.to(conv_weight.dtype), gweight if want_affine else None,
+        return (gx, None if gw is None else gw.to(ctx.weight_dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None,
                 gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
                 *[None] * 11, *(glearned if glearned else [None] * len(learned)))
@@ -448,22 +450,24 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
 class _SpikeConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bits, weight, bias, stride, padding, dilation, groups):
-        out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)   # in autocast's dtype, when on
-        ctx.save_for_backward(bits, weight, bias)
+        wc = weight.to(_compute_dtype(x))   # in autocast's dtype, when on: cast once, kept for backward
+        out = F.conv2d(x, wc, bias, stride, padding, dilation, groups)
+        ctx.save_for_backward(bits, wc, bias)
         ctx.shape, ctx.dtype, ctx.channels_last = tuple(x.shape), out.dtype, is_channels_last(x)
+        ctx.weight_dtype = weight.dtype
         ctx.conv = stride, padding, dilation, groups
         return out
 
     @staticmethod
     def backward(ctx, gout):
-        bits, weight, bias = ctx.saved_tensors
+        bits, wc, bias = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         x = unpack_spikes(bits, ctx.shape, ctx.dtype, ctx.channels_last)
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[2], bias is not None and ctx.needs_input_grad[3]]
-        gx, gw, gb = torch.ops.aten.convolution_backward(gout.to(ctx.dtype), x, weight.to(ctx.dtype),
+        gx, gw, gb = torch.ops.aten.convolution_backward(gout.to(ctx.dtype), x, wc,
                                                          None if bias is None else list(bias.shape), stride, padding,
                                                          dilation, False, [0, 0], groups, mask)
-        gw = gw.to(weight.dtype) if gw is not None else None
+        gw = gw.to(ctx.weight_dtype) if gw is not None else None
         gb = gb.to(bias.dtype) if gb is not None else None
         return gx, None, gw, gb, None, None, None, None
 
