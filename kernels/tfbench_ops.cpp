@@ -13,6 +13,9 @@
 // once per configuration; the stream is PyTorch's current one, through c10's device-generic
 // interface; cuLaunchKernel is looked up in libcuda with dlsym.
 #include <ATen/TensorOperators.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/ops/conv2d.h>
+#include <ATen/ops/convolution_backward.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
@@ -23,6 +26,7 @@
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
 #include <dlfcn.h>
@@ -1209,6 +1213,241 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
   return {out[0], out[1], out[2]};
 }
 
+// ---------------------------------------------------------------------------------------------
+// conv -> BatchNorm (-> residual) -> neuron as one C++ autograd node (tfbench::conv_norm_neuron, which
+// norm.py's conv_norm_neuron calls for a convolution of spikes kept as bits: every lean layer but the
+// stem, whose node recomputes its convolution and stays in Python). Forward: the convolution (in
+// autocast's dtype when on, its weight cast once and kept for backward), then NormOp's forward, which
+// also writes the spikes' bits. Backward keeps x's bits, z, the membrane checkpoints and the channel
+// rows; it writes dL/dz over z and differentiates the convolution with ATen's convolution_backward on x
+// unpacked from its bits. No Python runs in either direction.
+// ---------------------------------------------------------------------------------------------
+// The dtype a convolution of x computes in: autocast's when it is on (it casts every floating input but
+// float64), else x's (norm.py's _compute_dtype).
+at::ScalarType compute_dtype(const Tensor& x) {
+  const auto device = x.device().type();
+  if (x.is_floating_point() && x.scalar_type() != at::kDouble && at::autocast::is_autocast_enabled(device))
+    return at::autocast::get_autocast_dtype(device);
+  return x.scalar_type();
+}
+
+bool channels_last(const Tensor& x) {
+  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+Tensor in_format(const Tensor& t, bool cl) {
+  return t.contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+// [T*B, C, H, W] (NCHW or channels-last memory) as the norm ops' [T, M, C, inner] view, and back
+// (norm.py's time_major / from_time_major).
+Tensor time_major(const Tensor& x, int64_t steps, bool cl) {
+  const i64 n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  if (cl) return x.permute({0, 2, 3, 1}).view({steps, (n / steps) * h * w, c, 1});
+  return x.contiguous().view({steps, n / steps, c, h * w});
+}
+
+Tensor from_time_major(const Tensor& y, at::IntArrayRef shape, bool cl) {
+  if (cl) return y.view({shape[0], shape[2], shape[3], shape[1]}).permute({0, 3, 1, 2});
+  return y.view(shape);
+}
+
+// What the node takes besides its tensors: the convolution's arguments, BatchNorm's buffers and use (the
+// residual BatchNorm's too, res_norm empty without one) and the neuron, as the norm ops take them.
+struct ConvNormArgs {
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups, steps, split_backward_bytes;
+  std::optional<Tensor> running_mean, running_var, batches, res_running_mean, res_running_var, res_batches;
+  bool batch_stats;
+  double momentum, eps;
+  std::vector<double> res_norm, constants;
+  std::vector<int64_t> switches;
+  std::string neuron;
+};
+
+std::optional<Tensor> given(const Tensor& t) { return t.defined() ? std::optional<Tensor>(t) : std::nullopt; }
+Tensor value(const std::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
+
+struct ConvNormForward {
+  Tensor s, s_bits, z, wc, kept_res, ckpt, stats;
+  bool cl;
+};
+
+ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& conv_weight, const Tensor& weight, const Tensor& bias,
+                                  const Tensor& residual, const Tensor& residual_bits, const Tensor& res_weight,
+                                  const Tensor& res_bias, at::TensorList learned, const ConvNormArgs& k) {
+  ConvNormForward f;
+  f.wc = conv_weight.to(compute_dtype(x));
+  f.z = at::conv2d(x, f.wc, {}, k.stride, k.padding, k.dilation, k.groups);
+  f.cl = channels_last(f.z);
+  if (residual_bits.defined()) {
+    TORCH_CHECK(!residual.defined() || channels_last(residual) == f.cl, "tfbench: the residual's bits must be in the "
+                "convolution output's memory format (", f.cl ? "channels-last" : "contiguous", ")");
+    f.kept_res = residual_bits;
+  } else if (residual.defined()) {
+    f.kept_res = time_major(in_format(residual, f.cl), k.steps, f.cl);  // z's memory format: the views line up
+  }
+  auto [s4, ckpt, stats, s_bits] = norm_neuron_forward(
+      time_major(f.z, k.steps, f.cl), given(f.kept_res), given(weight), given(bias), k.running_mean, k.running_var,
+      k.batches, learned, k.neuron, k.constants, k.switches, k.batch_stats, k.momentum, k.eps, true,
+      given(res_weight), given(res_bias), k.res_running_mean, k.res_running_var, k.res_batches, k.res_norm);
+  f.s = from_time_major(s4, f.z.sizes(), f.cl);
+  f.s_bits = s_bits;
+  f.ckpt = ckpt;
+  f.stats = stats;
+  return f;
+}
+
+class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFunction> {
+ public:
+  // The optional tensors are inputs only when given (autograd takes no undefined input): backward finds each
+  // one's input index (needs_input_grad's) in saved_data, -1 when absent; x is input 0, conv_weight 2.
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& x_bits, const Tensor& conv_weight,
+                               const std::optional<Tensor>& weight_, const std::optional<Tensor>& bias_,
+                               const std::optional<Tensor>& residual_, const std::optional<Tensor>& residual_bits_,
+                               const std::optional<Tensor>& res_weight_, const std::optional<Tensor>& res_bias_,
+                               at::TensorList learned, const ConvNormArgs& k) {
+    const Tensor weight = value(weight_), bias = value(bias_), residual = value(residual_),
+                 residual_bits = value(residual_bits_), res_weight = value(res_weight_), res_bias = value(res_bias_);
+    ConvNormForward f = conv_norm_forward(x, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias,
+                                          learned, k);
+    int64_t input = 3;
+    for (auto [key, t] : {std::pair<const char*, const Tensor*>{"in_weight", &weight}, {"in_bias", &bias},
+                          {"in_residual", &residual}, {"in_residual_bits", &residual_bits},
+                          {"in_res_weight", &res_weight}, {"in_res_bias", &res_bias}})
+      ctx->saved_data[key] = t->defined() ? input++ : (int64_t)-1;
+    std::vector<Tensor> saved{x_bits, f.z, f.wc, f.kept_res, f.ckpt, f.stats};
+    for (const Tensor& w : learned) saved.push_back(w);
+    ctx->save_for_backward(saved);
+    auto& d = ctx->saved_data;
+    d["x_shape"] = x.sizes().vec();
+    d["x_cl"] = channels_last(x);
+    d["cl"] = f.cl;
+    d["weight_dtype"] = (int64_t)conv_weight.scalar_type();
+    d["stride"] = k.stride;
+    d["padding"] = k.padding;
+    d["dilation"] = k.dilation;
+    d["groups"] = k.groups;
+    d["steps"] = k.steps;
+    d["split"] = k.split_backward_bytes;
+    d["batch"] = k.batch_stats;
+    d["res_batch"] = !k.res_norm.empty() && k.res_norm[0] != 0;
+    d["affine"] = weight.defined();
+    d["res_affine"] = !k.res_norm.empty() && res_weight.defined();
+    d["neuron"] = k.neuron;
+    d["constants"] = k.constants;
+    d["switches"] = k.switches;
+    ctx->mark_non_differentiable({f.s_bits});
+    ctx->set_materialize_grads(false);
+    return {f.s, f.s_bits};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &x_bits = saved[0], &wc = saved[2], &kept_res = saved[3], &ckpt = saved[4], &stats = saved[5];
+    Tensor z = saved[1];
+    std::vector<Tensor> learned(saved.begin() + 6, saved.end());
+    auto& d = ctx->saved_data;
+    const bool cl = d["cl"].toBool(), affine = d["affine"].toBool(), res_affine = d["res_affine"].toBool();
+    const int64_t steps = d["steps"].toInt(), groups = d["groups"].toInt();
+    const std::vector<int64_t> x_shape = d["x_shape"].toIntVector(), stride = d["stride"].toIntVector(),
+                               padding = d["padding"].toIntVector(), dilation = d["dilation"].toIntVector();
+    auto needs = [&](const char* key) {
+      const int64_t i = d[key].toInt();
+      return i >= 0 && ctx->needs_input_grad(i);
+    };
+    const bool want_gres = needs("in_residual");
+    const bool want_affine = affine && (needs("in_weight") || needs("in_bias"));
+    const bool want_res_affine = res_affine && (needs("in_res_weight") || needs("in_res_bias"));
+    const Tensor z4 = time_major(z, steps, cl);
+    std::optional<Tensor> gs;
+    if (!grads.empty() && grads[0].defined()) gs = time_major(in_format(grads[0].to(z.scalar_type()), cl), steps, cl);
+    auto [gz4, gres, gweight, gbias, glearned, gres_weight, gres_bias] = norm_neuron_backward(
+        gs, ckpt, z4, given(kept_res), stats, learned, d["neuron"].toStringRef(), d["constants"].toDoubleVector(),
+        d["switches"].toIntVector(), d["batch"].toBool(), true, want_gres, want_affine, z4, d["res_batch"].toBool(),
+        want_res_affine);  // dL/dz written over z: one buffer, not two
+    torch::autograd::impl::bump_version(z);  // the kept z is gone: a second backward over this graph is refused
+    const Tensor gz = from_time_major(gz4, z.sizes(), cl);
+    z = Tensor();
+    const bool want_gx = ctx->needs_input_grad(0), want_gw = ctx->needs_input_grad(2);
+    int64_t numel = 1;
+    for (int64_t v : x_shape) numel *= v;
+    Tensor xc = unpack_spikes(x_bits, numel, wc.scalar_type());
+    xc = d["x_cl"].toBool() ? xc.view({x_shape[0], x_shape[2], x_shape[3], x_shape[1]}).permute({0, 3, 1, 2})
+                            : xc.view(x_shape);
+    Tensor gx, gw;
+    if (want_gx && want_gw && numel * xc.element_size() >= d["split"].toInt()) {
+      // dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape) and its workspace
+      gw = std::get<1>(at::convolution_backward(gz, xc, wc, std::nullopt, stride, padding, dilation, false, {0, 0},
+                                                groups, {false, true, false}));
+      xc = Tensor();
+      const Tensor shape_only = gz.new_empty({1}).expand(x_shape);
+      gx = std::get<0>(at::convolution_backward(gz, shape_only, wc, std::nullopt, stride, padding, dilation, false,
+                                                {0, 0}, groups, {true, false, false}));
+    } else {  // one call for both
+      auto out = at::convolution_backward(gz, xc, wc, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
+                                          {want_gx, want_gw, false});
+      gx = std::get<0>(out);
+      gw = std::get<1>(out);
+    }
+    variable_list out{gx,
+                      Tensor(),
+                      gw.defined() ? gw.to((at::ScalarType)d["weight_dtype"].toInt()) : Tensor(),
+                      want_affine ? gweight : Tensor(),
+                      want_affine ? gbias : Tensor(),
+                      want_gres ? from_time_major(gres, gz.sizes(), cl) : Tensor(),
+                      Tensor(),
+                      want_res_affine ? gres_weight : Tensor(),
+                      want_res_affine ? gres_bias : Tensor()};
+    for (size_t i = 0; i < learned.size(); ++i) out.push_back(i < glearned.size() ? glearned[i] : Tensor());
+    out.push_back(Tensor());  // the arguments
+    return out;
+  }
+};
+
+ConvNormArgs conv_norm_args(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            int64_t steps, const std::optional<Tensor>& running_mean,
+                            const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches,
+                            bool batch_stats, double momentum, double eps, const std::optional<Tensor>& res_running_mean,
+                            const std::optional<Tensor>& res_running_var, const std::optional<Tensor>& res_batches,
+                            ArrayRef<double> res_norm, c10::string_view neuron, ArrayRef<double> constants,
+                            at::IntArrayRef switches, int64_t split_backward_bytes) {
+  return {stride.vec(), padding.vec(), dilation.vec(), groups, steps, split_backward_bytes, running_mean, running_var,
+          batches, res_running_mean, res_running_var, res_batches, batch_stats, momentum, eps, res_norm.vec(),
+          constants.vec(), switches.vec(), std::string(neuron.data(), neuron.size())};
+}
+
+#define TFB_CONV_NORM_PARAMS                                                                                        \
+  const Tensor &x, const Tensor &x_bits, const Tensor &conv_weight, const std::optional<Tensor>&weight,              \
+      const std::optional<Tensor>&bias, const std::optional<Tensor>&residual,                                       \
+      const std::optional<Tensor>&residual_bits, const std::optional<Tensor>&res_weight,                            \
+      const std::optional<Tensor>&res_bias, const std::optional<Tensor>&running_mean,                               \
+      const std::optional<Tensor>&running_var, const std::optional<Tensor>&batches,                                 \
+      const std::optional<Tensor>&res_running_mean, const std::optional<Tensor>&res_running_var,                    \
+      const std::optional<Tensor>&res_batches, at::TensorList learned, c10::string_view neuron,                     \
+      ArrayRef<double> constants, at::IntArrayRef switches, at::IntArrayRef stride, at::IntArrayRef padding,        \
+      at::IntArrayRef dilation, int64_t groups, int64_t steps, bool batch_stats, double momentum, double eps,       \
+      ArrayRef<double> res_norm, int64_t split_backward_bytes
+#define TFB_CONV_NORM_ARGS                                                                                          \
+  conv_norm_args(stride, padding, dilation, groups, steps, running_mean, running_var, batches, batch_stats,         \
+                 momentum, eps, res_running_mean, res_running_var, res_batches, res_norm, neuron, constants,        \
+                 switches, split_backward_bytes)
+
+// The Autograd key's implementation: the node above.
+std::tuple<Tensor, Tensor> conv_norm_neuron_autograd(TFB_CONV_NORM_PARAMS) {
+  auto out = ConvNormNeuronFunction::apply(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
+                                           res_bias, learned, TFB_CONV_NORM_ARGS);
+  return {out[0], out[1]};
+}
+
+// The devices' implementation, reached without autograd (torch.inference_mode): the forward alone.
+std::tuple<Tensor, Tensor> conv_norm_neuron(TFB_CONV_NORM_PARAMS) {
+  ConvNormForward f = conv_norm_forward(x, conv_weight, value(weight), value(bias), value(residual),
+                                        value(residual_bits), value(res_weight), value(res_bias), learned,
+                                        TFB_CONV_NORM_ARGS);
+  return {f.s, f.s_bits};
+}
+
 // The same entry points for both devices: each dispatches on the tensors' device itself (run()).
 void device_impls(torch::Library& m) {
   m.impl("pack_spikes", TORCH_FN(pack_spikes));
@@ -1219,6 +1458,7 @@ void device_impls(torch::Library& m) {
   m.impl("neuron_backward", TORCH_FN(neuron_backward));
   m.impl("norm_neuron_forward", TORCH_FN(norm_neuron_forward));
   m.impl("norm_neuron_backward", TORCH_FN(norm_neuron_backward));
+  m.impl("conv_norm_neuron", TORCH_FN(conv_norm_neuron));
 }
 
 }  // namespace
@@ -1239,6 +1479,7 @@ TORCH_LIBRARY_IMPL(tfbench, Autograd, m) {
   m.impl("spike_max_pool2d_backward", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_forward", torch::CppFunction::makeFallthrough());
   m.impl("norm_neuron_backward", torch::CppFunction::makeFallthrough());
+  m.impl("conv_norm_neuron", TORCH_FN(conv_norm_neuron_autograd));
 }
 
 TORCH_LIBRARY_IMPL(tfbench, CompositeExplicitAutograd, m) {

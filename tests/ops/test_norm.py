@@ -477,9 +477,12 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
     weights = torch.randn(T * B, C, *((3, 3) if pool else (5, 5)), generator=generator(8),
                           dtype=torch.float64).to(device)
     out = []
-    calls = []
-    spy = library.NORM_FORWARD
-    monkeypatch.setattr(library, "NORM_FORWARD", lambda *a, **k: calls.append(bool(k.get("res_norm"))) or spy(*a, **k))
+    calls = []   # per fused call: whether the residual's BatchNorm went in (the C++ node's res_norm, argument 27)
+    spies = {"NORM_FORWARD": lambda a, k: k.get("res_norm"), "CONV_NORM_NEURON": lambda a, k: a[27]}
+    for name, res_norm in spies.items():
+        op = getattr(library, name)
+        monkeypatch.setattr(library, name, lambda *a, op=op, res_norm=res_norm, **k:
+                            calls.append(bool(res_norm(a, k))) or op(*a, **k))
     for fused in (True, False):
         conv.zero_grad()
         bn = _bn(C, torch.float64, device, 9)
@@ -675,6 +678,10 @@ def test_lean_refuses_what_it_cannot_fold():
     z = torch.zeros(T, B, C, H * W)
     with pytest.raises(ValueError, match="normalises a dense residual"):
         norm.norm_neuron(z, nn.BatchNorm2d(C), *LIF().norm_args(), z, norm.pack_spikes(z), nn.BatchNorm2d(C))
+    x = torch.zeros(T * B, 3, 4, 4)
+    with pytest.raises(ValueError, match="pool needs recompute=True"):
+        norm.conv_norm_neuron(nn.Conv2d(3, C, 3, bias=False), x, nn.BatchNorm2d(C), *LIF().norm_args(), T,
+                              norm.pack_spikes(x), pool=nn.MaxPool2d(2), recompute=False)
     with pytest.raises(ValueError, match="cannot take it"):
         models.build("Spiking-ResNet18", nn.Identity, lean=True)
     with pytest.raises(ValueError, match="step_mode='multi'"):

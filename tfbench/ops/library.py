@@ -19,7 +19,7 @@ graphs, and ``torch.library.opcheck`` checks it (tests/ops). Where the C++ canno
 fallback.py registers implementations over the reference instead (``IMPLEMENTATION`` says which
 is in use and why).
 
-Six more serve the lean path (norm.py drives them): BatchNorm folded into the neuron, and spikes as bits:
+Seven more serve the lean path (norm.py drives them): BatchNorm folded into the neuron, and spikes as bits:
 
     tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
                                  num_batches_tracked!, learned, neuron, constants, switches,
@@ -30,6 +30,11 @@ Six more serve the lean path (norm.py drives them): BatchNorm folded into the ne
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!, res_batch_stats,
                                   want_gres_affine)
         -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned], dL/dres_weight, dL/dres_bias)
+    tfbench::conv_norm_neuron(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
+                              res_bias, (both BatchNorms' buffers)!, learned, neuron, constants, switches,
+                              stride, padding, dilation, groups, steps, batch_stats, momentum, eps, res_norm,
+                              split_backward_bytes) -> (s, s's bits)
+        a convolution of spikes kept as bits, then norm_neuron_forward: one C++ autograd node
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
     tfbench::spike_max_pool2d(bits, shape, channels_last, dtype, kernel, stride, padding, dilation, out_hw)
         -> out;  tfbench::spike_max_pool2d_backward(gout, bits, shape, ...same) -> dL/dx
@@ -80,6 +85,13 @@ SCHEMAS = {
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
                             "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out, bool res_batch_stats=False, "
                             "bool want_gres_affine=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor, Tensor)",
+    "conv_norm_neuron": "(Tensor x, Tensor x_bits, Tensor conv_weight, Tensor? weight, Tensor? bias, Tensor? residual, "
+                        "Tensor? residual_bits, Tensor? res_weight, Tensor? res_bias, Tensor(a!)? running_mean, "
+                        "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor(d!)? res_running_mean, "
+                        "Tensor(e!)? res_running_var, Tensor(f!)? res_num_batches_tracked, Tensor[] learned, "
+                        "str neuron, float[] constants, int[] switches, int[] stride, int[] padding, int[] dilation, "
+                        "int groups, int steps, bool batch_stats, float momentum, float eps, float[] res_norm, "
+                        "int split_backward_bytes) -> (Tensor, Tensor)",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -163,6 +175,13 @@ def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants
     return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned], *gres_affine
 
 
+@torch.library.register_fake("tfbench::conv_norm_neuron", lib=LIBRARY)
+def _conv_norm_fake(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias, *rest):
+    stride, padding, dilation, groups = rest[10:14]
+    z = torch.nn.functional.conv2d(x, conv_weight, None, stride, padding, dilation, groups)
+    return torch.empty_like(z), z.new_empty(((z.numel() + 7) // 8,), dtype=torch.uint8)
+
+
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")
 
 _REASON = build.load()
@@ -182,6 +201,7 @@ SPIKE_MAX_POOL = torch.ops.tfbench.spike_max_pool2d.default
 SPIKE_MAX_POOL_BACKWARD = torch.ops.tfbench.spike_max_pool2d_backward.default
 NORM_FORWARD = torch.ops.tfbench.norm_neuron_forward.default
 NORM_BACKWARD = torch.ops.tfbench.norm_neuron_backward.default
+CONV_NORM_NEURON = torch.ops.tfbench.conv_norm_neuron.default
 
 
 def native() -> bool:

@@ -17,8 +17,9 @@ neuron's seven or eight (docs/neurons.md, "BatchNorm folded in"):
 What backward keeps is z (the convolution's output, which BatchNorm keeps too), the float32
 membrane every CKPT steps and, for an identity shortcut of spikes, those spikes as bits. BatchNorm's
 output and the neuron's input are never stored. ``conv_norm_neuron(conv, x, bn, p, learned, T, ...)``
-is the convolution before it and the whole layer in one autograd node: it keeps x's bits when x is
-spikes, and its forward kernel writes its own spikes' bits beside them (``pack_spikes`` of those spikes
+is the convolution before it and the whole layer in one autograd node (a C++ one,
+``tfbench::conv_norm_neuron``, for a convolution of spikes: no Python per layer in the step): it keeps x's
+bits when x is spikes, and its forward kernel writes its own spikes' bits beside them (``pack_spikes`` of those spikes
 then returns them: the next layer keeps them without a pass of its own); for the stem it keeps x alone
 (in the convolution's dtype, or its bits when x is spikes) and runs the convolution again in backward,
 a slice of the batch at a time (``CONV_CHUNK_ELEMENTS``:
@@ -146,16 +147,22 @@ def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned
     normalised by it first) as nn.BatchNorm2d uses them (``_statistics``). Returns (s, ckpt, stats, whether
     bn used the batch's statistics, whether residual_bn did, s's bits or an empty tensor)."""
     batch, mean, var, batches, momentum = _statistics(bn)
-    res_batch, res_args = False, {}
+    res_args = {}
     if residual_bn is not None:
-        res_batch, res_mean, res_var, res_batches, res_momentum = _statistics(residual_bn)
+        res_mean, res_var, res_batches, res_norm = _residual_statistics(residual_bn)
         res_args = dict(res_weight=res_weight, res_bias=res_bias, res_running_mean=res_mean, res_running_var=res_var,
-                        res_num_batches_tracked=res_batches,
-                        res_norm=[float(res_batch), res_momentum, float(residual_bn.eps)])
+                        res_num_batches_tracked=res_batches, res_norm=res_norm)
     s, ckpt, stats, bits = library.NORM_FORWARD(
         z4, residual, weight, bias, mean, var, batches, list(learned), neuron, constants, switches, batch, momentum,
         float(bn.eps), want_bits, **res_args)
-    return s, ckpt, stats, batch, res_batch, bits
+    return s, ckpt, stats, batch, bool(res_args and res_args["res_norm"][0]), bits
+
+
+def _residual_statistics(residual_bn) -> tuple[Tensor | None, Tensor | None, Tensor | None, list[float]]:
+    """A residual BatchNorm's ``_statistics`` as the norm ops take them: (running mean, running variance,
+    num_batches_tracked, res_norm = [the batch's statistics or not, momentum, eps])."""
+    batch, mean, var, batches, momentum = _statistics(residual_bn)
+    return mean, var, batches, [float(batch), momentum, float(residual_bn.eps)]
 
 
 class _NormNeuron(torch.autograd.Function):
@@ -231,26 +238,22 @@ def _folds_residual_bn(residual: Tensor | None, residual_bits: Tensor | None, st
     return steps <= FOLDED_RESIDUAL_BN_STEPS
 
 
-class _ConvNormNeuron(torch.autograd.Function):
-    """neuron(BatchNorm(conv(x)) + residual), one autograd node: keeps z and x's bits, or (no bits) x alone
-    and runs the convolution again in backward."""
+class _StemNormNeuron(torch.autograd.Function):
+    """neuron(BatchNorm(conv(x)) + residual), then the max-pool when given, one autograd node that keeps x
+    alone (in the convolution's dtype, or its bits) and runs the convolution again in backward: the stem's
+    node (a convolution of spikes kept as bits is the C++ node, tfbench::conv_norm_neuron)."""
 
     @staticmethod
     def forward(ctx, x, conv_weight, weight, bias, residual, res_weight, res_bias, x_bits, residual_bits, bn,
-                residual_bn, conv, pool, recompute, steps, neuron, constants, switches, *learned):
+                residual_bn, conv, pool, steps, neuron, constants, switches, *learned):
         args = conv.stride, conv.padding, conv.dilation, conv.groups
         dt = _compute_dtype(x)   # autocast's, when on
-        # the weight in it, cast once a step and kept for backward (autocast's own cast is freed when its
-        # region ends, and backward would cast it again)
-        wc = conv_weight.to(dt)
-        if recompute:   # z recomputed in backward: by the same calls on the same tensors, so the same z
-            # kept: x in the convolution's dtype (half of float32's under bf16), or its bits, unpacked in
-            # backward into this very layout
-            x = _like(x.to(dt), is_channels_last(x))
-            with torch.autocast(x.device.type, enabled=False):
-                z = _conv_in_chunks(x, wc, args)   # x and the weight cast whole, then sliced, both times
-        else:
-            z = F.conv2d(x, wc, None, *args)
+        wc = conv_weight.to(dt)   # cast once a step, kept for backward's recomputation
+        # z recomputed in backward: by the same calls on the same tensors, so the same z. Kept: x in the
+        # convolution's dtype (half of float32's under bf16), or its bits, unpacked in backward into this layout
+        x = _like(x.to(dt), is_channels_last(x))
+        with torch.autocast(x.device.type, enabled=False):
+            z = _conv_in_chunks(x, wc, args)   # x and the weight cast whole, then sliced, both times
         cl = is_channels_last(z)
         kept_res = residual_bits
         if residual is not None and residual_bits is None:
@@ -263,9 +266,9 @@ class _ConvNormNeuron(torch.autograd.Function):
                                                                  learned, neuron, constants, switches, True,
                                                                  residual_bn, res_weight, res_bias)
         s = from_time_major(s, z, cl)
-        ctx.recompute, ctx.x_is_bits = recompute, x_bits is not None
-        ctx.save_for_backward(x if x_bits is None else x_bits, None if recompute else z, wc, kept_res,
-                              ckpt, stats, None if pool is None else s_bits, *learned)
+        ctx.x_is_bits = x_bits is not None
+        ctx.save_for_backward(x if x_bits is None else x_bits, wc, kept_res, ckpt, stats,
+                              None if pool is None else s_bits, *learned)
         ctx.dtype, ctx.weight_dtype = z.dtype, conv_weight.dtype   # the convolution's compute dtype (autocast's)
         ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
         ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
@@ -283,13 +286,11 @@ class _ConvNormNeuron(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gs, _):   # _: the bits' gradient, none
-        x_or_bits, z, wc, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.conv
-        if ctx.recompute:   # x, already in the convolution's dtype, or its bits unpacked so
-            xc = (unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last) if ctx.x_is_bits else
-                  x_or_bits)
-            with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
-                z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
+        x_or_bits, wc, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
+        # x, already in the convolution's dtype, or its bits unpacked so
+        xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last) if ctx.x_is_bits else x_or_bits
+        with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
+            z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
         if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
             # workspace) and freed before the convolution's backward
             gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
@@ -302,31 +303,15 @@ class _ConvNormNeuron(torch.autograd.Function):
             time_major(_like(gs.to(z.dtype), cl), ctx.steps, cl), ckpt, z4, kept_res, stats, list(learned),
             ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
             z4, ctx.res_batch, want_res_affine)   # dL/dz written over z: one buffer, not two
-        if not ctx.recompute:   # the kept z is gone: a second backward over this graph is refused by autograd
-            torch.autograd.graph.increment_version(z)
         gz = from_time_major(gz4, z, cl)
         del z, z4, gs
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
-        if ctx.recompute:   # the stem: its large convolution differentiated a slice at a time too
-            gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, mask)
-        else:
-            xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last)
-            if mask[0] and mask[1] and xc.numel() * xc.element_size() >= SPLIT_BACKWARD_BYTES:
-                # dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape, as in
-                # torch.nn.grad.conv2d_input) and its workspace are made
-                gw = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
-                                                         [0, 0], groups, [False, True, False])[1]
-                del xc
-                shape_only = gz.new_empty(1).expand(ctx.x_shape)
-                gx = torch.ops.aten.convolution_backward(gz, shape_only, wc, None, stride, padding, dilation, False,
-                                                         [0, 0], groups, [True, False, False])[0]
-            else:   # one call for both
-                gx, gw, _ = torch.ops.aten.convolution_backward(gz, xc, wc, None, stride, padding, dilation, False,
-                                                                [0, 0], groups, mask)
+        # its large convolution differentiated a slice at a time too
+        gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                                                                 False])
         return (gx, None if gw is None else gw.to(ctx.weight_dtype), gweight if want_affine else None,
                 gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None,
                 gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
-                *[None] * 11, *(glearned if glearned else [None] * len(learned)))
+                *[None] * 10, *(glearned if glearned else [None] * len(learned)))
 
 
 # Bytes of unpacked input from which a node's convolution backward is two calls, dL/dw and then dL/dx
@@ -420,9 +405,10 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     None or a tensor of the output's shape ``[T*B, C', H', W']``, read as its bits ``residual_bits``
     (in the output's memory format) when given. ``pool``: a max-pool of the spikes in the same node, whose
     backward then holds dL/ds only while it is needed (the stem's: conv, BatchNorm, neuron, max-pool); the
-    result is the pooled spikes. ``recompute``: run the convolution again in backward instead of keeping
-    its output (default: when there are no bits); with bits, only the bits are kept and the convolution's
-    input is unpacked from them for it (the stem, when its input is spikes). ``residual_bn``: a BatchNorm
+    result is the pooled spikes (with ``recompute`` only). ``recompute``: run the convolution again in
+    backward instead of keeping its output (default: when there are no bits); with bits, only the bits are
+    kept and the convolution's input is unpacked from them for it (the stem, when its input is spikes).
+    Without it the node is C++ (``tfbench::conv_norm_neuron``), else Python (``_StemNormNeuron``). ``residual_bn``: a BatchNorm
     of the residual's channels applied to it first, folded in (its output never stored: the downsample's;
     up to ``FOLDED_RESIDUAL_BN_STEPS`` steps, applied as a module beyond). ``conv`` without bias, zero
     padding given as numbers."""
@@ -435,13 +421,26 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     if not recompute and x_bits is None:
         raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "
                          "without them it recomputes the output (recompute=True)")
+    if pool is not None and not recompute:
+        raise ValueError("conv_norm_neuron takes the max-pool into a node that recomputes its convolution (the "
+                         "stem's): pool needs recompute=True")
     if residual_bn is not None and not _folds_residual_bn(residual, residual_bits, steps):
         residual, residual_bn = residual_bn(residual), None
     constants, switches = kernel_args(p)
     rw, rb = (None, None) if residual_bn is None else (residual_bn.weight, residual_bn.bias)
-    s, s_bits = _ConvNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, rw, rb, x_bits, residual_bits, bn,
-                                      residual_bn, conv, None if pool is None else _pool_args(pool), recompute, steps,
-                                      p.name, constants, switches, *learned)
+    if not recompute:   # a convolution of spikes kept as bits: the C++ node, no Python in either direction
+        batch, mean, var, batches, momentum = _statistics(bn)
+        res_stats = (None, None, None, []) if residual_bn is None else _residual_statistics(residual_bn)
+        s, s_bits = library.CONV_NORM_NEURON(
+            x, x_bits, conv.weight, bn.weight, bn.bias, residual, residual_bits, rw, rb, mean, var, batches,
+            *res_stats[:3], list(learned), p.name, constants, switches, list(conv.stride), list(conv.padding),
+            list(conv.dilation), conv.groups, steps, batch, momentum, float(bn.eps), res_stats[3],
+            SPLIT_BACKWARD_BYTES)
+        _remember_bits(s, s_bits)   # the next layer's pack_spikes(s) takes these
+        return s
+    s, s_bits = _StemNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, rw, rb, x_bits, residual_bits, bn,
+                                      residual_bn, conv, None if pool is None else _pool_args(pool), steps, p.name,
+                                      constants, switches, *learned)
     if pool is None:   # the next layer's pack_spikes(s) takes these
         _remember_bits(s, s_bits)
     return s
