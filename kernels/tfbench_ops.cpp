@@ -206,6 +206,10 @@ const char* const kKernelNames =
 // Workers per channel in the per-channel kernels (a block each): a power of two from 32 to 1,024, about
 // one per 16 of the channel's K neurons, so that a large layer's few channels (the stem's 64) do not each
 // wait on one block's long strided loops, nor a small layer's many channels on an idle tree.
+// The most blocks in a grid's y dimension: the norm op's epilogue has the step there (norm.py's
+// FOLDED_RESIDUAL_BN_STEPS is this value).
+constexpr i64 kGridY = 65535;
+
 int64_t channel_workers(i64 K) {
   int64_t w = 32;
   while (w < 1024 && w * 16 < K) w *= 2;
@@ -444,7 +448,7 @@ void run(const char* name, Kernel which, const Switches& sw, Storage storage, tf
     return;
   }
   if (which == kEpilogue) {  // a thread per vec neurons, blockIdx.y the step
-    TORCH_CHECK(a.steps <= 65535, "tfbench: the norm op's epilogue takes at most 65,535 steps, got ", a.steps);
+    TORCH_CHECK(a.steps <= kGridY, "tfbench: the norm op's epilogue takes at most 65,535 steps, got ", a.steps);
     launch_kernel(set.fn[which], &a, (unsigned)((a.n / vec + block - 1) / block), (unsigned)a.steps,
                   (unsigned)block, like.device());
     return;
@@ -582,7 +586,9 @@ Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual, bool residu
   if (given) {
     const Tensor& r = *residual;
     TORCH_CHECK(r.device() == z.device(), "tfbench: the residual must be on z's device");
-    if (r.scalar_type() == at::kByte && !residual_norm) {
+    TORCH_CHECK(!residual_norm || r.scalar_type() != at::kByte, "tfbench: a residual BatchNorm normalises a dense "
+                "residual, not bits");
+    if (r.scalar_type() == at::kByte) {
       TORCH_CHECK(r.numel() == (z.numel() + 7) / 8, "tfbench: a residual of bits needs ", (z.numel() + 7) / 8,
                   " bytes for z of shape ", z.sizes(), ", got ", r.numel());
       f.residual = 2;
@@ -593,7 +599,7 @@ Fold fold_of(const Tensor& z, const std::optional<Tensor>& residual, bool residu
       f.residual = residual_norm ? 3 : 1;
     }
     // (the normalised residual's epilogue has the step in blockIdx.y, as the main one)
-    TORCH_CHECK(!residual_norm || f.steps <= 65535, "tfbench: a residual BatchNorm is folded in for at most "
+    TORCH_CHECK(!residual_norm || f.steps <= kGridY, "tfbench: a residual BatchNorm is folded in for at most "
                 "65,535 steps, got ", f.steps);
   }
   return f;
@@ -617,9 +623,9 @@ BatchNormIn batch_norm_in(const Tensor& z, const Fold& f, at::ScalarType acc, co
                           const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
                           const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
                           const std::optional<Tensor>& batches, bool batch_stats, double momentum, double eps) {
-  auto given = [](const std::optional<Tensor>& t) { return t.has_value() && t->defined() ? *t : Tensor(); };
-  BatchNormIn bn{Tensor(), Tensor(), given(running_mean), given(running_var), given(batches), batch_stats, momentum,
-                 eps};
+  auto defined = [](const std::optional<Tensor>& t) { return t.has_value() && t->defined() ? *t : Tensor(); };
+  BatchNormIn bn{Tensor(), Tensor(), defined(running_mean), defined(running_var), defined(batches), batch_stats,
+                 momentum, eps};
   const bool running = bn.running_mean.defined() && bn.running_var.defined();
   TORCH_CHECK(batch_stats || running, "tfbench: ", which, "BatchNorm without batch statistics needs its running "
               "statistics");
@@ -639,8 +645,15 @@ BatchNormIn batch_norm_in(const Tensor& z, const Fold& f, at::ScalarType acc, co
   }
   TORCH_CHECK(!(batch_stats && running) || momentum >= 0 || bn.batches.defined(),
               "tfbench: the cumulative average (momentum None) needs num_batches_tracked");
-  if (given(weight).defined()) bn.weight = per_channel(*weight, acc, f.channels, "weight");
-  if (given(bias).defined()) bn.bias = per_channel(*bias, acc, f.channels, "bias");
+  if (running)
+    TORCH_CHECK(bn.running_mean.numel() == f.channels && bn.running_var.numel() == f.channels, "tfbench: ", which,
+                "BatchNorm's running statistics must have one value per channel (", f.channels, "), got ",
+                bn.running_mean.numel(), " and ", bn.running_var.numel());
+  if (bn.batches.defined())
+    TORCH_CHECK(bn.batches.scalar_type() == at::kLong && bn.batches.numel() == 1 && bn.batches.device() == z.device(),
+                "tfbench: ", which, "BatchNorm's num_batches_tracked must be one int64 on z's device");
+  if (defined(weight).defined()) bn.weight = per_channel(*weight, acc, f.channels, "weight");
+  if (defined(bias).defined()) bn.bias = per_channel(*bias, acc, f.channels, "bias");
   return bn;
 }
 
@@ -671,7 +684,7 @@ template <class N> struct NormOp {
     a.scale = st + kScale * f.channels;
     a.shift = st + kShift * f.channels;
     a.res = f.residual ? residual.data_ptr() : nullptr;
-    if (f.residual == 3) {  // the residual's BatchNorm: the next six rows
+    if (f.residual == 3) {  // the residual's BatchNorm: the next four rows
       a.rmean = st + (kRows + kMean) * f.channels;
       a.rscale = st + (kRows + kScale) * f.channels;
       a.rshift = st + (kRows + kShift) * f.channels;
@@ -740,7 +753,7 @@ template <class N> struct NormOp {
   }
 
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor, Tensor> backward(
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> backward(
       const char* name, const std::optional<Tensor>& gs_, const Tensor& ckpt_, const Tensor& z,
       const std::optional<Tensor>& res_, const Tensor& stats_, at::TensorList learned_, ArrayRef<double> constants,
       Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
@@ -759,7 +772,8 @@ template <class N> struct NormOp {
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
     const Tensor ckpt = ckpt_.to(acc).contiguous();
     // dL/dz into gz_out when given (z itself, say: each element is read before it is overwritten, by the
-    // thread that owns it)
+    // thread that owns it); the first output is then empty (no output aliases an input: torch.compile
+    // functionalizes the op)
     const bool into = want_gz && gz_out.has_value() && gz_out->defined();
     if (into)
       TORCH_CHECK(gz_out->sizes() == z.sizes() && gz_out->scalar_type() == z.scalar_type() && gz_out->is_contiguous(),
@@ -772,13 +786,13 @@ template <class N> struct NormOp {
     Tensor gres = new_output(want_gres ? z.sizes() : at::IntArrayRef{0}, z.options());
     Tensor gweight = per_channel_out(want_gaffine), gbias = per_channel_out(want_gaffine);
     Tensor gres_weight = per_channel_out(want_gres_affine), gres_bias = per_channel_out(want_gres_affine);
-    std::vector<Tensor> glearned;
+    Tensor glearned;  // the learned tensor's gradient (the norm ops take at most one: PLIF's w), else [0]
     sw.norm = 1;
     sw.residual = f.residual;
     if (f.n == 0) {
-      for (const Tensor& w : learned_) glearned.push_back(at::zeros_like(w));
+      glearned = learned_.empty() ? z.new_empty({0}, copt) : at::zeros_like(learned_[0]);
       for (Tensor* t : {&gweight, &gbias, &gres_weight, &gres_bias}) t->zero_();
-      return {gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
+      return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
     }
     const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
     // the residual's BatchNorm differentiated: from gy (dL/dr), which the pass that sums stores, and its own sums
@@ -808,7 +822,7 @@ template <class N> struct NormOp {
       Tensor* want_partials = sums_now && learned.values.defined() ? &partials : nullptr;
       run<N, A>(name, kBackwardRecompute, sw, storage_of(z), a, z, learned,
                 {&gs, &z, dense_res, want_gz ? &gz : &gs, gy_out ? gy_out : want_gres ? &gres : &gs}, want_partials);
-      if (want_partials) glearned.push_back(reduce_partials(partials, learned, learned_[0], f.n, a.group));
+      if (want_partials) glearned = reduce_partials(partials, learned, learned_[0], f.n, a.group);
       if (sums_now) {
         a.ea = ea;
         a.eb = ea + f.channels;
@@ -818,7 +832,7 @@ template <class N> struct NormOp {
     // gy, stored by the pass that sums: dL/dr itself for a residual without a BatchNorm of its own
     Tensor gy;
     // (the epilogue's grid takes at most 65,535 steps: longer runs take the recomputing pass)
-    if (batch_stats && f.steps <= 65535 &&
+    if (batch_stats && f.steps <= kGridY &&
         ((want_gz && (want_gres || z.numel() * z.element_size() <= g_epilogue_bytes.load())) || res_backward)) {
       // dL/dz needs the batch's two sums: the pass that makes them (and ea, eb) stores gy (as the residual's
       // gradient, or in a buffer of its own), then dL/dz is an elementwise epilogue over [T, n]
@@ -864,7 +878,8 @@ template <class N> struct NormOp {
         run<N, A>(name, kEpilogue, sw, storage_of(z), ar, z, learned, {&gy, &residual, &gres}, nullptr);
       }
     }
-    return {gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
+    if (!glearned.defined()) glearned = z.new_empty({0}, copt);
+    return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
   }
 };
 
@@ -1092,7 +1107,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>, Tensor, Tensor> norm_neuron_backward(
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> norm_neuron_backward(
     const std::optional<Tensor>& gs, const Tensor& ckpt, const Tensor& z_, const std::optional<Tensor>& residual,
     const Tensor& stats, at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
     at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
@@ -1214,16 +1229,18 @@ std::tuple<Tensor, Tensor, Tensor> neuron_forward_autograd(const Tensor& x, cons
 }
 
 // ---------------------------------------------------------------------------------------------
-// conv -> BatchNorm (-> residual) -> neuron as one C++ autograd node (tfbench::conv_norm_neuron, which
-// norm.py's conv_norm_neuron calls for a convolution of spikes kept as bits: every lean layer but the
-// stem, whose node recomputes its convolution and stays in Python). Forward: the convolution (in
+// conv -> BatchNorm (-> residual) -> neuron (-> max-pool) as one C++ autograd node (tfbench::conv_norm_neuron,
+// which norm.py's conv_norm_neuron calls: every layer of the lean path). Forward: the convolution (in
 // autocast's dtype when on, its weight cast once and kept for backward), then NormOp's forward, which
-// also writes the spikes' bits. Backward keeps x's bits, z, the membrane checkpoints and the channel
-// rows; it writes dL/dz over z and differentiates the convolution with ATen's convolution_backward on x
-// unpacked from its bits. No Python runs in either direction.
+// also writes the spikes' bits. Backward writes dL/dz over z and differentiates the convolution with
+// ATen's convolution_backward. A layer of spikes kept as bits keeps those bits and z; one that
+// recomputes (the stem) keeps x alone (in the convolution's dtype, or its bits) and runs its convolution
+// again in backward, a slice of the batch at a time both ways, with the max-pool after the neuron in the
+// node (read from the spikes' bits both ways). Every op inside is called through the dispatcher, so
+// torch.compile traces through the node. No Python runs in either direction.
 // ---------------------------------------------------------------------------------------------
 // The dtype a convolution of x computes in: autocast's when it is on (it casts every floating input but
-// float64), else x's (norm.py's _compute_dtype).
+// float64), else x's (as norm.py's _compute_dtype for its convolution of spikes).
 at::ScalarType compute_dtype(const Tensor& x) {
   const auto device = x.device().type();
   if (x.is_floating_point() && x.scalar_type() != at::kDouble && at::autocast::is_autocast_enabled(device))
@@ -1253,7 +1270,8 @@ Tensor from_time_major(const Tensor& y, at::IntArrayRef shape, bool cl) {
 }
 
 // What the node takes besides its tensors: the convolution's arguments, BatchNorm's buffers and use (the
-// residual BatchNorm's too, res_norm empty without one) and the neuron, as the norm ops take them.
+// residual BatchNorm's too, res_norm empty without one), the neuron as the norm ops take it, and the
+// stem's way (recompute; its slices; the max-pool's kernel, stride, padding, dilation, output size).
 struct ConvNormArgs {
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups, steps, split_backward_bytes;
@@ -1263,22 +1281,105 @@ struct ConvNormArgs {
   std::vector<double> res_norm, constants;
   std::vector<int64_t> switches;
   std::string neuron;
+  bool recompute;
+  int64_t chunk_elements;
+  std::vector<int64_t> pool;  // [] or kernel (2), stride (2), padding (2), dilation (2), out_hw (2)
 };
 
 std::optional<Tensor> given(const Tensor& t) { return t.defined() ? std::optional<Tensor>(t) : std::nullopt; }
 Tensor value(const std::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
 
+// The ops the node runs, through the dispatcher (the fake implementations under torch.compile).
+#define TFB_OP(NAME, FN)                                                                                          \
+  static auto NAME = c10::Dispatcher::singleton().findSchemaOrThrow("tfbench::" #FN, "").typed<decltype(FN)>();
+
+// Image ranges [i, j) of x whose convolution output has at most `chunk` elements each (at least one image).
+std::vector<std::pair<int64_t, int64_t>> conv_slices(const Tensor& x, const Tensor& w, const ConvNormArgs& k) {
+  int64_t per_image = w.size(0);
+  for (int d = 0; d < 2; ++d)
+    per_image *= (x.size(2 + d) + 2 * k.padding[d] - k.dilation[d] * (w.size(2 + d) - 1) - 1) / k.stride[d] + 1;
+  const int64_t step = std::max<int64_t>(1, k.chunk_elements / std::max<int64_t>(1, per_image));
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t i = 0; i < x.size(0); i += step) out.push_back({i, std::min(x.size(0), i + step)});
+  return out;
+}
+
+// conv2d(x, w) a slice of images at a time into one tensor, autocast off (x and w in the compute dtype
+// already: the forward and the recomputation make the same calls on the same tensors, so the same z).
+Tensor conv_in_chunks(const Tensor& x, const Tensor& w, const ConvNormArgs& k) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const auto slices = conv_slices(x, w, k);
+  if (slices.size() == 1) return at::conv2d(x, w, {}, k.stride, k.padding, k.dilation, k.groups);
+  Tensor z;
+  for (auto [i, j] : slices) {
+    Tensor zi = at::conv2d(x.slice(0, i, j), w, {}, k.stride, k.padding, k.dilation, k.groups);
+    if (!z.defined()) {
+      std::vector<int64_t> shape = zi.sizes().vec();
+      shape[0] = x.size(0);
+      z = at::empty(shape, zi.options().memory_format(channels_last(zi) ? at::MemoryFormat::ChannelsLast
+                                                                          : at::MemoryFormat::Contiguous));
+    }
+    z.slice(0, i, j).copy_(zi);
+  }
+  return z;
+}
+
+// (dL/dx, dL/dw) of conv_in_chunks from dL/dz, slice by slice as it; dL/dw summed over the slices in
+// float32 (or float64).
+std::pair<Tensor, Tensor> conv_backward_in_chunks(const Tensor& gz, const Tensor& x, const Tensor& w,
+                                                  const ConvNormArgs& k, bool want_gx, bool want_gw) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const auto slices = conv_slices(x, w, k);
+  if (slices.size() == 1) {
+    auto out = at::convolution_backward(gz, x, w, std::nullopt, k.stride, k.padding, k.dilation, false, {0, 0},
+                                        k.groups, {want_gx, want_gw, false});
+    return {std::get<0>(out), std::get<1>(out)};
+  }
+  Tensor gx = want_gx ? at::empty_like(x) : Tensor(), gw;
+  for (auto [i, j] : slices) {
+    auto out = at::convolution_backward(gz.slice(0, i, j), x.slice(0, i, j), w, std::nullopt, k.stride, k.padding,
+                                        k.dilation, false, {0, 0}, k.groups, {want_gx, want_gw, false});
+    if (want_gx) gx.slice(0, i, j).copy_(std::get<0>(out));
+    if (want_gw) {
+      Tensor gwi = std::get<1>(out).to(at::promote_types(std::get<1>(out).scalar_type(), at::kFloat));
+      gw = gw.defined() ? gw.add_(gwi) : gwi;
+    }
+  }
+  return {gx, gw};
+}
+
 struct ConvNormForward {
-  Tensor s, s_bits, z, wc, kept_res, ckpt, stats;
+  Tensor out, s_bits, x_kept, z, wc, kept_res, ckpt, stats;
+  std::vector<int64_t> s_shape;
   bool cl;
 };
 
-ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& conv_weight, const Tensor& weight, const Tensor& bias,
-                                  const Tensor& residual, const Tensor& residual_bits, const Tensor& res_weight,
-                                  const Tensor& res_bias, at::TensorList learned, const ConvNormArgs& k) {
+ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& x_bits, const Tensor& conv_weight,
+                                  const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                                  const Tensor& residual_bits, const Tensor& res_weight, const Tensor& res_bias,
+                                  at::TensorList learned, const ConvNormArgs& k) {
+  TFB_OP(norm_forward, norm_neuron_forward)
+  TFB_OP(pool_forward, spike_max_pool2d)
+  TORCH_CHECK(x.dim() == 4 && k.steps >= 1 && x.size(0) % k.steps == 0, "tfbench: conv_norm_neuron takes x of "
+              "shape [T*B, C, H, W] with T = steps >= 1 dividing its first dimension, got ", x.sizes(), " and steps ",
+              k.steps);
+  TORCH_CHECK(!x_bits.defined() || (x_bits.scalar_type() == at::kByte && x_bits.device() == x.device() &&
+                                    x_bits.numel() == (x.numel() + 7) / 8),
+              "tfbench: x_bits must be x's spikes as bits (pack_spikes(x): ", (x.numel() + 7) / 8, " bytes on x's "
+              "device)");
   ConvNormForward f;
-  f.wc = conv_weight.to(compute_dtype(x));
-  f.z = at::conv2d(x, f.wc, {}, k.stride, k.padding, k.dilation, k.groups);
+  const at::ScalarType dt = compute_dtype(x);
+  // the weight in the convolution's dtype under autocast (cast once, kept for backward); else as given (a
+  // dtype other than x's is refused by the convolution, as F.conv2d refuses it)
+  f.wc = at::autocast::is_autocast_enabled(x.device().type()) ? conv_weight.to(dt) : conv_weight;
+  if (k.recompute) {  // kept: x in the convolution's dtype (half of float32's under bf16), or its bits
+    const Tensor xc = in_format(x.to(dt), channels_last(x));
+    f.x_kept = x_bits.defined() ? x_bits : xc;
+    f.z = conv_in_chunks(xc, f.wc, k);
+  } else {
+    f.x_kept = x_bits;
+    f.z = at::conv2d(x, f.wc, {}, k.stride, k.padding, k.dilation, k.groups);
+  }
   f.cl = channels_last(f.z);
   if (residual_bits.defined()) {
     TORCH_CHECK(!residual.defined() || channels_last(residual) == f.cl, "tfbench: the residual's bits must be in the "
@@ -1287,14 +1388,23 @@ ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& conv_weight, co
   } else if (residual.defined()) {
     f.kept_res = time_major(in_format(residual, f.cl), k.steps, f.cl);  // z's memory format: the views line up
   }
-  auto [s4, ckpt, stats, s_bits] = norm_neuron_forward(
+  auto [s4, ckpt, stats, s_bits] = norm_forward.call(
       time_major(f.z, k.steps, f.cl), given(f.kept_res), given(weight), given(bias), k.running_mean, k.running_var,
       k.batches, learned, k.neuron, k.constants, k.switches, k.batch_stats, k.momentum, k.eps, true,
       given(res_weight), given(res_bias), k.res_running_mean, k.res_running_var, k.res_batches, k.res_norm);
-  f.s = from_time_major(s4, f.z.sizes(), f.cl);
+  const Tensor s = from_time_major(s4, f.z.sizes(), f.cl);
+  f.s_shape = s.sizes().vec();
   f.s_bits = s_bits;
   f.ckpt = ckpt;
   f.stats = stats;
+  if (k.recompute) f.z = Tensor();  // recomputed in backward
+  if (k.pool.empty()) {
+    f.out = s;
+  } else {  // the max-pool from the spikes' bits, which backward keeps instead of s
+    const at::IntArrayRef p(k.pool);
+    f.out = pool_forward.call(s_bits, f.s_shape, f.cl, s.scalar_type(), p.slice(0, 2), p.slice(2, 2), p.slice(4, 2),
+                              p.slice(6, 2), p.slice(8, 2));
+  }
   return f;
 }
 
@@ -1302,26 +1412,29 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
  public:
   // The optional tensors are inputs only when given (autograd takes no undefined input): backward finds each
   // one's input index (needs_input_grad's) in saved_data, -1 when absent; x is input 0, conv_weight 2.
-  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& x_bits, const Tensor& conv_weight,
-                               const std::optional<Tensor>& weight_, const std::optional<Tensor>& bias_,
-                               const std::optional<Tensor>& residual_, const std::optional<Tensor>& residual_bits_,
-                               const std::optional<Tensor>& res_weight_, const std::optional<Tensor>& res_bias_,
-                               at::TensorList learned, const ConvNormArgs& k) {
-    const Tensor weight = value(weight_), bias = value(bias_), residual = value(residual_),
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const std::optional<Tensor>& x_bits_,
+                               const Tensor& conv_weight, const std::optional<Tensor>& weight_,
+                               const std::optional<Tensor>& bias_, const std::optional<Tensor>& residual_,
+                               const std::optional<Tensor>& residual_bits_, const std::optional<Tensor>& res_weight_,
+                               const std::optional<Tensor>& res_bias_, at::TensorList learned, const ConvNormArgs& k) {
+    const Tensor x_bits = value(x_bits_), weight = value(weight_), bias = value(bias_), residual = value(residual_),
                  residual_bits = value(residual_bits_), res_weight = value(res_weight_), res_bias = value(res_bias_);
-    ConvNormForward f = conv_norm_forward(x, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias,
-                                          learned, k);
-    int64_t input = 3;
+    ConvNormForward f = conv_norm_forward(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
+                                          res_bias, learned, k);
+    int64_t input = x_bits.defined() ? 3 : 2;
+    ctx->saved_data["in_conv_weight"] = input - 1;
     for (auto [key, t] : {std::pair<const char*, const Tensor*>{"in_weight", &weight}, {"in_bias", &bias},
                           {"in_residual", &residual}, {"in_residual_bits", &residual_bits},
                           {"in_res_weight", &res_weight}, {"in_res_bias", &res_bias}})
       ctx->saved_data[key] = t->defined() ? input++ : (int64_t)-1;
-    std::vector<Tensor> saved{x_bits, f.z, f.wc, f.kept_res, f.ckpt, f.stats};
+    std::vector<Tensor> saved{f.x_kept, f.z, f.wc, f.kept_res, f.ckpt, f.stats, k.pool.empty() ? Tensor() : f.s_bits};
     for (const Tensor& w : learned) saved.push_back(w);
     ctx->save_for_backward(saved);
     auto& d = ctx->saved_data;
     d["x_shape"] = x.sizes().vec();
     d["x_cl"] = channels_last(x);
+    d["x_is_bits"] = x_bits.defined();
+    d["s_shape"] = f.s_shape;
     d["cl"] = f.cl;
     d["weight_dtype"] = (int64_t)conv_weight.scalar_type();
     d["stride"] = k.stride;
@@ -1330,6 +1443,9 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     d["groups"] = k.groups;
     d["steps"] = k.steps;
     d["split"] = k.split_backward_bytes;
+    d["recompute"] = k.recompute;
+    d["chunk"] = k.chunk_elements;
+    d["pool"] = k.pool;
     d["batch"] = k.batch_stats;
     d["res_batch"] = !k.res_norm.empty() && k.res_norm[0] != 0;
     d["affine"] = weight.defined();
@@ -1337,21 +1453,33 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     d["neuron"] = k.neuron;
     d["constants"] = k.constants;
     d["switches"] = k.switches;
-    ctx->mark_non_differentiable({f.s_bits});
+    const Tensor bits_out = k.pool.empty() ? f.s_bits : f.s_bits.new_empty({0});  // the pooled spikes have none
+    ctx->mark_non_differentiable({bits_out});
     ctx->set_materialize_grads(false);
-    return {f.s, f.s_bits};
+    return {f.out, bits_out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    TFB_OP(norm_backward, norm_neuron_backward)
+    TFB_OP(unpack, unpack_spikes)
+    TFB_OP(pool_backward, spike_max_pool2d_backward)
     auto saved = ctx->get_saved_variables();
-    const Tensor &x_bits = saved[0], &wc = saved[2], &kept_res = saved[3], &ckpt = saved[4], &stats = saved[5];
+    const Tensor &x_kept = saved[0], &wc = saved[2], &kept_res = saved[3], &ckpt = saved[4], &stats = saved[5];
+    const Tensor& s_bits = saved[6];
     Tensor z = saved[1];
-    std::vector<Tensor> learned(saved.begin() + 6, saved.end());
+    std::vector<Tensor> learned(saved.begin() + 7, saved.end());
     auto& d = ctx->saved_data;
     const bool cl = d["cl"].toBool(), affine = d["affine"].toBool(), res_affine = d["res_affine"].toBool();
-    const int64_t steps = d["steps"].toInt(), groups = d["groups"].toInt();
-    const std::vector<int64_t> x_shape = d["x_shape"].toIntVector(), stride = d["stride"].toIntVector(),
-                               padding = d["padding"].toIntVector(), dilation = d["dilation"].toIntVector();
+    const bool recompute = d["recompute"].toBool();
+    ConvNormArgs k{};
+    k.stride = d["stride"].toIntVector();
+    k.padding = d["padding"].toIntVector();
+    k.dilation = d["dilation"].toIntVector();
+    k.groups = d["groups"].toInt();
+    k.steps = d["steps"].toInt();
+    k.chunk_elements = d["chunk"].toInt();
+    const std::vector<int64_t> x_shape = d["x_shape"].toIntVector(), s_shape = d["s_shape"].toIntVector(),
+                               pool = d["pool"].toIntVector();
     auto needs = [&](const char* key) {
       const int64_t i = d[key].toInt();
       return i >= 0 && ctx->needs_input_grad(i);
@@ -1359,36 +1487,62 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     const bool want_gres = needs("in_residual");
     const bool want_affine = affine && (needs("in_weight") || needs("in_bias"));
     const bool want_res_affine = res_affine && (needs("in_res_weight") || needs("in_res_bias"));
-    const Tensor z4 = time_major(z, steps, cl);
-    std::optional<Tensor> gs;
-    if (!grads.empty() && grads[0].defined()) gs = time_major(in_format(grads[0].to(z.scalar_type()), cl), steps, cl);
-    auto [gz4, gres, gweight, gbias, glearned, gres_weight, gres_bias] = norm_neuron_backward(
-        gs, ckpt, z4, given(kept_res), stats, learned, d["neuron"].toStringRef(), d["constants"].toDoubleVector(),
-        d["switches"].toIntVector(), d["batch"].toBool(), true, want_gres, want_affine, z4, d["res_batch"].toBool(),
-        want_res_affine);  // dL/dz written over z: one buffer, not two
-    torch::autograd::impl::bump_version(z);  // the kept z is gone: a second backward over this graph is refused
-    const Tensor gz = from_time_major(gz4, z.sizes(), cl);
-    z = Tensor();
-    const bool want_gx = ctx->needs_input_grad(0), want_gw = ctx->needs_input_grad(2);
+    const bool want_gx = ctx->needs_input_grad(0), want_gw = needs("in_conv_weight");
     int64_t numel = 1;
     for (int64_t v : x_shape) numel *= v;
-    Tensor xc = unpack_spikes(x_bits, numel, wc.scalar_type());
-    xc = d["x_cl"].toBool() ? xc.view({x_shape[0], x_shape[2], x_shape[3], x_shape[1]}).permute({0, 3, 1, 2})
-                            : xc.view(x_shape);
+    auto unpacked = [&]() {  // x from its bits, in its memory format and the convolution's dtype
+      Tensor xc = unpack.call(x_kept, numel, wc.scalar_type());
+      return d["x_cl"].toBool() ? xc.view({x_shape[0], x_shape[2], x_shape[3], x_shape[1]}).permute({0, 3, 1, 2})
+                                : xc.view(x_shape);
+    };
+    Tensor xc;
+    if (recompute) {  // the forward's z again, from x (kept in the convolution's dtype) or its bits
+      xc = d["x_is_bits"].toBool() ? unpacked() : x_kept;
+      z = conv_in_chunks(xc, wc, k);
+    }
+    std::optional<Tensor> gs;
+    if (!grads.empty() && grads[0].defined()) {
+      Tensor g = grads[0];
+      if (!pool.empty()) {  // dL/ds, this node's own: made after the recomputation, freed before the conv's backward
+        const at::IntArrayRef p(pool);
+        g = pool_backward.call(g.to(z.scalar_type()), s_bits, s_shape, cl, p.slice(0, 2), p.slice(2, 2),
+                               p.slice(4, 2), p.slice(6, 2), p.slice(8, 2));
+      }
+      gs = time_major(in_format(g.to(z.scalar_type()), cl), k.steps, cl);
+    }
+    const Tensor z4 = time_major(z, k.steps, cl);
+    // dL/dz written over z: one buffer, not two; traced (torch.compile's fake and functional tensors carry the
+    // Python key) a buffer of its own: inductor may give a recomputed z another layout, which a view written
+    // through would not follow
+    const bool over_z = !z4.key_set().has(c10::DispatchKey::Python);
+    auto [gz_own, gres, gweight, gbias, glearned, gres_weight, gres_bias] = norm_backward.call(
+        gs, ckpt, z4, given(kept_res), stats, learned, d["neuron"].toStringRef(), d["constants"].toDoubleVector(),
+        d["switches"].toIntVector(), d["batch"].toBool(), true, want_gres, want_affine,
+        over_z ? std::optional<Tensor>(z4) : std::nullopt, d["res_batch"].toBool(), want_res_affine);
+    // the kept z is gone: a second backward over this graph is refused
+    if (!recompute) torch::autograd::impl::bump_version(z);
+    gs.reset();
+    const Tensor gz = from_time_major(over_z ? z4 : gz_own, z.sizes(), cl);
+    z = Tensor();
     Tensor gx, gw;
-    if (want_gx && want_gw && numel * xc.element_size() >= d["split"].toInt()) {
-      // dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape) and its workspace
-      gw = std::get<1>(at::convolution_backward(gz, xc, wc, std::nullopt, stride, padding, dilation, false, {0, 0},
-                                                groups, {false, true, false}));
-      xc = Tensor();
-      const Tensor shape_only = gz.new_empty({1}).expand(x_shape);
-      gx = std::get<0>(at::convolution_backward(gz, shape_only, wc, std::nullopt, stride, padding, dilation, false,
-                                                {0, 0}, groups, {true, false, false}));
-    } else {  // one call for both
-      auto out = at::convolution_backward(gz, xc, wc, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-                                          {want_gx, want_gw, false});
-      gx = std::get<0>(out);
-      gw = std::get<1>(out);
+    if (recompute && (want_gx || want_gw)) {  // the stem: its large convolution differentiated a slice at a time too
+      std::tie(gx, gw) = conv_backward_in_chunks(gz, xc, wc, k, want_gx, want_gw);
+    } else if (want_gx || want_gw) {
+      xc = unpacked();
+      if (want_gx && want_gw && numel * xc.element_size() >= d["split"].toInt()) {
+        // dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape) and its workspace
+        gw = std::get<1>(at::convolution_backward(gz, xc, wc, std::nullopt, k.stride, k.padding, k.dilation, false,
+                                                  {0, 0}, k.groups, {false, true, false}));
+        xc = Tensor();
+        const Tensor shape_only = gz.new_empty({1}).expand(x_shape);
+        gx = std::get<0>(at::convolution_backward(gz, shape_only, wc, std::nullopt, k.stride, k.padding, k.dilation,
+                                                  false, {0, 0}, k.groups, {true, false, false}));
+      } else {  // one call for both
+        auto out = at::convolution_backward(gz, xc, wc, std::nullopt, k.stride, k.padding, k.dilation, false, {0, 0},
+                                            k.groups, {want_gx, want_gw, false});
+        gx = std::get<0>(out);
+        gw = std::get<1>(out);
+      }
     }
     variable_list out{gx,
                       Tensor(),
@@ -1399,7 +1553,7 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
                       Tensor(),
                       want_res_affine ? gres_weight : Tensor(),
                       want_res_affine ? gres_bias : Tensor()};
-    for (size_t i = 0; i < learned.size(); ++i) out.push_back(i < glearned.size() ? glearned[i] : Tensor());
+    if (!learned.empty()) out.push_back(glearned.numel() ? glearned : Tensor());  // (at most one)
     out.push_back(Tensor());  // the arguments
     return out;
   }
@@ -1411,15 +1565,20 @@ ConvNormArgs conv_norm_args(at::IntArrayRef stride, at::IntArrayRef padding, at:
                             bool batch_stats, double momentum, double eps, const std::optional<Tensor>& res_running_mean,
                             const std::optional<Tensor>& res_running_var, const std::optional<Tensor>& res_batches,
                             ArrayRef<double> res_norm, c10::string_view neuron, ArrayRef<double> constants,
-                            at::IntArrayRef switches, int64_t split_backward_bytes) {
+                            at::IntArrayRef switches, int64_t split_backward_bytes, bool recompute,
+                            int64_t chunk_elements, at::IntArrayRef pool) {
+  TORCH_CHECK(pool.empty() || (pool.size() == 10 && recompute),
+              "tfbench: conv_norm_neuron's pool is [] or kernel, stride, padding, dilation, out_hw (2 each), and "
+              "needs recompute");
   return {stride.vec(), padding.vec(), dilation.vec(), groups, steps, split_backward_bytes, running_mean, running_var,
           batches, res_running_mean, res_running_var, res_batches, batch_stats, momentum, eps, res_norm.vec(),
-          constants.vec(), switches.vec(), std::string(neuron.data(), neuron.size())};
+          constants.vec(), switches.vec(), std::string(neuron.data(), neuron.size()), recompute, chunk_elements,
+          pool.vec()};
 }
 
 #define TFB_CONV_NORM_PARAMS                                                                                        \
-  const Tensor &x, const Tensor &x_bits, const Tensor &conv_weight, const std::optional<Tensor>&weight,              \
-      const std::optional<Tensor>&bias, const std::optional<Tensor>&residual,                                       \
+  const Tensor &x, const std::optional<Tensor>&x_bits, const Tensor &conv_weight,                                  \
+      const std::optional<Tensor>&weight, const std::optional<Tensor>&bias, const std::optional<Tensor>&residual,   \
       const std::optional<Tensor>&residual_bits, const std::optional<Tensor>&res_weight,                            \
       const std::optional<Tensor>&res_bias, const std::optional<Tensor>&running_mean,                               \
       const std::optional<Tensor>&running_var, const std::optional<Tensor>&batches,                                 \
@@ -1427,11 +1586,12 @@ ConvNormArgs conv_norm_args(at::IntArrayRef stride, at::IntArrayRef padding, at:
       const std::optional<Tensor>&res_batches, at::TensorList learned, c10::string_view neuron,                     \
       ArrayRef<double> constants, at::IntArrayRef switches, at::IntArrayRef stride, at::IntArrayRef padding,        \
       at::IntArrayRef dilation, int64_t groups, int64_t steps, bool batch_stats, double momentum, double eps,       \
-      ArrayRef<double> res_norm, int64_t split_backward_bytes
+      ArrayRef<double> res_norm, int64_t split_backward_bytes, bool recompute, int64_t chunk_elements,              \
+      at::IntArrayRef pool
 #define TFB_CONV_NORM_ARGS                                                                                          \
   conv_norm_args(stride, padding, dilation, groups, steps, running_mean, running_var, batches, batch_stats,         \
                  momentum, eps, res_running_mean, res_running_var, res_batches, res_norm, neuron, constants,        \
-                 switches, split_backward_bytes)
+                 switches, split_backward_bytes, recompute, chunk_elements, pool)
 
 // The Autograd key's implementation: the node above.
 std::tuple<Tensor, Tensor> conv_norm_neuron_autograd(TFB_CONV_NORM_PARAMS) {
@@ -1442,10 +1602,10 @@ std::tuple<Tensor, Tensor> conv_norm_neuron_autograd(TFB_CONV_NORM_PARAMS) {
 
 // The devices' implementation, reached without autograd (torch.inference_mode): the forward alone.
 std::tuple<Tensor, Tensor> conv_norm_neuron(TFB_CONV_NORM_PARAMS) {
-  ConvNormForward f = conv_norm_forward(x, conv_weight, value(weight), value(bias), value(residual),
+  ConvNormForward f = conv_norm_forward(x, value(x_bits), conv_weight, value(weight), value(bias), value(residual),
                                         value(residual_bits), value(res_weight), value(res_bias), learned,
                                         TFB_CONV_NORM_ARGS);
-  return {f.s, f.s_bits};
+  return {f.out, pool.empty() ? f.s_bits : f.s_bits.new_empty({0})};
 }
 
 // The same entry points for both devices: each dispatches on the tensors' device itself (run()).

@@ -17,7 +17,6 @@ TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_st
     (dict(arch="sj:spiking_resnet18"), "lean applies to tfbench's Spiking-ResNets"),
     (dict(arch="ResNet18"), "ResNet18 is an ANN"),
     (dict(step_mode="single"), "needs step-mode multi"),
-    (dict(compile=True), "does not run under --compile"),
     (dict(parallel="temporal", world_size=2, T=4), "not available with --parallel temporal"),
 ])
 def test_lean_refuses_before_any_work(changes, words) -> None:

@@ -454,8 +454,6 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
         monkeypatch.setattr(norm, "FOLDED_RESIDUAL_BN_STEPS", T - 1)
     if form == "stem-in-slices":   # 7 images' output (5 channels of 5x5) a slice: 9 slices of 57
         monkeypatch.setattr(norm, "CONV_CHUNK_ELEMENTS", 7 * C * 5 * 5)
-        assert len(norm._conv_slices(torch.empty(T * B, 3, 9, 9), torch.empty(C, 3, 3, 3),
-                                     ((2, 2), (1, 1), (1, 1), 1))) == 9
     g = generator(zlib.crc32(f"{kind}-{channels_last}-{form}".encode()))
     x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
     if not form.startswith("stem") or "bits" in form:
@@ -490,15 +488,22 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
         layer = _neuron(kind, device, torch.float64).double()
         xi = x.clone().requires_grad_(True)
         ri = None if r is None else r.clone().requires_grad_(True)
-        if fused:
-            bits = norm.pack_spikes(xi) if "bits" in form.split("+")[0] else None
-            rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
-            s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool,
-                                      recompute=form.startswith("stem"), residual_bn=rbn)
-        else:
-            s = _composed(conv(xi), ri, bn, layer, rbn)
-            s = s if pool is None else pool(s)
-        (s * weights).sum().backward()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            if fused:
+                bits = norm.pack_spikes(xi) if "bits" in form.split("+")[0] else None
+                rbits = norm.pack_spikes(ri) if form.endswith("residual-bits") else None
+                s = norm.conv_norm_neuron(conv, xi, bn, *layer.norm_args(), T, bits, ri, rbits, pool,
+                                          recompute=form.startswith("stem"), residual_bn=rbn)
+            else:
+                s = _composed(conv(xi), ri, bn, layer, rbn)
+                s = s if pool is None else pool(s)
+            (s * weights).sum().backward()
+        if fused:   # the convolution's calls: a slice at a time in forward, recomputation and backward
+            counts = {e.key: e.count for e in prof.key_averages() if e.key in ("aten::conv2d",
+                                                                                "aten::convolution_backward")}
+            slices = 9 if form == "stem-in-slices" else 1
+            assert counts.get("aten::conv2d") == slices * (2 if form.startswith("stem") else 1), counts
+            assert counts.get("aten::convolution_backward") == slices * (2 if form == "bits-split" else 1), counts
         out.append((s.detach(), xi.grad, conv.weight.grad.clone(), bn.weight.grad, bn.bias.grad,
                     *[q.grad for q in layer.parameters()], bn.running_mean.clone(), bn.running_var.clone(),
                     *([] if ri is None else [ri.grad]),
@@ -604,6 +609,54 @@ def test_residual_batchnorm_beyond_the_folded_steps_is_applied_first(channels_la
         assert _rel(got[name], want[name]) < 1e-10, name
     for a, b in zip(got["rrunning"][:2], want["rrunning"][:2]):
         assert _rel(a, b) < 1e-12
+
+
+def test_lean_network_compiles_to_the_same_step():
+    """torch.compile(fullgraph=True) traces the lean network whole (the C++ nodes through their ops' fake
+    implementations, the spikes' bits packed rather than remembered): float64 logits, gradients and
+    running statistics are eager's (AOTAutograd's own graphs, run eagerly: backend aot_eager)."""
+    torch.manual_seed(0)
+    nets = [models.build("Spiking-ResNet18", lambda: LIF(save="input"), lean=True, spike_input=True).double()
+            for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = (torch.rand(2, 2, 3, 16, 16, generator=generator(71), dtype=torch.float64) < 0.5).double()
+    torch._dynamo.reset()
+    run = [nets[0], torch.compile(nets[1], backend="aot_eager", fullgraph=True)]
+    y = [f(x) for f in run]
+    for out in y:
+        out.square().sum().backward()
+    assert _rel(y[1], y[0]) < 1e-12
+    for (name, p0), p1 in zip(nets[0].named_parameters(), nets[1].parameters()):
+        assert _rel(p1.grad, p0.grad) < 1e-12, name
+    for (name, b0), b1 in zip(nets[0].named_buffers(), nets[1].buffers()):
+        assert _rel(b1.double(), b0.double()) < 1e-12 if b0.is_floating_point() else torch.equal(b0, b1), name
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["stem", "stem+pool"])
+def test_the_stem_node_under_inductor(pool):
+    """Inductor (its layout optimisation on, its caches off: a cached graph would not see this build) may
+    give the stem's recomputed convolution output another memory layout; the node's backward then writes
+    dL/dz into a buffer of its own rather than over z, and gets eager's gradients."""
+    import torch._inductor.config as inductor_config
+
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        conv, bn = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8)
+        x = (torch.rand(T * 2, 3, 8, 8, generator=generator(72)) < 0.5).float().requires_grad_(True)
+        pl = nn.MaxPool2d(3, 2, 1) if pool else None
+
+        def layer(x):
+            return norm.conv_norm_neuron(conv, x, bn, *LIF().norm_args(), T, pool=pl)
+
+        torch._dynamo.reset()
+        with inductor_config.patch(force_disable_caches=True, layout_optimization=True):
+            f = torch.compile(layer, fullgraph=True) if compiled else layer
+            s = f(x)
+            (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().backward()
+        results.append((s.detach(), x.grad, conv.weight.grad, bn.weight.grad, bn.bias.grad))
+    for i, (got, want) in enumerate(zip(*results[::-1])):
+        assert _rel(got, want) < 1e-5, i
 
 
 def test_lean_network_under_inference_mode():

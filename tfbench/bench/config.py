@@ -236,9 +236,6 @@ def _check_lean(arch, values: dict[str, Any]) -> None:
     if values["parallel"] == "temporal":
         raise ValueError("lean is not available with --parallel temporal (the pipeline's neurons do not take "
                          "BatchNorm in); use --parallel none or data")
-    if values["compile"]:
-        raise ValueError("lean does not run under --compile yet (TorchDynamo cannot trace its autograd functions, "
-                         "which take the BatchNorm and convolution modules); use --cuda-graphs on a GPU, or drop one of them")
 
 
 def lean_unavailable(backend) -> str | None:

@@ -29,12 +29,15 @@ Seven more serve the lean path (norm.py drives them): BatchNorm folded into the 
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!, res_batch_stats,
                                   want_gres_affine)
-        -> (dL/dz, dL/dresidual, dL/dweight, dL/dbias, [dL/dlearned], dL/dres_weight, dL/dres_bias)
+        -> (dL/dz ([0] when written into gz_out), dL/dresidual, dL/dweight, dL/dbias, dL/dlearned (the
+            one learned tensor's, or [0]), dL/dres_weight, dL/dres_bias)
     tfbench::conv_norm_neuron(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
                               res_bias, (both BatchNorms' buffers)!, learned, neuron, constants, switches,
                               stride, padding, dilation, groups, steps, batch_stats, momentum, eps, res_norm,
-                              split_backward_bytes) -> (s, s's bits)
-        a convolution of spikes kept as bits, then norm_neuron_forward: one C++ autograd node
+                              split_backward_bytes, recompute, chunk_elements, pool)
+        -> (s or its max-pool, s's bits or [0])
+        a convolution, then norm_neuron_forward (then a max-pool of spikes): one C++ autograd node, whose
+        inner ops (these, ATen's convolutions) are called through the dispatcher: torch.compile traces it
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
     tfbench::spike_max_pool2d(bits, shape, channels_last, dtype, kernel, stride, padding, dilation, out_hw)
         -> out;  tfbench::spike_max_pool2d_backward(gout, bits, shape, ...same) -> dL/dx
@@ -84,14 +87,15 @@ SCHEMAS = {
     "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
                             "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out, bool res_batch_stats=False, "
-                            "bool want_gres_affine=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor, Tensor)",
-    "conv_norm_neuron": "(Tensor x, Tensor x_bits, Tensor conv_weight, Tensor? weight, Tensor? bias, Tensor? residual, "
+                            "bool want_gres_affine=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "conv_norm_neuron": "(Tensor x, Tensor? x_bits, Tensor conv_weight, Tensor? weight, Tensor? bias, Tensor? residual, "
                         "Tensor? residual_bits, Tensor? res_weight, Tensor? res_bias, Tensor(a!)? running_mean, "
                         "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor(d!)? res_running_mean, "
                         "Tensor(e!)? res_running_var, Tensor(f!)? res_num_batches_tracked, Tensor[] learned, "
                         "str neuron, float[] constants, int[] switches, int[] stride, int[] padding, int[] dilation, "
                         "int groups, int steps, bool batch_stats, float momentum, float eps, float[] res_norm, "
-                        "int split_backward_bytes) -> (Tensor, Tensor)",
+                        "int split_backward_bytes, bool recompute, int chunk_elements, int[] pool) "
+                        "-> (Tensor, Tensor)",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -167,18 +171,22 @@ def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num
 def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants, switches, batch_stats, want_gz,
                         want_gres, want_gaffine, gz_out, res_batch_stats=False, want_gres_affine=False):
     acc = _acc(z.dtype)
-    gz = z.new_empty(z.shape if want_gz else (0,))
+    gz = z.new_empty(z.shape if want_gz and gz_out is None else (0,))   # into gz_out: none
     gres = z.new_empty(z.shape if want_gres else (0,))
     gaffine = [z.new_empty((z.shape[2],) if want_gaffine else (0,), dtype=acc) for _ in range(2)]
     gres_affine = [z.new_empty((z.shape[2],) if want_gres_affine and stats.shape[0] == 8 else (0,), dtype=acc)
                    for _ in range(2)]
-    return gz, gres, *gaffine, [w.new_empty(w.shape) for w in learned], *gres_affine
+    glearned = learned[0].new_empty(learned[0].shape) if learned else z.new_empty((0,), dtype=acc)
+    return gz, gres, *gaffine, glearned, *gres_affine
 
 
 @torch.library.register_fake("tfbench::conv_norm_neuron", lib=LIBRARY)
 def _conv_norm_fake(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias, *rest):
     stride, padding, dilation, groups = rest[10:14]
+    pool = rest[-1]
     z = torch.nn.functional.conv2d(x, conv_weight, None, stride, padding, dilation, groups)
+    if pool:   # [kernel, stride, padding, dilation, out_hw], 2 each
+        return z.new_empty((*z.shape[:2], *pool[8:10])), z.new_empty((0,), dtype=torch.uint8)
     return torch.empty_like(z), z.new_empty(((z.numel() + 7) // 8,), dtype=torch.uint8)
 
 

@@ -58,9 +58,10 @@ def pack_spikes(s: Tensor) -> Tensor:
     of byte e // 8; any non-zero value is a 1). One kernel pass (``tfbench::pack_spikes``), or none for
     spikes ``conv_norm_neuron`` made: their bits, which its kernel wrote beside them, while s is unchanged
     (the same tensor to every caller: not to be changed in place)."""
-    known = _KNOWN_BITS.get(id(s))
-    if known is not None and known[0]() is s and known[1] == s._version:
-        return known[2]
+    if not torch.compiler.is_compiling():   # (a compiled graph packs: the memo is not traceable)
+        known = _KNOWN_BITS.get(id(s))
+        if known is not None and known[0]() is s and known[1] == s._version:
+            return known[2]
     return library.PACK_SPIKES(_memory_order(s))
 
 
@@ -70,7 +71,9 @@ _KNOWN_BITS: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 
 
 def _remember_bits(s: Tensor, bits: Tensor) -> None:
-    if s.is_inference():   # no version counter to tell a changed s by (inference mode): not remembered
+    # not under torch.compile (ids and weak references are not traceable), nor for an inference tensor (no
+    # version counter to tell a changed s by)
+    if torch.compiler.is_compiling() or s.is_inference():
         return
     key = id(s)
 
@@ -195,7 +198,7 @@ class _NormNeuron(torch.autograd.Function):
         return (gz if ctx.needs_input_grad[0] else None, gres if want_gres else None,
                 gweight if want_affine else None, gbias if want_affine else None,
                 gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
-                None, None, None, None, None, None, *(glearned if glearned else [None] * len(learned)))
+                None, None, None, None, None, None, *([glearned] if learned and glearned.numel() else [None] * len(learned)))
 
 
 def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams, learned: Sequence[Tensor] = (),
@@ -224,8 +227,8 @@ def norm_neuron(z: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
                              constants, switches, *learned)
 
 
-# The most steps for which a residual's BatchNorm is folded in (the epilogue's grid: a step per blockIdx.y);
-# longer runs apply it first, as nn.BatchNorm2d.
+# The most steps for which a residual's BatchNorm is folded in (the epilogue's grid: a step per blockIdx.y,
+# kernels/tfbench_ops.cpp's kGridY); longer runs apply it first, as nn.BatchNorm2d.
 FOLDED_RESIDUAL_BN_STEPS = 65535
 
 
@@ -236,82 +239,6 @@ def _folds_residual_bn(residual: Tensor | None, residual_bits: Tensor | None, st
         raise ValueError("a residual BatchNorm normalises a dense residual: give the residual (its input) and no "
                          "residual_bits")
     return steps <= FOLDED_RESIDUAL_BN_STEPS
-
-
-class _StemNormNeuron(torch.autograd.Function):
-    """neuron(BatchNorm(conv(x)) + residual), then the max-pool when given, one autograd node that keeps x
-    alone (in the convolution's dtype, or its bits) and runs the convolution again in backward: the stem's
-    node (a convolution of spikes kept as bits is the C++ node, tfbench::conv_norm_neuron)."""
-
-    @staticmethod
-    def forward(ctx, x, conv_weight, weight, bias, residual, res_weight, res_bias, x_bits, residual_bits, bn,
-                residual_bn, conv, pool, steps, neuron, constants, switches, *learned):
-        args = conv.stride, conv.padding, conv.dilation, conv.groups
-        dt = _compute_dtype(x)   # autocast's, when on
-        wc = conv_weight.to(dt)   # cast once a step, kept for backward's recomputation
-        # z recomputed in backward: by the same calls on the same tensors, so the same z. Kept: x in the
-        # convolution's dtype (half of float32's under bf16), or its bits, unpacked in backward into this layout
-        x = _like(x.to(dt), is_channels_last(x))
-        with torch.autocast(x.device.type, enabled=False):
-            z = _conv_in_chunks(x, wc, args)   # x and the weight cast whole, then sliced, both times
-        cl = is_channels_last(z)
-        kept_res = residual_bits
-        if residual is not None and residual_bits is None:
-            kept_res = time_major(_like(residual, cl), steps, cl)   # z's memory format: the views line up
-        elif residual is not None and is_channels_last(residual) != cl:
-            raise ValueError("the residual's bits must be in the convolution output's memory format "
-                             f"({'channels-last' if cl else 'contiguous'})")
-        # s's bits from the same kernel: the pool's backward reads s from them, else the next layer keeps them
-        s, ckpt, stats, batch, res_batch, s_bits = _norm_forward(time_major(z, steps, cl), kept_res, weight, bias, bn,
-                                                                 learned, neuron, constants, switches, True,
-                                                                 residual_bn, res_weight, res_bias)
-        s = from_time_major(s, z, cl)
-        ctx.x_is_bits = x_bits is not None
-        ctx.save_for_backward(x if x_bits is None else x_bits, wc, kept_res, ckpt, stats,
-                              None if pool is None else s_bits, *learned)
-        ctx.dtype, ctx.weight_dtype = z.dtype, conv_weight.dtype   # the convolution's compute dtype (autocast's)
-        ctx.x_shape, ctx.channels_last = tuple(x.shape), is_channels_last(x)
-        ctx.s_shape, ctx.s_channels_last = tuple(s.shape), cl   # s and dL/ds in z's memory format
-        ctx.conv = args
-        ctx.pool = pool
-        ctx.steps, ctx.batch, ctx.res_batch, ctx.affine = steps, batch, res_batch, weight is not None
-        ctx.res_affine = residual_bn is not None and res_weight is not None
-        ctx.has_residual = residual is not None
-        ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
-        ctx.mark_non_differentiable(ckpt, s_bits)
-        ctx.set_materialize_grads(False)
-        if pool is None:
-            return s, s_bits
-        return _pool_forward(s_bits, ctx.s_shape, s.dtype, cl, pool), s_bits.new_empty(0)
-
-    @staticmethod
-    def backward(ctx, gs, _):   # _: the bits' gradient, none
-        x_or_bits, wc, kept_res, ckpt, stats, s_bits, *learned = ctx.saved_tensors
-        # x, already in the convolution's dtype, or its bits unpacked so
-        xc = unpack_spikes(x_or_bits, ctx.x_shape, ctx.dtype, ctx.channels_last) if ctx.x_is_bits else x_or_bits
-        with torch.autocast(xc.device.type, enabled=False):   # a backward called under autocast
-            z = _conv_in_chunks(xc, wc, ctx.conv)   # the forward's z, recomputed
-        if ctx.pool is not None:   # dL/ds, this node's own: made after the convolution's recomputation (and its
-            # workspace) and freed before the convolution's backward
-            gs = _pool_backward(gs, s_bits, ctx.s_shape, ctx.dtype, ctx.s_channels_last, ctx.pool)
-        want_gres = ctx.has_residual and ctx.needs_input_grad[4]
-        want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        want_res_affine = ctx.res_affine and (ctx.needs_input_grad[5] or ctx.needs_input_grad[6])
-        cl = ctx.s_channels_last
-        z4 = time_major(z, ctx.steps, cl)
-        gz4, gres, gweight, gbias, glearned, gres_weight, gres_bias = library.NORM_BACKWARD(
-            time_major(_like(gs.to(z.dtype), cl), ctx.steps, cl), ckpt, z4, kept_res, stats, list(learned),
-            ctx.neuron, ctx.constants, ctx.switches, ctx.batch, True, want_gres, want_affine,
-            z4, ctx.res_batch, want_res_affine)   # dL/dz written over z: one buffer, not two
-        gz = from_time_major(gz4, z, cl)
-        del z, z4, gs
-        # its large convolution differentiated a slice at a time too
-        gx, gw = _conv_backward_in_chunks(gz, xc, wc, ctx.conv, [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-                                                                 False])
-        return (gx, None if gw is None else gw.to(ctx.weight_dtype), gweight if want_affine else None,
-                gbias if want_affine else None, from_time_major(gres, gz, cl) if want_gres else None,
-                gres_weight if want_res_affine else None, gres_bias if want_res_affine else None,
-                *[None] * 10, *(glearned if glearned else [None] * len(learned)))
 
 
 # Bytes of unpacked input from which a node's convolution backward is two calls, dL/dw and then dL/dx
@@ -327,16 +254,6 @@ SPLIT_BACKWARD_BYTES = 8 * 2**20
 CONV_CHUNK_ELEMENTS = 16 * 2**20
 
 
-def _conv_slices(x: Tensor, w: Tensor, args: tuple) -> list[tuple[int, int]]:
-    """Image ranges [i, j) of x whose convolution output (``args``: stride, padding, dilation, groups) has
-    at most ``CONV_CHUNK_ELEMENTS`` elements each, at least one image."""
-    stride, padding, dilation, _ = (_pair(a) if k < 3 else a for k, a in enumerate(args))
-    out = [(x.shape[2 + d] + 2 * padding[d] - dilation[d] * (w.shape[2 + d] - 1) - 1) // stride[d] + 1 for d in (0, 1)]
-    per_image = w.shape[0] * out[0] * out[1]
-    step = max(1, CONV_CHUNK_ELEMENTS // max(1, per_image))
-    return [(i, min(x.shape[0], i + step)) for i in range(0, x.shape[0], step)]
-
-
 def _compute_dtype(x: Tensor) -> torch.dtype:
     """The dtype a convolution of float tensor x computes in: autocast's when it is on (it casts every
     floating input but float64), else x's."""
@@ -344,45 +261,6 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     if x.is_floating_point() and x.dtype != torch.float64 and torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return x.dtype
-
-
-def _conv_in_chunks(x: Tensor, w: Tensor, args: tuple) -> Tensor:
-    """``F.conv2d(x, w, None, *args)`` computed a slice of images at a time (``_conv_slices``) into one tensor."""
-    slices = _conv_slices(x, w, args)
-    if len(slices) == 1:
-        return F.conv2d(x, w, None, *args)
-    z = None
-    for i, j in slices:
-        zi = F.conv2d(x[i:j], w, None, *args)
-        if z is None:
-            z = torch.empty((x.shape[0], *zi.shape[1:]), dtype=zi.dtype, device=zi.device,
-                            memory_format=torch.channels_last if is_channels_last(zi) else torch.contiguous_format)
-        z[i:j].copy_(zi)
-        del zi
-    return z
-
-
-def _conv_backward_in_chunks(gz: Tensor, x: Tensor, w: Tensor, args: tuple, mask: list[bool]):
-    """(dL/dx, dL/dw) of ``F.conv2d(x, w, None, *args)`` from dL/dz ``gz``, slice by slice as
-    ``_conv_in_chunks``; dL/dw summed over the slices in float32 (or float64)."""
-    stride, padding, dilation, groups = args
-    slices = _conv_slices(x, w, args)
-    if len(slices) == 1:
-        gx, gw, _ = torch.ops.aten.convolution_backward(gz, x, w, None, stride, padding, dilation, False, [0, 0],
-                                                        groups, mask)
-        return gx, gw
-    gx = torch.empty_like(x) if mask[0] else None
-    gw = None
-    for i, j in slices:
-        gxi, gwi, _ = torch.ops.aten.convolution_backward(gz[i:j], x[i:j], w, None, stride, padding, dilation, False,
-                                                          [0, 0], groups, mask)
-        if gxi is not None:
-            gx[i:j].copy_(gxi)
-        if gwi is not None:
-            gwi = gwi.to(torch.promote_types(gwi.dtype, torch.float32))
-            gw = gwi if gw is None else gw.add_(gwi)
-        del gxi, gwi
-    return gx, gw
 
 
 def _like(t: Tensor, channels_last: bool) -> Tensor:
@@ -408,7 +286,7 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     result is the pooled spikes (with ``recompute`` only). ``recompute``: run the convolution again in
     backward instead of keeping its output (default: when there are no bits); with bits, only the bits are
     kept and the convolution's input is unpacked from them for it (the stem, when its input is spikes).
-    Without it the node is C++ (``tfbench::conv_norm_neuron``), else Python (``_StemNormNeuron``). ``residual_bn``: a BatchNorm
+    The node is C++ (``tfbench::conv_norm_neuron``). ``residual_bn``: a BatchNorm
     of the residual's channels applied to it first, folded in (its output never stored: the downsample's;
     up to ``FOLDED_RESIDUAL_BN_STEPS`` steps, applied as a module beyond). ``conv`` without bias, zero
     padding given as numbers."""
@@ -417,6 +295,9 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
         raise RuntimeError(reason)
     if conv.bias is not None or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ValueError("conv_norm_neuron takes a convolution without bias and with numeric zero padding")
+    if steps < 1 or x.dim() != 4 or x.shape[0] % steps:
+        raise ValueError(f"conv_norm_neuron takes x of shape [T*B, C, H, W] with T = steps >= 1 dividing its first "
+                         f"dimension, got shape {tuple(x.shape)} and steps {steps}")
     recompute = x_bits is None if recompute is None else recompute
     if not recompute and x_bits is None:
         raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "
@@ -428,19 +309,20 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
         residual, residual_bn = residual_bn(residual), None
     constants, switches = kernel_args(p)
     rw, rb = (None, None) if residual_bn is None else (residual_bn.weight, residual_bn.bias)
-    if not recompute:   # a convolution of spikes kept as bits: the C++ node, no Python in either direction
-        batch, mean, var, batches, momentum = _statistics(bn)
-        res_stats = (None, None, None, []) if residual_bn is None else _residual_statistics(residual_bn)
-        s, s_bits = library.CONV_NORM_NEURON(
-            x, x_bits, conv.weight, bn.weight, bn.bias, residual, residual_bits, rw, rb, mean, var, batches,
-            *res_stats[:3], list(learned), p.name, constants, switches, list(conv.stride), list(conv.padding),
-            list(conv.dilation), conv.groups, steps, batch, momentum, float(bn.eps), res_stats[3],
-            SPLIT_BACKWARD_BYTES)
-        _remember_bits(s, s_bits)   # the next layer's pack_spikes(s) takes these
-        return s
-    s, s_bits = _StemNormNeuron.apply(x, conv.weight, bn.weight, bn.bias, residual, rw, rb, x_bits, residual_bits, bn,
-                                      residual_bn, conv, None if pool is None else _pool_args(pool), steps, p.name,
-                                      constants, switches, *learned)
+    batch, mean, var, batches, momentum = _statistics(bn)
+    res_stats = (None, None, None, []) if residual_bn is None else _residual_statistics(residual_bn)
+    pool_args = []
+    if pool is not None:   # the output's [Ho, Wo] checked here (what kernels/spike_pool.cuh cannot pool: ValueError)
+        pa = _pool_args(pool)
+        shape = [x.shape[0], conv.out_channels] + [
+            (x.shape[2 + d] + 2 * _pair(conv.padding)[d] - _pair(conv.dilation)[d] * (_pair(conv.kernel_size)[d] - 1)
+             - 1) // _pair(conv.stride)[d] + 1 for d in (0, 1)]
+        pool_args = [v for a in pa[:4] for v in _pair(a)] + _pool_out_hw(shape, pa)
+    s, s_bits = library.CONV_NORM_NEURON(
+        x, x_bits, conv.weight, bn.weight, bn.bias, residual, residual_bits, rw, rb, mean, var, batches,
+        *res_stats[:3], list(learned), p.name, constants, switches, list(conv.stride), list(conv.padding),
+        list(conv.dilation), conv.groups, steps, batch, momentum, float(bn.eps), res_stats[3], SPLIT_BACKWARD_BYTES,
+        recompute, CONV_CHUNK_ELEMENTS, pool_args)
     if pool is None:   # the next layer's pack_spikes(s) takes these
         _remember_bits(s, s_bits)
     return s
