@@ -475,8 +475,9 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
     weights = torch.randn(T * B, C, *((3, 3) if pool else (5, 5)), generator=generator(8),
                           dtype=torch.float64).to(device)
     out = []
-    calls = []   # per fused call: whether the residual's BatchNorm went in (the C++ node's res_norm, argument 27)
-    spies = {"NORM_FORWARD": lambda a, k: k.get("res_norm"), "CONV_NORM_NEURON": lambda a, k: a[27]}
+    calls = []   # per fused call: whether the residual's BatchNorm went in (the op's res_norm argument)
+    at = [arg.name for arg in library.CONV_NORM_NEURON._schema.arguments].index("res_norm")
+    spies = {"NORM_FORWARD": lambda a, k: k.get("res_norm"), "CONV_NORM_NEURON": lambda a, k: a[at]}
     for name, res_norm in spies.items():
         op = getattr(library, name)
         monkeypatch.setattr(library, name, lambda *a, op=op, res_norm=res_norm, **k:

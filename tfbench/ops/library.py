@@ -181,9 +181,10 @@ def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants
 
 
 @torch.library.register_fake("tfbench::conv_norm_neuron", lib=LIBRARY)
-def _conv_norm_fake(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias, *rest):
-    stride, padding, dilation, groups = rest[10:14]
-    pool = rest[-1]
+def _conv_norm_fake(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias, running_mean,
+                    running_var, num_batches_tracked, res_running_mean, res_running_var, res_num_batches_tracked,
+                    learned, neuron, constants, switches, stride, padding, dilation, groups, steps, batch_stats,
+                    momentum, eps, res_norm, split_backward_bytes, recompute, chunk_elements, pool):
     z = torch.nn.functional.conv2d(x, conv_weight, None, stride, padding, dilation, groups)
     if pool:   # [kernel, stride, padding, dilation, out_hw], 2 each
         return z.new_empty((*z.shape[:2], *pool[8:10])), z.new_empty((0,), dtype=torch.uint8)
