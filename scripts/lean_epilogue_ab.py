@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from report_md import emit  # noqa: E402  (scripts/, the running script's folder)
 from tfbench import models  # noqa: E402
 from tfbench.bench.step import GraphedStep, TrainingStep  # noqa: E402
 from tfbench.bench.timing import time_fn  # noqa: E402
@@ -75,11 +76,7 @@ def main() -> None:
              "| ---: | ---: | --- | ---: |"]
     for mib, ts in times.items():
         lines.append(f"| {mib} | {statistics.median(ts):.2f} | {min(ts):.2f}-{max(ts):.2f} | {peaks[mib]:,.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(text + "\n")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

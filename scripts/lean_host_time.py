@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from report_md import emit  # noqa: E402  (scripts/, the running script's folder)
 from tfbench import models  # noqa: E402
 from tfbench.bench.step import TrainingStep  # noqa: E402
 from tfbench.data import get as dataset  # noqa: E402
@@ -113,12 +114,8 @@ def main() -> None:
              "| operator | calls/step | host self ms/step | host total ms/step |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {e.key} | {e.count / 5:.0f} | {e.self_cpu_time_total / 5e3:.3f} | {e.cpu_time_total / 5e3:.3f} |"
               for e in ops]
-    lines += ["", "cProfile, 5 steps, by own time:", "", "```", buf.getvalue().strip()[:6000], "```", ""]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(text)
+    lines += ["", "cProfile, 5 steps, by own time:", "", "```", buf.getvalue().strip()[:6000], "```"]
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

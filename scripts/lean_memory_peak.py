@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from report_md import emit  # noqa: E402  (scripts/, the running script's folder)
 from tfbench import models  # noqa: E402
 from tfbench.bench.step import TrainingStep  # noqa: E402
 from tfbench.data import get as dataset  # noqa: E402
@@ -100,11 +101,7 @@ def main() -> None:
              f"there before), reached allocating at {best_at}", "",
              "| MiB live at the peak | allocated at |", "| ---: | --- |"]
     lines += [f"| {size / MiB:,.1f} | {where} |" for where, size in groups.most_common(25)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(text + "\n")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -143,24 +143,6 @@ def _statistics(bn) -> tuple[bool, Tensor | None, Tensor | None, Tensor | None, 
             bn.num_batches_tracked if update else None, momentum)
 
 
-def _norm_forward(z4: Tensor, residual: Tensor | None, weight, bias, bn, learned, neuron: str, constants,
-                  switches, want_bits: bool = False, residual_bn=None, res_weight=None,
-                  res_bias=None) -> tuple[Tensor, Tensor, Tensor, bool, bool, Tensor]:
-    """``tfbench::norm_neuron_forward`` with bn's statistics (and ``residual_bn``'s, when the residual is
-    normalised by it first) as nn.BatchNorm2d uses them (``_statistics``). Returns (s, ckpt, stats, whether
-    bn used the batch's statistics, whether residual_bn did, s's bits or an empty tensor)."""
-    batch, mean, var, batches, momentum = _statistics(bn)
-    res_args = {}
-    if residual_bn is not None:
-        res_mean, res_var, res_batches, res_norm = _residual_statistics(residual_bn)
-        res_args = dict(res_weight=res_weight, res_bias=res_bias, res_running_mean=res_mean, res_running_var=res_var,
-                        res_num_batches_tracked=res_batches, res_norm=res_norm)
-    s, ckpt, stats, bits = library.NORM_FORWARD(
-        z4, residual, weight, bias, mean, var, batches, list(learned), neuron, constants, switches, batch, momentum,
-        float(bn.eps), want_bits, **res_args)
-    return s, ckpt, stats, batch, bool(res_args and res_args["res_norm"][0]), bits
-
-
 def _residual_statistics(residual_bn) -> tuple[Tensor | None, Tensor | None, Tensor | None, list[float]]:
     """A residual BatchNorm's ``_statistics`` as the norm ops take them: (running mean, running variance,
     num_batches_tracked, res_norm = [the batch's statistics or not, momentum, eps])."""
@@ -175,10 +157,14 @@ class _NormNeuron(torch.autograd.Function):
     def forward(ctx, z, residual, weight, bias, res_weight, res_bias, bits, bn, residual_bn, neuron, constants,
                 switches, *learned):
         kept_res = bits if bits is not None else residual
-        s, ckpt, stats, batch, res_batch, _ = _norm_forward(z, kept_res, weight, bias, bn, learned, neuron, constants,
-                                                            switches, False, residual_bn, res_weight, res_bias)
+        batch, mean, var, batches, momentum = _statistics(bn)
+        res_mean, res_var, res_batches, res_norm = (None, None, None, []) if residual_bn is None else \
+            _residual_statistics(residual_bn)
+        s, ckpt, stats, _ = library.NORM_FORWARD(
+            z, kept_res, weight, bias, mean, var, batches, list(learned), neuron, constants, switches, batch, momentum,
+            float(bn.eps), False, res_weight, res_bias, res_mean, res_var, res_batches, res_norm)
         ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
-        ctx.batch, ctx.res_batch = batch, res_batch
+        ctx.batch, ctx.res_batch = batch, bool(res_norm and res_norm[0])
         ctx.neuron, ctx.constants, ctx.switches = neuron, constants, switches
         ctx.has_residual = residual is not None
         ctx.affine, ctx.res_affine = weight is not None, residual_bn is not None and res_weight is not None
@@ -261,11 +247,6 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     if x.is_floating_point() and x.dtype != torch.float64 and torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return x.dtype
-
-
-def _like(t: Tensor, channels_last: bool) -> Tensor:
-    """t in channels-last or contiguous memory, so that its time-major view lines up with another's."""
-    return t.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._BatchNorm, p: NeuronParams,
