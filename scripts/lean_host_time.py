@@ -1,15 +1,21 @@
 """Where an eager training step's host time goes on a GPU: is the step host-bound, and on what.
 
     python scripts/lean_host_time.py --precision bf16 [--lean] [--ann] [--out FILE.md]
+        [--adam foreach] [--chunk-elements N] [--split-bytes N] [--no-profile]
 
-Spiking-ResNet18 (tfbench's LIF, or the ANN twin with --ann), CIFAR-10 shape, batch 100, T=32, Adam, as
-``tfbench run`` trains it (bench.step.TrainingStep on a synthetic batch). After five warm-up steps:
+Spiking-ResNet18 (tfbench's LIF, or the ANN twin with --ann), CIFAR-10 shape, batch 100, T=32, the
+harness's Adam (``bench.step.adam``; ``--adam foreach``: PyTorch's default implementation instead), as
+``tfbench run`` trains it (bench.step.TrainingStep on a synthetic batch). ``--chunk-elements`` and
+``--split-bytes`` set the lean nodes' ``CONV_CHUNK_ELEMENTS`` and ``SPLIT_BACKWARD_BYTES``
+(tfbench/ops/norm.py) for an A/B of their host time against their memory. After five warm-up steps:
 
-- the step's time (CUDA events over 20 back-to-back steps, median) beside the host's time to issue one
-  step from an idle queue (perf_counter around the call after a synchronisation; median of 20): when
-  the two are close the step is host-bound;
-- the host's time per step by operator (torch.profiler, CPU activity only, 5 steps), the top 25 by self
-  time, and the same by the Python function of this repository that called them (cProfile, 5 steps).
+- the step's time (CUDA events over 20 back-to-back steps, median) and the peak memory allocated in
+  those steps, beside the host's time to issue one step from an idle queue (perf_counter around the call
+  after a synchronisation; median of 20), split into its phases (zero_grad and the encoding, forward,
+  loss and backward, Adam: perf_counter at the model's and the optimizer's hooks): when the step's time
+  and the host's are close the step is host-bound;
+- unless --no-profile, the host's time per step by operator (torch.profiler, CPU activity only, 5 steps),
+  the top 25 by self time, and by Python function (cProfile, 5 steps).
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from report_md import emit  # noqa: E402  (scripts/, the running script's folder)
 from tfbench import models  # noqa: E402
-from tfbench.bench.step import TrainingStep  # noqa: E402
+from tfbench.bench.step import TrainingStep, adam  # noqa: E402
 from tfbench.data import get as dataset  # noqa: E402
+from tfbench.ops import norm  # noqa: E402
 from tfbench.ops.modules import LIF  # noqa: E402
 from tfbench.results.schema import RunConfig  # noqa: E402
 
@@ -43,8 +50,13 @@ def main() -> None:
     ap.add_argument("-T", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--device", default="cuda", help="cuda; cpu only to try the script")
+    ap.add_argument("--adam", default="harness", choices=["harness", "foreach"])
+    ap.add_argument("--chunk-elements", type=int, default=norm.CONV_CHUNK_ELEMENTS)
+    ap.add_argument("--split-bytes", type=int, default=norm.SPLIT_BACKWARD_BYTES)
+    ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--out")
     a = ap.parse_args()
+    norm.CONV_CHUNK_ELEMENTS, norm.SPLIT_BACKWARD_BYTES = a.chunk_elements, a.split_bytes
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
 
@@ -58,7 +70,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = models.build(cfg.arch, None if a.ann else (lambda: LIF(save="input")), lean=a.lean,
                          spike_input=dataset("CIFAR-10").spikes).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model, cfg) if a.adam == "harness" else torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
     step = TrainingStep(model, opt, dataset("CIFAR-10"), cfg, torch.Generator(dev).manual_seed(0))
     x = torch.rand(a.batch_size, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (a.batch_size,), device=dev)
@@ -75,6 +87,8 @@ def main() -> None:
         else:
             marks.append(time.perf_counter())
 
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     mark()
     for _ in range(20):
         step(x, y)
@@ -82,39 +96,59 @@ def main() -> None:
     sync()
     device_ms = statistics.median((marks[i].elapsed_time(marks[i + 1]) if cuda else
                                    (marks[i + 1] - marks[i]) * 1e3) for i in range(20))
-    issue = []
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else float("nan")
+
+    # the phases of one step on the host: perf_counter at the model's and the optimizer's hooks
+    clock: list[float] = []
+    hooks = [model.register_forward_pre_hook(lambda *_: clock.append(time.perf_counter())),
+             model.register_forward_hook(lambda *_: clock.append(time.perf_counter())),
+             opt.register_step_pre_hook(lambda *_: clock.append(time.perf_counter())),
+             opt.register_step_post_hook(lambda *_: clock.append(time.perf_counter()))]
+    phases = []
     for _ in range(20):
         sync()
+        clock.clear()
         t0 = time.perf_counter()
         step(x, y)
-        issue.append((time.perf_counter() - t0) * 1e3)
+        t1 = time.perf_counter()
+        marks_ = [t0, *clock, t1]   # start, forward's start and end, Adam's start and end, end
+        phases.append([(marks_[i + 1] - marks_[i]) * 1e3 for i in range(5)] + [(t1 - t0) * 1e3])
     sync()
-
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(5):
-            step(x, y)
-        sync()
-    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:25]
-
-    pr = cProfile.Profile()
-    pr.enable()
-    for _ in range(5):
-        step(x, y)
-    sync()
-    pr.disable()
-    buf = io.StringIO()
-    stats = pstats.Stats(pr, stream=buf)
-    stats.sort_stats("tottime").print_stats(30)
+    for h in hooks:
+        h.remove()
+    med = [statistics.median(p[i] for p in phases) for i in range(6)]
+    issue = [p[5] for p in phases]
 
     title = f"{cfg.arch} {'lean ' if a.lean else ''}{a.precision} T={a.T} B={a.batch_size}"
     lines = [f"## {title}", "",
-             f"- step (CUDA events, back to back, median of 20): {device_ms:.2f} ms",
+             f"- Adam: {'PyTorch default (foreach)' if a.adam == 'foreach' else 'the harness (fused on a GPU)'}; "
+             f"lean nodes: CONV_CHUNK_ELEMENTS {a.chunk_elements}, SPLIT_BACKWARD_BYTES {a.split_bytes}",
+             f"- step (CUDA events, back to back, median of 20): {device_ms:.2f} ms; peak allocated in those steps "
+             f"{peak:.1f} MiB",
              f"- host time to issue one step from an idle queue: median {statistics.median(issue):.2f} ms "
-             f"(min {min(issue):.2f}, max {max(issue):.2f})", "",
-             "| operator | calls/step | host self ms/step | host total ms/step |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {e.key} | {e.count / 5:.0f} | {e.self_cpu_time_total / 5e3:.3f} | {e.cpu_time_total / 5e3:.3f} |"
-              for e in ops]
-    lines += ["", "cProfile, 5 steps, by own time:", "", "```", buf.getvalue().strip()[:6000], "```"]
+             f"(min {min(issue):.2f}, max {max(issue):.2f}); medians by phase: zero_grad + encoding {med[0]:.2f}, "
+             f"forward {med[1]:.2f}, loss + backward {med[2] + med[3]:.2f}, Adam {med[4]:.2f} ms", ""]
+    if not a.no_profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            for _ in range(5):
+                step(x, y)
+            sync()
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:25]
+
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(5):
+            step(x, y)
+        sync()
+        pr.disable()
+        buf = io.StringIO()
+        stats = pstats.Stats(pr, stream=buf)
+        stats.sort_stats("tottime").print_stats(30)
+        lines += ["| operator | calls/step | host self ms/step | host total ms/step |",
+                  "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {e.key} | {e.count / 5:.0f} | {e.self_cpu_time_total / 5e3:.3f} | "
+                  f"{e.cpu_time_total / 5e3:.3f} |" for e in ops]
+        lines += ["", "cProfile, 5 steps, by own time:", "", "```", buf.getvalue().strip()[:6000], "```"]
     emit(lines, a.out)
 
 

@@ -2,7 +2,7 @@
 
     python scripts/lean_memory_peak.py --precision bf16 [--lean] [--channels-last] [--out FILE.md]
 
-Spiking-ResNet18 (tfbench's LIF, or the ANN twin with --ann), CIFAR-10 shape, batch 100, T=32, Adam, as
+Spiking-ResNet18 (tfbench's LIF, or the ANN twin with --ann), CIFAR-10 shape, batch 100, T=32, the harness's Adam, as
 ``tfbench run`` trains it (bench.step.TrainingStep on a synthetic batch). After three warm-up steps
 one step is recorded (torch.cuda.memory._record_memory_history); the script replays the allocation
 events and prints the peak above what was allocated before the step (weights, Adam's state, the
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from report_md import emit  # noqa: E402  (scripts/, the running script's folder)
 from tfbench import models  # noqa: E402
-from tfbench.bench.step import TrainingStep  # noqa: E402
+from tfbench.bench.step import TrainingStep, adam  # noqa: E402
 from tfbench.data import get as dataset  # noqa: E402
 from tfbench.ops.modules import LIF  # noqa: E402
 from tfbench.results.schema import RunConfig  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
                          spike_input=dataset("CIFAR-10").spikes).to(dev)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model, cfg)
     spec = dataset("CIFAR-10")
     step = TrainingStep(model, opt, spec, cfg, torch.Generator(dev).manual_seed(0))
     x = torch.rand(a.batch_size, 3, 32, 32, device=dev)

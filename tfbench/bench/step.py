@@ -3,7 +3,8 @@
 ``TrainingStep(model, optimizer, spec, cfg, generator)`` is the step: encode the batch (already on
 the device) to ``[T, B, C, H, W]``, forward under ``--precision``'s autocast, cross-entropy on the
 logits averaged over T, backward, Adam; it returns the loss on the device (no synchronisation).
-``GraphedStep`` captures it once and replays it (``--cuda-graphs``).
+``GraphedStep`` captures it once and replays it (``--cuda-graphs``). ``adam(model, cfg)`` is the optimizer
+every backend trains with.
 
 ``warm_up(step, x, y, ...)`` runs the first steps that pay the one-time costs (NVRTC builds, cuDNN's
 benchmark, Triton's autotuning, torch.compile, the graph capture) on the run's first batch, then
@@ -23,6 +24,14 @@ from ..results.schema import RunConfig
 # --cuda-graphs, the two eager runs and the capture (GraphedStep.EAGER_CALLS + 1).
 WARMUP_STEPS = 3
 AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def adam(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
+    """The harness's optimizer, the same for every backend and model: Adam at ``cfg.lr``, fused (one kernel
+    for all parameters, little host time) on a GPU, PyTorch's default implementation elsewhere; capturable
+    (its step count on the device) for ``--cuda-graphs``, so that the step can be replayed from a graph."""
+    fused = torch.device(cfg.device).type == "cuda" or None
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused, capturable=cfg.cuda_graphs)
 
 
 class TrainingStep:

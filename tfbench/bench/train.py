@@ -30,7 +30,7 @@ from .check import check_layer, check_norm_layer
 from .config import lean_unavailable, neuron_params, normalize
 from .progress import Reporter, SilentReporter
 from .records import finished, is_oom, one_line, pending_record
-from .step import WARMUP_STEPS, GraphedStep, TrainingStep, warm_up
+from .step import WARMUP_STEPS, GraphedStep, TrainingStep, adam, warm_up
 
 # How often (seconds) the live loss is read back from the device: each read is a synchronisation.
 LOSS_READ_EVERY_S = 0.5
@@ -155,8 +155,7 @@ def train(cfg: RunConfig, reporter: Reporter | None = None, on_step=None, baseli
             if cfg.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             model = strategy.wrap(model, device)
-            # capturable: Adam keeps its step count on the device, so the step can be replayed from a graph
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graphs)
+            optimizer = adam(model, cfg)
             # Inductor's layout optimisation off: with it, torch 2.11's fake convolution_backward
             # predicts contiguous strides for a 3x3 weight gradient that cuDNN returns channels-last
             # (the ANN alone fails so; kernels/NOTES.md, "--compile").
