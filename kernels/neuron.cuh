@@ -345,7 +345,7 @@ template <typename A, class P> struct Args {
   const A* bias;        // [channels] or null (no affine: 0)
   A* running_mean;      // [channels] or null: updated (forward with batch statistics), else read
   A* running_var;
-  i64* batches;         // [] or null: num_batches_tracked, incremented with the update
+  i64* batches;         // [] or null: num_batches_tracked, counted by the statistics pass (stats_thread)
   A* gweight;           // [channels] or null: dL/dweight, dL/dbias (backward)
   A* gbias;
   double momentum;      // < 0: the cumulative average (nn.BatchNorm2d's momentum=None)
@@ -800,12 +800,15 @@ TFB_HD void epilogue_thread(const C& c, i64 i0, int t, const Args<A, P>& a) {
 // BatchNorm's statistics, first stage: per neuron, the mean over T of x and the sum of squared
 // deviations from it (Welford's update, in the arithmetic dtype), into a.sums [2, n]. The launcher
 // combines the neurons of a channel exactly (the per-neuron means' spread added to the mean of the
-// per-neuron variances): one pass over x, no cancellation.
+// per-neuron variances): one pass over x, no cancellation. The first neuron's thread also counts the
+// batch into num_batches_tracked (a.batches, when the running statistics are updated), which the
+// per-channel pass after this one reads for the cumulative average.
 template <class C, typename S, typename A, class P>
 TFB_HD void stats_thread(const C&, i64 i0, const Args<A, P>& a) {
   typedef Storage<S> St;
   constexpr int V = C::vec;
   const i64 n = a.n;
+  if (i0 == 0 && a.batches) *a.batches += 1;
   A mean[V], m2[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) {

@@ -701,8 +701,7 @@ template <class N> struct NormOp {
   static void channel_rows(const char* name, const Switches& sw, Fold f, const Tensor& x, const Tensor& rows,
                            const BatchNormIn& bn, const Learned& learned, ArrayRef<double> constants) {
     f.residual = 0;  // these kernels read x alone
-    const bool update = bn.batch_stats && bn.running_mean.defined();
-    if (update && bn.batches.defined()) bn.batches.add_(1);
+    const bool update = bn.batch_stats && bn.running_mean.defined();  // (num_batches_tracked counted by kStats)
     Tensor sums = bn.batch_stats ? at::empty({2, f.n}, rows.options()) : Tensor();
     tfb::Args<A, Params<A>> a = args<A>(f, x, Tensor(), rows, learned, constants, bn.batch_stats);
     a.weight = bn.weight.defined() ? bn.weight.data_ptr<A>() : nullptr;
@@ -1408,10 +1407,20 @@ ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& x_bits, const T
   return f;
 }
 
+// What the node's backward needs besides its saved tensors, as one C++ object (a capsule in saved_data, not
+// an IValue per field): the arguments (without the running statistics, which backward does not read), the
+// shapes and formats, and each optional tensor's input index (needs_input_grad's; -1 when not given: autograd
+// takes no undefined input; x is input 0).
+struct ConvNormState : torch::CustomClassHolder {
+  ConvNormArgs k;
+  std::vector<int64_t> x_shape, s_shape;
+  bool x_cl = false, x_is_bits = false, cl = false, res_batch = false, affine = false, res_affine = false;
+  at::ScalarType weight_dtype = at::kFloat;
+  int64_t in_conv_weight = 2, in_weight = -1, in_bias = -1, in_residual = -1, in_res_weight = -1, in_res_bias = -1;
+};
+
 class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFunction> {
  public:
-  // The optional tensors are inputs only when given (autograd takes no undefined input): backward finds each
-  // one's input index (needs_input_grad's) in saved_data, -1 when absent; x is input 0, conv_weight 2.
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const std::optional<Tensor>& x_bits_,
                                const Tensor& conv_weight, const std::optional<Tensor>& weight_,
                                const std::optional<Tensor>& bias_, const std::optional<Tensor>& residual_,
@@ -1421,38 +1430,31 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
                  residual_bits = value(residual_bits_), res_weight = value(res_weight_), res_bias = value(res_bias_);
     ConvNormForward f = conv_norm_forward(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
                                           res_bias, learned, k);
+    auto st = c10::make_intrusive<ConvNormState>();
     int64_t input = x_bits.defined() ? 3 : 2;
-    ctx->saved_data["in_conv_weight"] = input - 1;
-    for (auto [key, t] : {std::pair<const char*, const Tensor*>{"in_weight", &weight}, {"in_bias", &bias},
-                          {"in_residual", &residual}, {"in_residual_bits", &residual_bits},
-                          {"in_res_weight", &res_weight}, {"in_res_bias", &res_bias}})
-      ctx->saved_data[key] = t->defined() ? input++ : (int64_t)-1;
+    st->in_conv_weight = input - 1;
+    int64_t in_residual_bits = -1;
+    for (auto [index, t] : {std::pair<int64_t*, const Tensor*>{&st->in_weight, &weight}, {&st->in_bias, &bias},
+                            {&st->in_residual, &residual}, {&in_residual_bits, &residual_bits},
+                            {&st->in_res_weight, &res_weight}, {&st->in_res_bias, &res_bias}})
+      *index = t->defined() ? input++ : (int64_t)-1;
     std::vector<Tensor> saved{f.x_kept, f.z, f.wc, f.kept_res, f.ckpt, f.stats, k.pool.empty() ? Tensor() : f.s_bits};
     for (const Tensor& w : learned) saved.push_back(w);
     ctx->save_for_backward(saved);
-    auto& d = ctx->saved_data;
-    d["x_shape"] = x.sizes().vec();
-    d["x_cl"] = channels_last(x);
-    d["x_is_bits"] = x_bits.defined();
-    d["s_shape"] = f.s_shape;
-    d["cl"] = f.cl;
-    d["weight_dtype"] = (int64_t)conv_weight.scalar_type();
-    d["stride"] = k.stride;
-    d["padding"] = k.padding;
-    d["dilation"] = k.dilation;
-    d["groups"] = k.groups;
-    d["steps"] = k.steps;
-    d["split"] = k.split_backward_bytes;
-    d["recompute"] = k.recompute;
-    d["chunk"] = k.chunk_elements;
-    d["pool"] = k.pool;
-    d["batch"] = k.batch_stats;
-    d["res_batch"] = !k.res_norm.empty() && k.res_norm[0] != 0;
-    d["affine"] = weight.defined();
-    d["res_affine"] = !k.res_norm.empty() && res_weight.defined();
-    d["neuron"] = k.neuron;
-    d["constants"] = k.constants;
-    d["switches"] = k.switches;
+    st->k = k;
+    for (auto* t : {&st->k.running_mean, &st->k.running_var, &st->k.batches, &st->k.res_running_mean,
+                    &st->k.res_running_var, &st->k.res_batches})
+      t->reset();
+    st->x_shape = x.sizes().vec();
+    st->x_cl = channels_last(x);
+    st->x_is_bits = x_bits.defined();
+    st->s_shape = f.s_shape;
+    st->cl = f.cl;
+    st->weight_dtype = conv_weight.scalar_type();
+    st->res_batch = !k.res_norm.empty() && k.res_norm[0] != 0;
+    st->affine = weight.defined();
+    st->res_affine = !k.res_norm.empty() && res_weight.defined();
+    ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(st));
     const Tensor bits_out = k.pool.empty() ? f.s_bits : f.s_bits.new_empty({0});  // the pooled spikes have none
     ctx->mark_non_differentiable({bits_out});
     ctx->set_materialize_grads(false);
@@ -1468,36 +1470,25 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     const Tensor& s_bits = saved[6];
     Tensor z = saved[1];
     std::vector<Tensor> learned(saved.begin() + 7, saved.end());
-    auto& d = ctx->saved_data;
-    const bool cl = d["cl"].toBool(), affine = d["affine"].toBool(), res_affine = d["res_affine"].toBool();
-    const bool recompute = d["recompute"].toBool();
-    ConvNormArgs k{};
-    k.stride = d["stride"].toIntVector();
-    k.padding = d["padding"].toIntVector();
-    k.dilation = d["dilation"].toIntVector();
-    k.groups = d["groups"].toInt();
-    k.steps = d["steps"].toInt();
-    k.chunk_elements = d["chunk"].toInt();
-    const std::vector<int64_t> x_shape = d["x_shape"].toIntVector(), s_shape = d["s_shape"].toIntVector(),
-                               pool = d["pool"].toIntVector();
-    auto needs = [&](const char* key) {
-      const int64_t i = d[key].toInt();
-      return i >= 0 && ctx->needs_input_grad(i);
-    };
-    const bool want_gres = needs("in_residual");
-    const bool want_affine = affine && (needs("in_weight") || needs("in_bias"));
-    const bool want_res_affine = res_affine && (needs("in_res_weight") || needs("in_res_bias"));
-    const bool want_gx = ctx->needs_input_grad(0), want_gw = needs("in_conv_weight");
+    const auto st = c10::static_intrusive_pointer_cast<ConvNormState>(ctx->saved_data["state"].toCapsule());
+    const ConvNormArgs& k = st->k;
+    const bool cl = st->cl, recompute = k.recompute;
+    const std::vector<int64_t>&x_shape = st->x_shape, &pool = k.pool;
+    auto needs = [&](int64_t i) { return i >= 0 && ctx->needs_input_grad(i); };
+    const bool want_gres = needs(st->in_residual);
+    const bool want_affine = st->affine && (needs(st->in_weight) || needs(st->in_bias));
+    const bool want_res_affine = st->res_affine && (needs(st->in_res_weight) || needs(st->in_res_bias));
+    const bool want_gx = ctx->needs_input_grad(0), want_gw = needs(st->in_conv_weight);
     int64_t numel = 1;
     for (int64_t v : x_shape) numel *= v;
     auto unpacked = [&]() {  // x from its bits, in its memory format and the convolution's dtype
       Tensor xc = unpack.call(x_kept, numel, wc.scalar_type());
-      return d["x_cl"].toBool() ? xc.view({x_shape[0], x_shape[2], x_shape[3], x_shape[1]}).permute({0, 3, 1, 2})
-                                : xc.view(x_shape);
+      return st->x_cl ? xc.view({x_shape[0], x_shape[2], x_shape[3], x_shape[1]}).permute({0, 3, 1, 2})
+                      : xc.view(x_shape);
     };
     Tensor xc;
     if (recompute) {  // the forward's z again, from x (kept in the convolution's dtype) or its bits
-      xc = d["x_is_bits"].toBool() ? unpacked() : x_kept;
+      xc = st->x_is_bits ? unpacked() : x_kept;
       z = conv_in_chunks(xc, wc, k);
     }
     std::optional<Tensor> gs;
@@ -1505,7 +1496,7 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
       Tensor g = grads[0];
       if (!pool.empty()) {  // dL/ds, this node's own: made after the recomputation, freed before the conv's backward
         const at::IntArrayRef p(pool);
-        g = pool_backward.call(g.to(z.scalar_type()), s_bits, s_shape, cl, p.slice(0, 2), p.slice(2, 2),
+        g = pool_backward.call(g.to(z.scalar_type()), s_bits, st->s_shape, cl, p.slice(0, 2), p.slice(2, 2),
                                p.slice(4, 2), p.slice(6, 2), p.slice(8, 2));
       }
       gs = time_major(in_format(g.to(z.scalar_type()), cl), k.steps, cl);
@@ -1516,9 +1507,8 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     // through would not follow
     const bool over_z = !z4.key_set().has(c10::DispatchKey::Python);
     auto [gz_own, gres, gweight, gbias, glearned, gres_weight, gres_bias] = norm_backward.call(
-        gs, ckpt, z4, given(kept_res), stats, learned, d["neuron"].toStringRef(), d["constants"].toDoubleVector(),
-        d["switches"].toIntVector(), d["batch"].toBool(), true, want_gres, want_affine,
-        over_z ? std::optional<Tensor>(z4) : std::nullopt, d["res_batch"].toBool(), want_res_affine);
+        gs, ckpt, z4, given(kept_res), stats, learned, k.neuron, k.constants, k.switches, k.batch_stats, true,
+        want_gres, want_affine, over_z ? std::optional<Tensor>(z4) : std::nullopt, st->res_batch, want_res_affine);
     // the kept z is gone: a second backward over this graph is refused
     if (!recompute) torch::autograd::impl::bump_version(z);
     gs.reset();
@@ -1529,7 +1519,7 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
       std::tie(gx, gw) = conv_backward_in_chunks(gz, xc, wc, k, want_gx, want_gw);
     } else if (want_gx || want_gw) {
       xc = unpacked();
-      if (want_gx && want_gw && numel * xc.element_size() >= d["split"].toInt()) {
+      if (want_gx && want_gw && numel * xc.element_size() >= k.split_backward_bytes) {
         // dL/dw first, then the unpacked input goes before dL/dx (which needs only x's shape) and its workspace
         gw = std::get<1>(at::convolution_backward(gz, xc, wc, std::nullopt, k.stride, k.padding, k.dilation, false,
                                                   {0, 0}, k.groups, {false, true, false}));
@@ -1546,7 +1536,7 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     }
     variable_list out{gx,
                       Tensor(),
-                      gw.defined() ? gw.to((at::ScalarType)d["weight_dtype"].toInt()) : Tensor(),
+                      gw.defined() ? gw.to(st->weight_dtype) : Tensor(),
                       want_affine ? gweight : Tensor(),
                       want_affine ? gbias : Tensor(),
                       want_gres ? from_time_major(gres, gz.sizes(), cl) : Tensor(),
