@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The eager step's host time on one GPU, A/B (scripts/lean_host_time.py, one process each): the lean nodes'
-# slices and split backward of version 17 against the defaults' fewer cuDNN calls (their peak memory
-# beside), and the twin, bf16 and fp32, into RESULTS/host_ab.md; then, unless STEP=0, the step table
-# (configs/lean_step.toml) in the same call.
+# slices and split backward at several sizes (their cuDNN calls against their peak memory), and the twin,
+# bf16 and fp32, into RESULTS/host_ab.md; then, unless STEP=0, the step table (configs/lean_step.toml).
 #
 #   bash scripts/gpu_host_ab.sh RESULTS      # e.g. results/h200/issue13
 set -u
@@ -12,15 +11,16 @@ mkdir -p "$res"
 STAGE_LOG=host_ab.log
 source scripts/device_env.sh
 ab() { past "host $*" || python scripts/lean_host_time.py "$@" --out "$res/host_ab.md" 2>&1 | sed -n 3,6p; }
-# the lean nodes at version 17's slices and split (16 M elements, 8 MiB) and at the defaults, alternated (the
-# host's speed moves between processes), the twin once; ADAM=1: also Adam foreach against fused
+# the lean nodes' stem slices and split threshold (CONV_CHUNK_ELEMENTS / SPLIT_BACKWARD_BYTES, tfbench/ops/norm.py):
+# VARIANTS, "elements:bytes" each (default: version 17's 16 M : 8 MiB, and fewer cuDNN calls), the twin once;
+# ADAM=1: also Adam foreach against fused
+M=$((1 << 20))
 for prec in bf16 fp32; do
   ab --precision $prec --ann --no-profile
   [ "${ADAM:-0}" = 1 ] && ab --precision $prec --ann --adam foreach --no-profile
   [ "${ADAM:-0}" = 1 ] && ab --precision $prec --lean --adam foreach --no-profile
-  for round in 1 2; do
-    ab --precision $prec --lean --chunk-elements $((16 << 20)) --split-bytes $((8 << 20)) --no-profile
-    if [ $round = 1 ]; then ab --precision $prec --lean; else ab --precision $prec --lean --no-profile; fi
+  for v in ${VARIANTS:-16:8 16:64 32:8 32:64 64:64}; do
+    ab --precision $prec --lean --chunk-elements $(( ${v%:*} * M )) --split-bytes $(( ${v#*:} * M )) --no-profile
   done
 done
 if [ "${STEP:-1}" = 1 ] && ! past step; then

@@ -10,7 +10,7 @@ harness's Adam (``bench.step.adam``; ``--adam foreach``: PyTorch's default imple
 (tfbench/ops/norm.py) for an A/B of their host time against their memory. After five warm-up steps:
 
 - the step's time (CUDA events over 20 back-to-back steps, median) and the peak memory allocated in
-  those steps, beside the host's time to issue one step from an idle queue (perf_counter around the call
+  those steps (cuDNN's benchmark on, as the harness has it: its algorithms, its workspaces), beside the host's time to issue one step from an idle queue (perf_counter around the call
   after a synchronisation; median of 20), split into its phases (zero_grad and the encoding, forward,
   loss and backward, Adam: perf_counter at the model's and the optimizer's hooks): when the step's time
   and the host's are close the step is host-bound;
@@ -58,6 +58,7 @@ def main() -> None:
     a = ap.parse_args()
     norm.CONV_CHUNK_ELEMENTS, norm.SPLIT_BACKWARD_BYTES = a.chunk_elements, a.split_bytes
     dev = torch.device(a.device)
+    torch.backends.cudnn.benchmark = True   # as the harness trains (bench/train.py): its algorithms and workspaces
     cuda = dev.type == "cuda"
 
     def sync() -> None:

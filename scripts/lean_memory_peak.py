@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
     dev = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True   # as the harness trains (bench/train.py): its algorithms and workspaces
     cfg = RunConfig(arch="ResNet18" if a.ann else "Spiking-ResNet18", backend="tfbench", dataset="CIFAR-10",
                     synthetic=True, T=a.T, batch_size=a.batch_size, precision=a.precision, device="cuda",
                     lean=a.lean, channels_last=a.channels_last)
