@@ -228,18 +228,20 @@ def _folds_residual_bn(residual: Tensor | None, residual_bits: Tensor | None, st
 
 
 # Bytes of unpacked input from which a node's convolution backward is two calls, dL/dw and then dL/dx
-# with the input freed between them, instead of one: a large layer's input then does not live beside
-# dL/dx and its cuDNN workspace. Below it a second cuDNN call's host time (~0.1 ms on a slow host) costs
-# more than the bytes it frees: at T = 32, batch 100, no layer of Spiking-ResNet18 reaches it (its
-# largest input is 50 MiB in float32) and the step's peak is elsewhere (kernels/NOTES.md, version 18).
-SPLIT_BACKWARD_BYTES = 64 * 2**20
+# with the input freed between them, instead of one: the large stages' inputs then do not live beside
+# dL/dx and its cuDNN workspace (the step's peak is in their backward); for the small ones a second
+# call's host time (~0.1 ms on a slow host) costs more than the bytes it frees. Measured against 64 MiB
+# (no split at T = 32): the same step time, +9 MiB of bf16 peak and +22 of fp32 (kernels/NOTES.md,
+# version 18).
+SPLIT_BACKWARD_BYTES = 8 * 2**20
 
 # Elements of a recomputed convolution's output per call: the stem's convolution (forward, its
 # recomputation and its backward) runs a slice of the batch at a time, so that cuDNN's workspace (with
 # NCHW memory, copies of the slice in NHWC) is a slice's, not the whole batch's. A count, not bytes: the
-# forward and the recomputation cut the batch into the same slices whatever the dtypes. At T = 32, batch
-# 100, the stem's output (52 M elements) is one slice: no copies, three cuDNN calls a step, not twelve.
-CONV_CHUNK_ELEMENTS = 64 * 2**20
+# forward and the recomputation cut the batch into the same slices whatever the dtypes. One slice for the
+# whole stem at T = 32 (64 M) was 0.3 ms a step faster on the GPU but raised the harness's bf16 peak from
+# 548 to 665 MiB (NOTES, version 18).
+CONV_CHUNK_ELEMENTS = 16 * 2**20
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
