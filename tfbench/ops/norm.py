@@ -238,10 +238,11 @@ SPLIT_BACKWARD_BYTES = 8 * 2**20
 # Elements of a recomputed convolution's output per call: the stem's convolution (forward, its
 # recomputation and its backward) runs a slice of the batch at a time, so that cuDNN's workspace (with
 # NCHW memory, copies of the slice in NHWC) is a slice's, not the whole batch's. A count, not bytes: the
-# forward and the recomputation cut the batch into the same slices whatever the dtypes. One slice for the
-# whole stem at T = 32 (64 M) was 0.3 ms a step faster on the GPU but raised the harness's bf16 peak from
-# 548 to 665 MiB (NOTES, version 18).
-CONV_CHUNK_ELEMENTS = 16 * 2**20
+# forward and the recomputation cut the batch into the same slices whatever the dtypes. At T = 32, batch
+# 100 the stem's output (52 M elements) is two slices: one (64 M) was 0.3 ms a step faster on the GPU but
+# raised the harness's bf16 peak from 548 to 665 MiB; four (16 M) cost six cuDNN calls and 0.2 ms more
+# (kernels/NOTES.md, version 18).
+CONV_CHUNK_ELEMENTS = 32 * 2**20
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
