@@ -128,7 +128,7 @@ def main() -> None:
              f"{peak:.1f} MiB",
              f"- host time to issue one step from an idle queue: median {statistics.median(issue):.2f} ms "
              f"(min {min(issue):.2f}, max {max(issue):.2f}); medians by phase: zero_grad + encoding {med[0]:.2f}, "
-             f"forward {med[1]:.2f}, loss + backward {med[2] + med[3]:.2f}, Adam {med[4]:.2f} ms", ""]
+             f"forward {med[1]:.2f}, loss + backward {med[2]:.2f}, Adam {med[3]:.2f}, after Adam {med[4]:.2f} ms", ""]
     if not a.no_profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             for _ in range(5):
