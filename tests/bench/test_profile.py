@@ -9,8 +9,14 @@ from tfbench.results.schema import RunConfig
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("lif_forward", "neuron (fused LIF kernels)"),
-    ("_multistep_lif_backward_kernel_static", "neuron (fused LIF kernels)"),
+    ("lif_forward", "neuron (fused kernels)"),
+    ("_multistep_lif_backward_kernel_static", "neuron (fused kernels)"),
+    ("tfb_backward_recompute", "neuron (fused kernels)"),
+    ("tfb_channel_forward", "neuron (fused kernels)"),
+    ("tfbench::norm_neuron_forward", "neuron (fused kernels)"),
+    ("tfb_pool_backward_plane", "pooling"),
+    ("tfbench::spike_max_pool2d_backward", "pooling"),
+    ("void cudnn::pooling_fw_4d_kernel<float, float, cudnn::maxpooling_func<float>>", "pooling"),
     ("void cudnn::bn_fw_tr_1C11_kernel_NCHW<float, float, int, 512, true, 1, true>", "batchnorm"),
     ("aten::native_batch_norm_backward", "batchnorm"),
     ("sm90_xmma_fprop_implicit_gemm_f32f32_tf32f32_f32_nhwckrsc_nchw", "convolution"),
@@ -36,6 +42,20 @@ def test_profile_of_a_real_run() -> None:
     assert p.top and all(ms > 0 for _, _, ms, _ in p.top)
     cats, top = prof.as_table(p)
     assert cats["category"].iloc[-1].startswith("step") and len(top) == len(p.top)
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["default", "lean"])
+def test_tfbench_neurons_have_their_category(lean: bool) -> None:
+    """tfbench's ops (the fused neuron; lean: BatchNorm folded into it) are counted as neurons, not "other"."""
+    cfg = RunConfig(dataset="MNIST", backend="tfbench", synthetic=True, T=2, batch_size=2, epochs=1,
+                    max_steps=prof.STEPS, device="cpu", lean=lean)
+    p = prof.profile_step(cfg)
+    assert p.status == "ok"
+    assert p.categories.get("neuron (fused kernels)", 0) > 0
+    assert not any(name.startswith("tfbench::") and cat != "neuron (fused kernels)" and "pool" not in name
+                   for name, cat, _, _ in p.top)
+    if lean:   # BatchNorm is folded into the neurons: no BatchNorm op of its own in the blocks
+        assert p.categories.get("batchnorm", 0) < p.categories["neuron (fused kernels)"]
 
 
 def test_too_few_steps_is_one_clear_error() -> None:

@@ -29,16 +29,20 @@ SETTLE_STEPS = 2
 STEPS = SETTLE_STEPS + ACTIVE_STEPS   # the profiled run's steps (its warm-up comes before them)
 
 # Kernel (GPU) or op (CPU) name fragments, lower case, per category; the first matching category
-# wins, so BatchNorm and layout transforms (whose cuDNN kernels also say "cudnn") come before
-# convolution, and a convolution's implicit GEMM before the plain GEMM of the classifier.
+# wins, so pooling (tfbench's max-pool of spike bits, cuDNN's pooling) comes before the neurons and
+# convolution, BatchNorm and layout transforms (whose cuDNN kernels also say "cudnn") before
+# convolution, and a convolution's implicit GEMM before the plain GEMM of the classifier. The neurons:
+# tfbench's kernels (tfb_*, kernels/neurons.cu: with --lean BatchNorm's statistics, its normalisation and
+# its backward are folded into them, and the spikes' bits) and ops (tfbench::*), and the peers' fused LIF
+# kernels.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("neuron (fused LIF kernels)", ("lif",)),
+    ("pooling", ("pool",)),
+    ("neuron (fused kernels)", ("tfb_", "tfbench::", "lif")),
     ("batchnorm", ("batch_norm", "batchnorm", "bn_fw", "bn_bw", "welford", "_bn_")),
     ("layout copies (NCHW<->NHWC, contiguous)", ("nchwtonhwc", "nhwctonchw", "transpose", "copy", "clone",
                                                  "contiguous", "permute")),
     ("convolution", ("conv", "implicit_gemm", "fprop", "dgrad", "wgrad", "winograd", "xmma", "cudnn")),
     ("optimizer (Adam)", ("adam", "multi_tensor", "foreach", "_fused_", "lerp", "addcdiv", "addcmul", "sqrt")),
-    ("pooling", ("pool",)),
     ("classifier GEMM", ("gemm", "addmm", "aten::mm", "cublas", "cutlass")),
     ("reductions (mean over T, loss)", ("reduce", "mean", "sum", "softmax", "nll", "cross_entropy")),
     ("fill / zero", ("memset", "fill", "zero")),

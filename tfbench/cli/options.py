@@ -65,7 +65,7 @@ def _is_bool(name: str) -> bool:
     return field_type(name) is bool
 
 
-def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Parameter:
+def _parameter(name: str, grid: bool, defaults: dict[str, Any], config_file: bool) -> inspect.Parameter:
     opt = option(name)
     listed = grid and opt.grid
     if listed and _is_bool(name):   # a flag: both values are a config file's list (--config)
@@ -76,8 +76,8 @@ def _parameter(name: str, grid: bool, defaults: dict[str, Any]) -> inspect.Param
     if extra:
         help_text += " " + extra
     if _is_bool(name):
-        annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text + f" {_off(name, grid)} "
-                                                       "turns it off (a --config file's).")]
+        off_text = f" {_off(name, grid)} turns it off" + (" (a --config file's)." if config_file else ".")
+        annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text + off_text)]
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
     # every value arrives as text and is parsed by the schema (strictly, with its one-line messages)
     metavar = "LIST" if listed else {int: "INTEGER", float: "NUMBER"}.get(_base(name), "TEXT")
@@ -92,11 +92,11 @@ def _off(name: str, grid: bool) -> str:
     return "--no-" + [f for f in flags(name, grid) if f.startswith("--")][0][2:]
 
 
-def _off_parameter(name: str, grid: bool) -> inspect.Parameter:
+def _off_parameter(name: str, grid: bool, config_file: bool) -> inspect.Parameter:
     """The hidden ``--no-<flag>`` of boolean field ``name`` (hidden: --help names it in the flag's own
     help, without a second column of spellings that would narrow every option's help)."""
-    annotation = Annotated[bool, typer.Option(_off(name, grid), hidden=True,
-                                              help=f"Turn {flags(name, grid)[-1]} off (a --config file's).")]
+    text = f"Turn {flags(name, grid)[-1]} off" + (" (a --config file's)." if config_file else ".")
+    annotation = Annotated[bool, typer.Option(_off(name, grid), hidden=True, help=text)]
     return inspect.Parameter(OFF + name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
 
 
@@ -118,8 +118,9 @@ def config_options(*, grid: bool, exclude: tuple[str, ...] = (), defaults: dict[
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "values"]
         names = cli_fields(exclude)
-        offs = [_off_parameter(n, grid) for n in names if _is_bool(n)]
-        params = own[:1] + [_parameter(n, grid, defaults) for n in names] + offs + own[1:]   # ctx first, own last
+        config_file = any(p.name == "config" for p in own)   # the command reads a --config file
+        offs = [_off_parameter(n, grid, config_file) for n in names if _is_bool(n)]
+        params = own[:1] + [_parameter(n, grid, defaults, config_file) for n in names] + offs + own[1:]
         hints = {p.name: p.annotation for p in params}
 
         @functools.wraps(command)
