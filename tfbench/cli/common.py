@@ -44,6 +44,16 @@ class UserError(TyperException):
         return self.message
 
 
+def workload(cfg, per_process: bool = False) -> str:
+    """A run's T, batch, epochs (and steps), precision and speed options (a RunConfig): the part of its one-line
+    header that ``tfbench run`` and its parallel form share."""
+    steps = f"{cfg.max_steps} steps" if cfg.max_steps else "full"
+    epochs = f"{cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'}"
+    options = "" if cfg.options == "eager" else ", " + cfg.options
+    return (f"T={cfg.T}, batch {cfg.batch_size}{' per process' if per_process else ''}, {epochs} ({steps}), "
+            f"{cfg.precision}{options}")
+
+
 def fail(message: str, exit_code: int = 2) -> NoReturn:
     raise UserError(message, exit_code)
 

@@ -27,7 +27,7 @@ from ..parallel import launch
 from ..parallel import strategy as pstrategy
 from ..results.schema import RunConfig, na
 from ..results.store import Store
-from .common import RAW_ARGS, err_console, fail, guarded
+from .common import RAW_ARGS, err_console, fail, guarded, workload
 
 RANK_MODULE = "tfbench.cli.rank_entry"   # what every launched rank runs
 
@@ -65,12 +65,11 @@ def world_for(parallel: str, nproc: int | None) -> int:
 
 
 def header(cfg: RunConfig, world: int, quick: bool) -> str:
-    steps = f"{cfg.max_steps} steps" if cfg.max_steps else "full"
     chunks = f", {cfg.chunks} neuron chunks" if cfg.chunks > 1 else ""
     chunks += f", {cfg.micro_batches} micro-batches" if cfg.micro_batches > 1 else ""
     return (f"tfbench run: {cfg.arch}, {cfg.backend}, {cfg.dataset}{' (synthetic)' if cfg.synthetic else ''}, "
-            f"--parallel {cfg.parallel} over {world} processes ({torch.device(cfg.device).type}){chunks}, T={cfg.T}, "
-            f"batch {cfg.batch_size} per process, {cfg.epochs} epochs ({steps}), {cfg.precision}"
+            f"--parallel {cfg.parallel} over {world} processes ({torch.device(cfg.device).type}){chunks}, "
+            f"{workload(cfg, per_process=True)}"
             + (" [quick demo: no workload option given; any gives the paper's defaults]" if quick else ""))
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..results.schema import PARALLEL_FIELDS, RunConfig
-from .common import console, err_console, fail, guarded, output_folder
+from .common import console, err_console, fail, guarded, output_folder, workload
 from .options import config_options
 
 # `tfbench run` with no options at all: the README's first command. Spiking-ResNet18 learns the built-in
@@ -69,11 +69,9 @@ def run(
 
 def header(cfg: RunConfig) -> str:
     """The run's one-line description, printed before it starts."""
-    steps = f"{cfg.max_steps} steps" if cfg.max_steps else "full"
     frames = f", frames split by {cfg.split_by}, {cfg.in_channels} input channels" if cfg.split_by else ""
     return (f"tfbench run: {cfg.arch}, {cfg.backend}, {cfg.dataset}{' (synthetic)' if cfg.synthetic else ''} on "
-            f"{cfg.device}, T={cfg.T}, batch {cfg.batch_size}, {cfg.epochs} epochs ({steps}), {cfg.precision}"
-            f"{frames}{'' if cfg.options == 'eager' else ', ' + cfg.options}")
+            f"{cfg.device}, {workload(cfg)}{frames}")
 
 
 def record_one(cfg: RunConfig, out: Path):
