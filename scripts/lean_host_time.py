@@ -10,10 +10,11 @@ harness's Adam (``bench.step.adam``; ``--adam foreach``: PyTorch's default imple
 (tfbench/ops/norm.py) for an A/B of their host time against their memory. After five warm-up steps:
 
 - the step's time (CUDA events over 20 back-to-back steps, median) and the peak memory allocated in
-  those steps (cuDNN's benchmark on, as the harness has it: its algorithms, its workspaces), beside the host's time to issue one step from an idle queue (perf_counter around the call
-  after a synchronisation; median of 20), split into its phases (zero_grad and the encoding, forward,
-  loss and backward, Adam: perf_counter at the model's and the optimizer's hooks): when the step's time
-  and the host's are close the step is host-bound;
+  those steps (cuDNN's benchmark on, as the harness has it: its algorithms, its workspaces), beside the
+  host's time to issue one step from an idle queue (perf_counter around the call after a
+  synchronisation; median of 20), split into its phases (zero_grad and the encoding, forward, loss and
+  backward, Adam, what follows Adam: perf_counter at the model's and the optimizer's hooks): when the
+  step's time and the host's are close the step is host-bound;
 - unless --no-profile, the host's time per step by operator (torch.profiler, CPU activity only, 5 steps),
   the top 25 by self time, and by Python function (cProfile, 5 steps).
 """
@@ -112,8 +113,8 @@ def main() -> None:
         t0 = time.perf_counter()
         step(x, y)
         t1 = time.perf_counter()
-        marks_ = [t0, *clock, t1]   # start, forward's start and end, Adam's start and end, end
-        phases.append([(marks_[i + 1] - marks_[i]) * 1e3 for i in range(5)] + [(t1 - t0) * 1e3])
+        at = [t0, *clock, t1]   # start, forward's start and end, Adam's start and end, end
+        phases.append([(at[i + 1] - at[i]) * 1e3 for i in range(5)] + [(t1 - t0) * 1e3])
     sync()
     for h in hooks:
         h.remove()

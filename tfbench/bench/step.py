@@ -28,7 +28,7 @@ AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 
 def adam(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
     """The harness's optimizer, the same for every backend and model: Adam at ``cfg.lr``, fused (one kernel
-    for all parameters, little host time) on a GPU, PyTorch's default implementation elsewhere; capturable
+    for all parameters instead of many small passes) on a GPU, PyTorch's default implementation elsewhere; capturable
     (its step count on the device) for ``--cuda-graphs``, so that the step can be replayed from a graph."""
     fused = torch.device(cfg.device).type == "cuda" or None
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused, capturable=cfg.cuda_graphs)
