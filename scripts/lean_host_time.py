@@ -1,7 +1,7 @@
 """Where an eager training step's host time goes on a GPU: is the step host-bound, and on what.
 
     python scripts/lean_host_time.py --precision bf16 [--lean] [--ann] [--out FILE.md]
-        [--adam foreach] [--chunk-elements N] [--split-bytes N] [--no-profile]
+        [--adam foreach] [--chunk-elements N] [--split-bytes N] [--no-profile] [--trace FILE.json.gz]
 
 Spiking-ResNet18 (tfbench's LIF, or the ANN twin with --ann), CIFAR-10 shape, batch 100, T=32, the
 harness's Adam (``bench.step.adam``; ``--adam foreach``: PyTorch's default implementation instead), as
@@ -15,6 +15,10 @@ harness's Adam (``bench.step.adam``; ``--adam foreach``: PyTorch's default imple
   synchronisation; median of 20), split into its phases (zero_grad and the encoding, forward, loss and
   backward, Adam, what follows Adam: perf_counter at the model's and the optimizer's hooks): when the
   step's time and the host's are close the step is host-bound;
+- the wall-clock time of those 20 steps over 20 (one synchronisation, at the end), and the synchronising
+  CUDA calls one step makes (``torch.cuda.set_sync_debug_mode``: a step that waits for the GPU cannot run
+  ahead of it, and an eager step is then host time plus GPU time wherever the host is the slower);
+- with --trace, a Chrome trace (torch.profiler, CPU and CUDA activity, 3 steps) for the GPU's idle gaps;
 - unless --no-profile, the host's time per step by operator (torch.profiler, CPU activity only, 5 steps),
   the top 25 by self time, and by Python function (cProfile, 5 steps).
 """
@@ -29,6 +33,7 @@ import pstats
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -55,6 +60,7 @@ def main() -> None:
     ap.add_argument("--chunk-elements", type=int, default=norm.CONV_CHUNK_ELEMENTS)
     ap.add_argument("--split-bytes", type=int, default=norm.SPLIT_BACKWARD_BYTES)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--trace", help="write a Chrome trace of 3 steps here (.json or .json.gz)")
     ap.add_argument("--out")
     a = ap.parse_args()
     norm.CONV_CHUNK_ELEMENTS, norm.SPLIT_BACKWARD_BYTES = a.chunk_elements, a.split_bytes
@@ -92,10 +98,12 @@ def main() -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     mark()
+    wall0 = time.perf_counter()
     for _ in range(20):
         step(x, y)
         mark()
     sync()
+    wall_ms = (time.perf_counter() - wall0) * 1e3 / 20
     device_ms = statistics.median((marks[i].elapsed_time(marks[i + 1]) if cuda else
                                    (marks[i + 1] - marks[i]) * 1e3) for i in range(20))
     peak = torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else float("nan")
@@ -121,15 +129,36 @@ def main() -> None:
     med = [statistics.median(p[i] for p in phases) for i in range(6)]
     issue = [p[5] for p in phases]
 
+    syncs: list[str] = []   # the synchronising calls of one step, where in Python they were made
+    if cuda:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step(x, y)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        sync()
+        syncs = [f"{w.filename}:{w.lineno}: {str(w.message).splitlines()[0]}" for w in caught]
+
     title = f"{cfg.arch} {'lean ' if a.lean else ''}{a.precision} T={a.T} B={a.batch_size}"
     lines = [f"## {title}", "",
              f"- Adam: {'PyTorch default (foreach)' if a.adam == 'foreach' else 'the harness (fused on a GPU)'}; "
              f"lean nodes: CONV_CHUNK_ELEMENTS {a.chunk_elements}, SPLIT_BACKWARD_BYTES {a.split_bytes}",
              f"- step (CUDA events, back to back, median of 20): {device_ms:.2f} ms; peak allocated in those steps "
-             f"{peak:.1f} MiB",
+             f"{peak:.1f} MiB; wall clock of those steps {wall_ms:.2f} ms a step",
+             f"- synchronising CUDA calls in one step: {len(syncs)}" + "".join(f"\n  - {w}" for w in syncs),
              f"- host time to issue one step from an idle queue: median {statistics.median(issue):.2f} ms "
              f"(min {min(issue):.2f}, max {max(issue):.2f}); medians by phase: zero_grad + encoding {med[0]:.2f}, "
              f"forward {med[1]:.2f}, loss + backward {med[2]:.2f}, Adam {med[3]:.2f}, after Adam {med[4]:.2f} ms", ""]
+    if a.trace:
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+        with torch.profiler.profile(activities=acts) as prof:
+            for _ in range(3):
+                step(x, y)
+            sync()
+        prof.export_chrome_trace(a.trace)
+        lines.append(f"- trace of 3 steps: {a.trace}")
     if not a.no_profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             for _ in range(5):
