@@ -664,6 +664,15 @@ enum Row { kMean = 0, kInvstd = 1, kScale = 2, kShift = 3, kRows = 4 };
 
 void pack_into(const Tensor& s, Tensor& bits);  // the spikes s (contiguous) as bits, into bits (below)
 
+// A membrane-shaped argument of the norm ops (v0, dL/dv_T): undefined, or z's neurons of one step ([M, C, inner]
+// or any shape of as many elements, in z's order) in the arithmetic dtype, contiguous.
+Tensor membrane_of(const std::optional<Tensor>& t, const Tensor& z, const Fold& f, at::ScalarType acc, const char* what) {
+  if (!t.has_value() || !t->defined()) return Tensor();
+  TORCH_CHECK(t->numel() == f.n && t->device() == z.device(), "tfbench: ", what, " must hold one value per neuron of "
+              "a step (", f.n, " for z of shape ", z.sizes(), ") on z's device, got ", t->sizes(), " on ", t->device());
+  return t->to(acc).contiguous();
+}
+
 template <class N> struct NormOp {
   template <typename A> using Params = typename N::template Params<A>;
 
@@ -719,13 +728,15 @@ template <class N> struct NormOp {
   }
 
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(const char* name, const Tensor& z, const Fold& f,
-                                                            const std::optional<Tensor>& res_, const BatchNormIn& bn,
-                                                            const BatchNormIn* res_bn, at::TensorList learned_,
-                                                            ArrayRef<double> constants, Switches sw, bool want_bits) {
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> forward(
+      const char* name, const Tensor& z, const Fold& f, const std::optional<Tensor>& res_, const BatchNormIn& bn,
+      const BatchNormIn* res_bn, at::TensorList learned_, ArrayRef<double> constants, Switches sw, bool want_bits,
+      const std::optional<Tensor>& v0_, bool want_v_last) {
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const auto copt = z.options().dtype(acc);
     const Learned learned = learned_of(learned_, z, acc, f.n, N::learns, name);
+    const Tensor v0 = membrane_of(v0_, z, f, acc, "v0");
+    Tensor v_last = new_output(want_v_last ? z.sizes().slice(1) : at::IntArrayRef{0}, copt);
     const Tensor residual = f.residual ? res_->contiguous() : Tensor();
     sw.norm = 1;
     sw.residual = f.residual;
@@ -736,27 +747,30 @@ template <class N> struct NormOp {
     shape[0] = (f.steps - 1) / TFB_CKPT;
     Tensor ckpt = new_output(shape, copt);
     Tensor bits = new_output({want_bits ? (z.numel() + 7) / 8 : 0}, z.options().dtype(at::kByte));
-    if (f.n == 0) return {s, ckpt, stats, bits};
+    if (f.n == 0) return {s, ckpt, stats, bits, v_last};
     channel_rows<A>(name, sw, f, z, stats.narrow(0, 0, kRows), bn, learned, constants);
     if (res_bn) channel_rows<A>(name, sw, f, residual, stats.narrow(0, kRows, kRows), *res_bn, learned, constants);
     tfb::Args<A, Params<A>> a = args<A>(f, z, residual, stats, learned, constants, bn.batch_stats);
     a.s = s.data_ptr();
     a.ckpt = ckpt.data_ptr<A>();
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.v_last = want_v_last ? v_last.data_ptr<A>() : nullptr;
     const Tensor* dense_res = f.residual == 1 || f.residual == 3 ? &residual : &s;
     // the spikes' bits from the same kernel, where a byte's elements are one step's (on the GPU), else packed
     a.s_bits = want_bits && (!z.is_cuda() || f.n % 8 == 0) ? bits.data_ptr<uint8_t>() : nullptr;
     if (a.s_bits && !z.is_cuda()) bits.zero_();  // the host sets bit by bit: a last byte's unused bits stay 0
     run<N, A>(name, kForwardCkpt, sw, storage_of(z), a, z, learned, {&z, &s, dense_res}, nullptr);
     if (want_bits && !a.s_bits) pack_into(s, bits);
-    return {s, ckpt, stats, bits};
+    return {s, ckpt, stats, bits, v_last};
   }
 
   template <typename A>
-  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> backward(
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> backward(
       const char* name, const std::optional<Tensor>& gs_, const Tensor& ckpt_, const Tensor& z,
       const std::optional<Tensor>& res_, const Tensor& stats_, at::TensorList learned_, ArrayRef<double> constants,
       Switches sw, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
-      const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine) {
+      const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine, const std::optional<Tensor>& gv_last_,
+      const std::optional<Tensor>& v0_, bool want_gv0) {
     const auto acc = std::is_same<A, double>::value ? at::kDouble : at::kFloat;
     const auto copt = z.options().dtype(acc);
     const i64 C = z.dim() == 4 ? z.size(2) : 0;
@@ -770,6 +784,9 @@ template <class N> struct NormOp {
     const Tensor stats = stats_.contiguous();
     Tensor gs = gs_.has_value() && gs_->defined() ? gs_->to(z.scalar_type()).contiguous() : at::zeros_like(z);
     const Tensor ckpt = ckpt_.to(acc).contiguous();
+    const Tensor v0 = membrane_of(v0_, z, f, acc, "v0");
+    const Tensor gv_last = membrane_of(gv_last_, z, f, acc, "gv_last");
+    Tensor gv0 = new_output(want_gv0 ? z.sizes().slice(1) : at::IntArrayRef{0}, copt);
     // dL/dz into gz_out when given (z itself, say: each element is read before it is overwritten, by the
     // thread that owns it); the first output is then empty (no output aliases an input: torch.compile
     // functionalizes the op)
@@ -791,7 +808,7 @@ template <class N> struct NormOp {
     if (f.n == 0) {
       glearned = learned_.empty() ? z.new_empty({0}, copt) : at::zeros_like(learned_[0]);
       for (Tensor* t : {&gweight, &gbias, &gres_weight, &gres_bias}) t->zero_();
-      return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
+      return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias, gv0};
     }
     const bool want_sums = batch_stats || want_gaffine || learned.values.defined();
     // the residual's BatchNorm differentiated: from gy (dL/dr), which the pass that sums stores, and its own sums
@@ -807,6 +824,9 @@ template <class N> struct NormOp {
     a.ckpt = ckpt.data_ptr<A>();
     a.gweight = want_gaffine ? gweight.data_ptr<A>() : nullptr;
     a.gbias = want_gaffine ? gbias.data_ptr<A>() : nullptr;
+    a.v0 = v0.defined() ? v0.data_ptr<A>() : nullptr;
+    a.gv_last = gv_last.defined() ? gv_last.data_ptr<A>() : nullptr;
+    a.gv0 = want_gv0 ? gv0.data_ptr<A>() : nullptr;  // (written by every recomputing pass: the same values)
     const Tensor* dense_res = f.residual == 1 || f.residual == 3 ? &residual : &gs;
     // one recomputing pass: the sums now or not, dL/dz and dL/dres now or not, BatchNorm's epilogue in it or
     // not; gy_out: gy stored there (a.gres already its pointer), with the residual BatchNorm's sums
@@ -878,7 +898,7 @@ template <class N> struct NormOp {
       }
     }
     if (!glearned.defined()) glearned = z.new_empty({0}, copt);
-    return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias};
+    return {into ? gz.new_empty({0}) : gz, gres, gweight, gbias, glearned, gres_weight, gres_bias, gv0};
   }
 };
 
@@ -1074,14 +1094,15 @@ Tensor spike_max_pool2d_backward(const Tensor& gout_, const Tensor& bits_, at::I
   return gx;
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
     const Tensor& z_, const std::optional<Tensor>& residual, const std::optional<Tensor>& weight,
     const std::optional<Tensor>& bias, const std::optional<Tensor>& running_mean,
     const std::optional<Tensor>& running_var, const std::optional<Tensor>& batches, at::TensorList learned,
     c10::string_view neuron, ArrayRef<double> constants, at::IntArrayRef switches, bool batch_stats, double momentum,
     double eps, bool want_bits, const std::optional<Tensor>& res_weight, const std::optional<Tensor>& res_bias,
     const std::optional<Tensor>& res_running_mean, const std::optional<Tensor>& res_running_var,
-    const std::optional<Tensor>& res_batches, ArrayRef<double> res_norm) {
+    const std::optional<Tensor>& res_batches, ArrayRef<double> res_norm, const std::optional<Tensor>& v0,
+    bool want_v_last) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
@@ -1099,18 +1120,21 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> norm_neuron_forward(
   const BatchNormIn* rbn = res_norm.empty() ? nullptr : &res_bn;
 #define TFB_NORM_FORWARD(S, NAME)                                                                                  \
   if (neuron == NAME)                                                                                              \
-    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits)   \
-               : NormOp<tfb::S>::forward<float>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits);
+    return dbl ? NormOp<tfb::S>::forward<double>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits,   \
+                                                 v0, want_v_last)                                                  \
+               : NormOp<tfb::S>::forward<float>(#S, z, f, residual, bn, rbn, learned, constants, sw, want_bits,    \
+                                                v0, want_v_last);
   TFB_NEURONS(TFB_NORM_FORWARD)
 #undef TFB_NORM_FORWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> norm_neuron_backward(
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> norm_neuron_backward(
     const std::optional<Tensor>& gs, const Tensor& ckpt, const Tensor& z_, const std::optional<Tensor>& residual,
     const Tensor& stats, at::TensorList learned, c10::string_view neuron, ArrayRef<double> constants,
     at::IntArrayRef switches, bool batch_stats, bool want_gz, bool want_gres, bool want_gaffine,
-    const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine) {
+    const std::optional<Tensor>& gz_out, bool res_batch, bool want_gres_affine, const std::optional<Tensor>& gv_last,
+    const std::optional<Tensor>& v0, bool want_gv0) {
   c10::DeviceGuard guard(z_.device());
   const Tensor z = z_.contiguous();
   const Switches sw = switches_of(switches);
@@ -1119,10 +1143,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> norm_neuron_b
   if (neuron == NAME)                                                                                              \
     return dbl ? NormOp<tfb::S>::backward<double>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,        \
                                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out, res_batch, \
-                                                  want_gres_affine)                                                \
+                                                  want_gres_affine, gv_last, v0, want_gv0)                         \
                : NormOp<tfb::S>::backward<float>(#S, gs, ckpt, z, residual, stats, learned, constants, sw,         \
                                                  batch_stats, want_gz, want_gres, want_gaffine, gz_out, res_batch,  \
-                                                 want_gres_affine);
+                                                 want_gres_affine, gv_last, v0, want_gv0);
   TFB_NEURONS(TFB_NORM_BACKWARD)
 #undef TFB_NORM_BACKWARD
   TORCH_CHECK(false, "tfbench: unknown neuron '", std::string(neuron.data(), neuron.size()), "'");
@@ -1283,6 +1307,7 @@ struct ConvNormArgs {
   bool recompute;
   int64_t chunk_elements;
   std::vector<int64_t> pool;  // [] or kernel (2), stride (2), padding (2), dilation (2), out_hw (2)
+  bool want_v_last;           // the neurons' final membrane as the node's third output (else [0])
 };
 
 std::optional<Tensor> given(const Tensor& t) { return t.defined() ? std::optional<Tensor>(t) : std::nullopt; }
@@ -1348,7 +1373,7 @@ std::pair<Tensor, Tensor> conv_backward_in_chunks(const Tensor& gz, const Tensor
 }
 
 struct ConvNormForward {
-  Tensor out, s_bits, x_kept, z, wc, kept_res, ckpt, stats;
+  Tensor out, s_bits, x_kept, z, wc, kept_res, ckpt, stats, v_last;
   std::vector<int64_t> s_shape;
   bool cl;
 };
@@ -1356,7 +1381,7 @@ struct ConvNormForward {
 ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& x_bits, const Tensor& conv_weight,
                                   const Tensor& weight, const Tensor& bias, const Tensor& residual,
                                   const Tensor& residual_bits, const Tensor& res_weight, const Tensor& res_bias,
-                                  at::TensorList learned, const ConvNormArgs& k) {
+                                  const Tensor& v0, at::TensorList learned, const ConvNormArgs& k) {
   TFB_OP(norm_forward, norm_neuron_forward)
   TFB_OP(pool_forward, spike_max_pool2d)
   TORCH_CHECK(x.dim() == 4 && k.steps >= 1 && x.size(0) % k.steps == 0, "tfbench: conv_norm_neuron takes x of "
@@ -1387,10 +1412,12 @@ ConvNormForward conv_norm_forward(const Tensor& x, const Tensor& x_bits, const T
   } else if (residual.defined()) {
     f.kept_res = time_major(in_format(residual, f.cl), k.steps, f.cl);  // z's memory format: the views line up
   }
-  auto [s4, ckpt, stats, s_bits] = norm_forward.call(
+  auto [s4, ckpt, stats, s_bits, v_last] = norm_forward.call(
       time_major(f.z, k.steps, f.cl), given(f.kept_res), given(weight), given(bias), k.running_mean, k.running_var,
       k.batches, learned, k.neuron, k.constants, k.switches, k.batch_stats, k.momentum, k.eps, true,
-      given(res_weight), given(res_bias), k.res_running_mean, k.res_running_var, k.res_batches, k.res_norm);
+      given(res_weight), given(res_bias), k.res_running_mean, k.res_running_var, k.res_batches, k.res_norm, given(v0),
+      k.want_v_last);
+  f.v_last = v_last.view({-1});
   const Tensor s = from_time_major(s4, f.z.sizes(), f.cl);
   f.s_shape = s.sizes().vec();
   f.s_bits = s_bits;
@@ -1416,7 +1443,9 @@ struct ConvNormState : torch::CustomClassHolder {
   std::vector<int64_t> x_shape, s_shape;
   bool x_cl = false, x_is_bits = false, cl = false, res_batch = false, affine = false, res_affine = false;
   at::ScalarType weight_dtype = at::kFloat;
-  int64_t in_conv_weight = 2, in_weight = -1, in_bias = -1, in_residual = -1, in_res_weight = -1, in_res_bias = -1;
+  int64_t in_conv_weight = 2, in_weight = -1, in_bias = -1, in_residual = -1, in_res_weight = -1, in_res_bias = -1,
+          in_v0 = -1;
+  at::ScalarType v0_dtype = at::kFloat;
 };
 
 class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFunction> {
@@ -1425,20 +1454,23 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
                                const Tensor& conv_weight, const std::optional<Tensor>& weight_,
                                const std::optional<Tensor>& bias_, const std::optional<Tensor>& residual_,
                                const std::optional<Tensor>& residual_bits_, const std::optional<Tensor>& res_weight_,
-                               const std::optional<Tensor>& res_bias_, at::TensorList learned, const ConvNormArgs& k) {
+                               const std::optional<Tensor>& res_bias_, const std::optional<Tensor>& v0_,
+                               at::TensorList learned, const ConvNormArgs& k) {
     const Tensor x_bits = value(x_bits_), weight = value(weight_), bias = value(bias_), residual = value(residual_),
-                 residual_bits = value(residual_bits_), res_weight = value(res_weight_), res_bias = value(res_bias_);
+                 residual_bits = value(residual_bits_), res_weight = value(res_weight_), res_bias = value(res_bias_),
+                 v0 = value(v0_);
     ConvNormForward f = conv_norm_forward(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
-                                          res_bias, learned, k);
+                                          res_bias, v0, learned, k);
     auto st = c10::make_intrusive<ConvNormState>();
     int64_t input = x_bits.defined() ? 3 : 2;
     st->in_conv_weight = input - 1;
     int64_t in_residual_bits = -1;
     for (auto [index, t] : {std::pair<int64_t*, const Tensor*>{&st->in_weight, &weight}, {&st->in_bias, &bias},
                             {&st->in_residual, &residual}, {&in_residual_bits, &residual_bits},
-                            {&st->in_res_weight, &res_weight}, {&st->in_res_bias, &res_bias}})
+                            {&st->in_res_weight, &res_weight}, {&st->in_res_bias, &res_bias}, {&st->in_v0, &v0}})
       *index = t->defined() ? input++ : (int64_t)-1;
-    std::vector<Tensor> saved{f.x_kept, f.z, f.wc, f.kept_res, f.ckpt, f.stats, k.pool.empty() ? Tensor() : f.s_bits};
+    std::vector<Tensor> saved{f.x_kept, f.z, f.wc, f.kept_res, f.ckpt, f.stats, k.pool.empty() ? Tensor() : f.s_bits,
+                              v0};
     for (const Tensor& w : learned) saved.push_back(w);
     ctx->save_for_backward(saved);
     st->k = k;
@@ -1454,11 +1486,12 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     st->res_batch = !k.res_norm.empty() && k.res_norm[0] != 0;
     st->affine = weight.defined();
     st->res_affine = !k.res_norm.empty() && res_weight.defined();
+    if (v0.defined()) st->v0_dtype = v0.scalar_type();
     ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(st));
     const Tensor bits_out = k.pool.empty() ? f.s_bits : f.s_bits.new_empty({0});  // the pooled spikes have none
     ctx->mark_non_differentiable({bits_out});
     ctx->set_materialize_grads(false);
-    return {f.out, bits_out};
+    return {f.out, bits_out, f.v_last};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -1467,9 +1500,9 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     TFB_OP(pool_backward, spike_max_pool2d_backward)
     auto saved = ctx->get_saved_variables();
     const Tensor &x_kept = saved[0], &wc = saved[2], &kept_res = saved[3], &ckpt = saved[4], &stats = saved[5];
-    const Tensor& s_bits = saved[6];
+    const Tensor &s_bits = saved[6], &v0 = saved[7];
     Tensor z = saved[1];
-    std::vector<Tensor> learned(saved.begin() + 7, saved.end());
+    std::vector<Tensor> learned(saved.begin() + 8, saved.end());
     const auto st = c10::static_intrusive_pointer_cast<ConvNormState>(ctx->saved_data["state"].toCapsule());
     const ConvNormArgs& k = st->k;
     const bool cl = st->cl, recompute = k.recompute;
@@ -1478,7 +1511,7 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     const bool want_gres = needs(st->in_residual);
     const bool want_affine = st->affine && (needs(st->in_weight) || needs(st->in_bias));
     const bool want_res_affine = st->res_affine && (needs(st->in_res_weight) || needs(st->in_res_bias));
-    const bool want_gx = ctx->needs_input_grad(0), want_gw = needs(st->in_conv_weight);
+    const bool want_gx = ctx->needs_input_grad(0), want_gw = needs(st->in_conv_weight), want_gv0 = needs(st->in_v0);
     int64_t numel = 1;
     for (int64_t v : x_shape) numel *= v;
     auto unpacked = [&]() {  // x from its bits, in its memory format and the convolution's dtype
@@ -1506,9 +1539,11 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     // Python key) a buffer of its own: inductor may give a recomputed z another layout, which a view written
     // through would not follow
     const bool over_z = !z4.key_set().has(c10::DispatchKey::Python);
-    auto [gz_own, gres, gweight, gbias, glearned, gres_weight, gres_bias] = norm_backward.call(
+    const std::optional<Tensor> gv_last = grads.size() > 2 && grads[2].defined() ? given(grads[2]) : std::nullopt;
+    auto [gz_own, gres, gweight, gbias, glearned, gres_weight, gres_bias, gv0] = norm_backward.call(
         gs, ckpt, z4, given(kept_res), stats, learned, k.neuron, k.constants, k.switches, k.batch_stats, true,
-        want_gres, want_affine, over_z ? std::optional<Tensor>(z4) : std::nullopt, st->res_batch, want_res_affine);
+        want_gres, want_affine, over_z ? std::optional<Tensor>(z4) : std::nullopt, st->res_batch, want_res_affine,
+        gv_last, given(v0), want_gv0);
     // the kept z is gone: a second backward over this graph is refused
     if (!recompute) torch::autograd::impl::bump_version(z);
     gs.reset();
@@ -1542,7 +1577,8 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
                       want_gres ? from_time_major(gres, gz.sizes(), cl) : Tensor(),
                       Tensor(),
                       want_res_affine ? gres_weight : Tensor(),
-                      want_res_affine ? gres_bias : Tensor()};
+                      want_res_affine ? gres_bias : Tensor(),
+                      want_gv0 ? gv0.view(v0.sizes()).to(st->v0_dtype) : Tensor()};
     if (!learned.empty()) out.push_back(glearned.numel() ? glearned : Tensor());  // (at most one)
     out.push_back(Tensor());  // the arguments
     return out;
@@ -1556,14 +1592,14 @@ ConvNormArgs conv_norm_args(at::IntArrayRef stride, at::IntArrayRef padding, at:
                             const std::optional<Tensor>& res_running_var, const std::optional<Tensor>& res_batches,
                             ArrayRef<double> res_norm, c10::string_view neuron, ArrayRef<double> constants,
                             at::IntArrayRef switches, int64_t split_backward_bytes, bool recompute,
-                            int64_t chunk_elements, at::IntArrayRef pool) {
+                            int64_t chunk_elements, at::IntArrayRef pool, bool want_v_last) {
   TORCH_CHECK(pool.empty() || (pool.size() == 10 && recompute),
               "tfbench: conv_norm_neuron's pool is [] or kernel, stride, padding, dilation, out_hw (2 each), and "
               "needs recompute");
   return {stride.vec(), padding.vec(), dilation.vec(), groups, steps, split_backward_bytes, running_mean, running_var,
           batches, res_running_mean, res_running_var, res_batches, batch_stats, momentum, eps, res_norm.vec(),
           constants.vec(), switches.vec(), std::string(neuron.data(), neuron.size()), recompute, chunk_elements,
-          pool.vec()};
+          pool.vec(), want_v_last};
 }
 
 #define TFB_CONV_NORM_PARAMS                                                                                        \
@@ -1577,25 +1613,25 @@ ConvNormArgs conv_norm_args(at::IntArrayRef stride, at::IntArrayRef padding, at:
       ArrayRef<double> constants, at::IntArrayRef switches, at::IntArrayRef stride, at::IntArrayRef padding,        \
       at::IntArrayRef dilation, int64_t groups, int64_t steps, bool batch_stats, double momentum, double eps,       \
       ArrayRef<double> res_norm, int64_t split_backward_bytes, bool recompute, int64_t chunk_elements,              \
-      at::IntArrayRef pool
+      at::IntArrayRef pool, const std::optional<Tensor>&v0, bool want_v_last
 #define TFB_CONV_NORM_ARGS                                                                                          \
   conv_norm_args(stride, padding, dilation, groups, steps, running_mean, running_var, batches, batch_stats,         \
                  momentum, eps, res_running_mean, res_running_var, res_batches, res_norm, neuron, constants,        \
-                 switches, split_backward_bytes, recompute, chunk_elements, pool)
+                 switches, split_backward_bytes, recompute, chunk_elements, pool, want_v_last)
 
 // The Autograd key's implementation: the node above.
-std::tuple<Tensor, Tensor> conv_norm_neuron_autograd(TFB_CONV_NORM_PARAMS) {
+std::tuple<Tensor, Tensor, Tensor> conv_norm_neuron_autograd(TFB_CONV_NORM_PARAMS) {
   auto out = ConvNormNeuronFunction::apply(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
-                                           res_bias, learned, TFB_CONV_NORM_ARGS);
-  return {out[0], out[1]};
+                                           res_bias, v0, learned, TFB_CONV_NORM_ARGS);
+  return {out[0], out[1], out[2]};
 }
 
 // The devices' implementation, reached without autograd (torch.inference_mode): the forward alone.
-std::tuple<Tensor, Tensor> conv_norm_neuron(TFB_CONV_NORM_PARAMS) {
+std::tuple<Tensor, Tensor, Tensor> conv_norm_neuron(TFB_CONV_NORM_PARAMS) {
   ConvNormForward f = conv_norm_forward(x, value(x_bits), conv_weight, value(weight), value(bias), value(residual),
-                                        value(residual_bits), value(res_weight), value(res_bias), learned,
+                                        value(residual_bits), value(res_weight), value(res_bias), value(v0), learned,
                                         TFB_CONV_NORM_ARGS);
-  return {f.out, pool.empty() ? f.s_bits : f.s_bits.new_empty({0})};
+  return {f.out, pool.empty() ? f.s_bits : f.s_bits.new_empty({0}), f.v_last};
 }
 
 // The same entry points for both devices: each dispatches on the tensors' device itself (run()).

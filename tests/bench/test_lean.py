@@ -17,7 +17,7 @@ TINY = dict(dataset="MNIST", synthetic=True, T=2, batch_size=2, epochs=1, max_st
     (dict(arch="sj:spiking_resnet18"), "lean applies to tfbench's Spiking-ResNets"),
     (dict(arch="ResNet18"), "ResNet18 is an ANN"),
     (dict(step_mode="single"), "needs step-mode multi"),
-    (dict(parallel="temporal", world_size=2, T=4), "not available with --parallel temporal"),
+    (dict(parallel="temporal", world_size=2, T=4, chunks=2), r"got chunks 2; choose --chunks 1"),
 ])
 def test_lean_refuses_before_any_work(changes, words) -> None:
     with pytest.raises(ValueError, match=words):
@@ -38,13 +38,15 @@ def test_lean_is_in_the_key_only_when_set() -> None:
 
 
 def test_lean_trains_as_the_default_does() -> None:
-    """The same seed, data and network: the first epoch's loss agrees to fp32 rounding of a few steps."""
-    recs = [train(RunConfig(lean=v, **TINY)) for v in (False, True)]
+    """The same seed, data and network: the first step's loss agrees to fp32 rounding. (One step: Adam's first
+    update is about lr times the sign of each gradient, so a gradient that is zero but for rounding moves its
+    weight by +-lr either way, and the second step's loss then differs by more than rounding on some CPUs.
+    That the gradients agree is tests/ops/test_norm.py's and tests/models'.)"""
+    recs = [train(RunConfig(lean=v, **{**TINY, "max_steps": 1})) for v in (False, True)]
     assert all(r.status == "ok" for r in recs), [r.status for r in recs]
     assert recs[1].options == "lean" and recs[1].checked
-    assert recs[0].train_loss[0] == pytest.approx(recs[1].train_loss[0], rel=1e-4)
+    assert recs[0].train_loss[0] == pytest.approx(recs[1].train_loss[0], rel=1e-5)
     assert recs[0].n_params == recs[1].n_params
-    torch.testing.assert_close(torch.tensor(recs[0].test_accuracy), torch.tensor(recs[1].test_accuracy))
 
 
 def test_the_lean_check_fails_a_wrong_fold() -> None:

@@ -516,6 +516,70 @@ def test_conv_norm_neuron_equals_the_composition(device, kind, channels_last, fo
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["LIF", "PLIF-channel"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("form", ["stem+pool", "bits", "bits+residual-bn"])
+def test_conv_norm_neuron_carries_the_membrane_across_calls(device, kind, channels_last, form):
+    """A layer's 19 steps as two calls of the node, 11 and 8 steps, the first's v_T the second's v0 (the temporal
+    pipeline's segments), float64: the spikes, the last v_T and every gradient (a given v0's and the loss's
+    share through the last v_T among them) as conv, BatchNorm (each call's own batch statistics), the residual's
+    BatchNorm and the neuron module carrying its membrane from call to call."""
+    g = generator(zlib.crc32(f"carry-{kind}-{channels_last}-{form}".encode()))
+    stem = form.startswith("stem")
+    x = torch.rand(T * B, 3, 9, 9, generator=g, dtype=torch.float64)
+    x = (x if stem else (x < 0.4).double()).to(device)
+    conv = nn.Conv2d(3, C, 3, stride=2, padding=1, bias=False).to(device=device, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    r = (torch.rand(T * B, C, 5, 5, generator=g, dtype=torch.float64) * 0.6).to(device) if "residual" in form else None
+    if channels_last:
+        x, conv = x.contiguous(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
+    cl = norm.is_channels_last(conv(x))
+    if r is not None:
+        r = r.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+    pool = nn.MaxPool2d(3, stride=2, padding=1) if form.endswith("pool") else None
+    weights = torch.randn(T * B, C, *((3, 3) if pool else (5, 5)), generator=g, dtype=torch.float64).to(device)
+    v_start = (torch.rand(B, C, 5, 5, generator=g, dtype=torch.float64) * 0.5).to(device)
+    v_weights = torch.randn(B, C, 5, 5, generator=g, dtype=torch.float64).to(device)
+
+    def order(v):   # [B, C, H, W] as the node's [n]: the convolution output's memory order
+        return (v.permute(0, 2, 3, 1) if cl else v).flatten()
+
+    out = []
+    for fused in (True, False):
+        conv.zero_grad()
+        bn = _bn(C, torch.float64, device, 9)
+        rbn = _bn(C, torch.float64, device, 10) if r is not None else None
+        layer = _neuron(kind, device, torch.float64).double()
+        xi = x.clone().requires_grad_(True)
+        ri = None if r is None else r.clone().requires_grad_(True)
+        v0 = v_start.clone().requires_grad_(True)
+        v, spikes = (order(v0) if fused else v0), []
+        for lo, hi in ((0, 11 * B), (11 * B, T * B)):
+            xs, rs, steps = xi[lo:hi], None if ri is None else ri[lo:hi], (hi - lo) // B
+            if fused:
+                bits = None if stem else norm.pack_spikes(xs)
+                s, v = norm.conv_norm_neuron(conv, xs, bn, *layer.norm_args(), steps, bits, rs, None, pool,
+                                             recompute=stem, residual_bn=rbn, v0=v, return_state=True)
+            else:
+                y = bn(conv(xs)) + (0 if rs is None else rbn(rs))
+                s, v = layer(y.unflatten(0, (steps, -1)), v, return_state=True)
+                s = s.flatten(0, 1)
+                s = s if pool is None else pool(s)
+            spikes.append(s)
+        s = torch.cat(spikes)
+        v_last = v if fused else order(v)
+        ((s * weights).sum() + (v_last * order(v_weights)).sum()).backward()
+        out.append((s.detach(), v_last.detach(), xi.grad, v0.grad, conv.weight.grad.clone(), bn.weight.grad,
+                    bn.bias.grad, *[q.grad for q in layer.parameters()], bn.running_mean.clone(),
+                    bn.running_var.clone(), *([] if ri is None else [ri.grad, rbn.weight.grad, rbn.bias.grad])))
+    assert torch.equal(out[0][0], out[1][0])
+    assert 0 < out[0][0].sum() < out[0][0].numel()
+    for a, b in zip(out[0][1:], out[1][1:]):
+        assert _rel(a, b) < 1e-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("channels, side", [(8, 4), (5, 3)], ids=["whole-bytes", "bytes-across-steps"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

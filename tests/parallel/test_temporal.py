@@ -69,6 +69,33 @@ def test_network_equals_single_process(tmp_path, k, T, chunks):
     _check_network(results, ref, k)
 
 
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_lean_network_equals_the_default_pipeline(tmp_path, micro_batches):
+    """Lean (BatchNorm folded into the fused conv -> BN -> LIF nodes, v0 / v_T exchanged around each node):
+    the reference's logits, loss and gradients, and after one step the default pipeline's parameters, BatchNorm
+    statistics (averaged over the ranks) and evaluation logits (float64: to rounding, BatchNorm's sums are
+    made in another order)."""
+    k, T = 2, 4
+    ref = reference(T, k, micro_batches)
+    (tmp_path / "lean").mkdir()
+    (tmp_path / "default").mkdir()
+    lean = workers.spawn(workers.temporal_network, k, str(tmp_path / "lean"), T, 1, micro_batches, workers.BATCH,
+                         True)
+    default = workers.spawn(workers.temporal_network, k, str(tmp_path / "default"), T, 1, micro_batches)
+    for g, (r, d) in enumerate(zip(lean, default)):
+        torch.testing.assert_close(r["logits"], ref["logits"], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(r["loss"], ref["loss"], rtol=1e-12, atol=1e-12)
+        assert r["grads"].keys() == ref["grads"].keys()
+        for name, want in ref["grads"].items():
+            torch.testing.assert_close(r["grads"][name], want, rtol=1e-9, atol=1e-12, msg=f"rank {g} {name}")
+        for name, want in d["params"].items():
+            torch.testing.assert_close(r["params"][name], want, rtol=1e-9, atol=1e-12, msg=f"rank {g} {name}")
+        for name, want in d["buffers"].items():
+            torch.testing.assert_close(r["buffers"][name], want, rtol=1e-9, atol=1e-12, msg=f"rank {g} {name}")
+        torch.testing.assert_close(r["eval_logits"], d["eval_logits"], rtol=1e-9, atol=1e-12)
+    assert torch.equal(lean[1]["eval_logits"], lean[0]["eval_logits"])
+
+
 @pytest.mark.slow
 def test_network_on_eight_ranks(tmp_path):
     """The 8-rank pipeline (T=8: one step per rank) on CPU, as issue 7 needs it."""

@@ -45,13 +45,15 @@ def _join(folder: str, rank: int, world: int) -> None:
 
 
 def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int, micro_batches: int = 1,
-                     batch: int = BATCH) -> None:
+                     batch: int = BATCH, lean: bool = False) -> None:
     """Spiking-ResNet18 in the temporal pipeline: logits, loss, every layer's spikes (in call order:
-    micro-batch by micro-batch, layer by layer) and every gradient."""
+    micro-batch by micro-batch, layer by layer; none when ``lean``: its fused nodes call no neuron module)
+    and every gradient."""
     _join(folder, rank, world)
     link = Link.world(chunks, micro_batches)
     torch.manual_seed(0)
-    model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES).double()
+    model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES, lean=lean,
+                         spike_input=lean).double()
     spikes = []
     for m in model.modules():
         if isinstance(m, PipelinedLIF):
@@ -71,7 +73,8 @@ def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int, mi
     with torch.no_grad():
         eval_logits = net(x)
     torch.save({"logits": logits.detach(), "loss": loss.detach(), "spikes": train_spikes, "grads": grads,
-                "eval_logits": eval_logits, "params": {n: p.detach().clone() for n, p in model.named_parameters()}},
+                "eval_logits": eval_logits, "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+                "buffers": {n: b.detach().clone() for n, b in model.named_buffers()}},
                Path(folder) / f"rank{rank}.pt")
     link.flush()
     dist.barrier()

@@ -233,9 +233,9 @@ def _check_lean(arch, values: dict[str, Any]) -> None:
     if values["step_mode"] != "multi":
         raise ValueError(f"lean runs all T steps of a layer at once: it needs step-mode multi, got "
                          f"{values['step_mode']!r}")
-    if values["parallel"] == "temporal":
-        raise ValueError("lean is not available with --parallel temporal (the pipeline's neurons do not take "
-                         "BatchNorm in); use --parallel none or data")
+    if values["parallel"] == "temporal" and values["chunks"] != 1:
+        raise ValueError(f"lean runs each layer's conv -> BatchNorm -> neuron as one node, its neurons in one chunk: "
+                         f"got chunks {values['chunks']}; choose --chunks 1 (or leave --lean off)")
 
 
 def lean_unavailable(backend) -> str | None:

@@ -50,7 +50,9 @@ class Spiking(nn.Module):
                   residual_bn: nn.Module | None = None) -> Tensor:
         """``self(bn(conv(x)) + residual_bn(residual))`` for x ``[T*B, C, H, W]`` (no ``residual_bn``: the
         residual as it is), then ``pool`` when given. Lean: one fused autograd node
-        (``tfbench.ops.norm.conv_norm_neuron``) that keeps ``bits`` (``pack(x)``, x spikes) and conv(x), or
+        (``tfbench.ops.norm.conv_norm_neuron``; a neuron whose membrane crosses calls, the temporal pipeline's,
+        runs it through its ``carry(run, x, neurons)`` with the node's v0 and v_T) that keeps ``bits``
+        (``pack(x)``, x spikes) and conv(x), or
         without bits x itself, recomputing conv(x) in backward (the stem: its input is kept anyway);
         ``recompute=True`` with bits: the bits only, conv(x) recomputed from them (the stem of spikes);
         ``residual_bn`` folded in too (the downsample's: its output never stored). ``residual_bits``: the
@@ -64,8 +66,12 @@ class Spiking(nn.Module):
             return s if pool is None else pool(s)
         from ..ops import norm
 
-        return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits,
-                                     pool, recompute, residual_bn)
+        def run(v0: Tensor | None = None, return_state: bool = False):
+            return norm.conv_norm_neuron(conv, x, bn, *self.neuron.norm_args(), self.T, bits, residual, residual_bits,
+                                         pool, recompute, residual_bn, v0, return_state)
+
+        carry = getattr(self.neuron, "carry", None)
+        return run() if carry is None else carry(run, x, norm.conv_neurons(conv, x, self.T))
 
     def pack(self, x: Tensor) -> Tensor | None:
         """The spikes ``x`` as bits (``tfbench.ops.norm.pack_spikes``) when lean, else None."""

@@ -24,18 +24,19 @@ Seven more serve the lean path (norm.py drives them): BatchNorm folded into the 
     tfbench::norm_neuron_forward(z, residual, weight, bias, running_mean!, running_var!,
                                  num_batches_tracked!, learned, neuron, constants, switches,
                                  batch_stats, momentum, eps, want_bits, res_weight, res_bias,
-                                 res_running_mean!, res_running_var!, res_num_batches_tracked!, res_norm)
-        -> (s, ckpt, stats [4, C] or [8, C], s's bits (pack_spikes's, from the same kernel) or [0])
+                                 res_running_mean!, res_running_var!, res_num_batches_tracked!, res_norm,
+                                 v0, want_v_last)
+        -> (s, ckpt, stats [4, C] or [8, C], s's bits (pack_spikes's, from the same kernel) or [0], v_T or [0])
     tfbench::norm_neuron_backward(gs, ckpt, z, residual, stats, learned, neuron, constants, switches,
                                   batch_stats, want_gz, want_gres, want_gaffine, gz_out!, res_batch_stats,
-                                  want_gres_affine)
+                                  want_gres_affine, gv_T, v0, want_gv0)
         -> (dL/dz ([0] when written into gz_out), dL/dresidual, dL/dweight, dL/dbias, dL/dlearned (the
-            one learned tensor's, or [0]), dL/dres_weight, dL/dres_bias)
+            one learned tensor's, or [0]), dL/dres_weight, dL/dres_bias, dL/dv0 or [0])
     tfbench::conv_norm_neuron(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight,
                               res_bias, (both BatchNorms' buffers)!, learned, neuron, constants, switches,
                               stride, padding, dilation, groups, steps, batch_stats, momentum, eps, res_norm,
-                              split_backward_bytes, recompute, chunk_elements, pool)
-        -> (s or its max-pool, s's bits or [0])
+                              split_backward_bytes, recompute, chunk_elements, pool, v0, want_v_last)
+        -> (s or its max-pool, s's bits or [0], v_T [n] or [0])
         a convolution, then norm_neuron_forward (then a max-pool of spikes): one C++ autograd node, whose
         inner ops (these, ATen's convolutions) are called through the dispatcher: torch.compile traces it
     tfbench::pack_spikes(s) -> uint8 bits;  tfbench::unpack_spikes(bits, numel, dtype) -> [numel]
@@ -46,7 +47,10 @@ z is ``[T, M, C, inner]`` (BatchNorm's channel dim 2), the residual None, z-shap
 updates the running statistics as ``nn.BatchNorm2d`` (momentum < 0: the cumulative average). With
 ``res_norm`` = [batch_stats, momentum, eps] the residual (z-shaped) is normalised by a BatchNorm of its own
 first (the res_* arguments: a ResNet's downsample), whose rows follow z's in stats ([8, C]); backward
-then returns dL/d(the residual's input) as dL/dresidual.
+then returns dL/d(the residual's input) as dL/dresidual. ``v0`` (the membrane before the first step, one
+value per neuron of a step in z's order: ``[M, C, inner]`` for the norm ops, ``[n]`` for the node; float32,
+float64 for float64) and v_T (the membrane after the last) carry a layer across calls, as the neuron ops'
+do (the temporal pipeline's segments): v0 None starts from rest, gv_T None is zero.
 
 Two small ops support them: ``tfbench::_kernels`` (implemented here, in Python: the C++ launcher's
 way to get a configuration's NVRTC-compiled kernels, jit.py) and ``tfbench::_set`` (the launch
@@ -82,20 +86,21 @@ SCHEMAS = {
                            "float[] constants, int[] switches, bool batch_stats, float momentum, float eps, "
                            "bool want_bits, Tensor? res_weight=None, Tensor? res_bias=None, "
                            "Tensor(d!)? res_running_mean=None, Tensor(e!)? res_running_var=None, "
-                           "Tensor(f!)? res_num_batches_tracked=None, float[] res_norm=[]) "
-                           "-> (Tensor, Tensor, Tensor, Tensor)",
+                           "Tensor(f!)? res_num_batches_tracked=None, float[] res_norm=[], Tensor? v0=None, "
+                           "bool want_v_last=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
     "norm_neuron_backward": "(Tensor? gs, Tensor ckpt, Tensor z, Tensor? residual, Tensor stats, Tensor[] learned, "
                             "str neuron, float[] constants, int[] switches, bool batch_stats, bool want_gz, "
                             "bool want_gres, bool want_gaffine, Tensor(a!)? gz_out, bool res_batch_stats=False, "
-                            "bool want_gres_affine=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+                            "bool want_gres_affine=False, Tensor? gv_last=None, Tensor? v0=None, bool want_gv0=False) "
+                            "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
     "conv_norm_neuron": "(Tensor x, Tensor? x_bits, Tensor conv_weight, Tensor? weight, Tensor? bias, Tensor? residual, "
                         "Tensor? residual_bits, Tensor? res_weight, Tensor? res_bias, Tensor(a!)? running_mean, "
                         "Tensor(b!)? running_var, Tensor(c!)? num_batches_tracked, Tensor(d!)? res_running_mean, "
                         "Tensor(e!)? res_running_var, Tensor(f!)? res_num_batches_tracked, Tensor[] learned, "
                         "str neuron, float[] constants, int[] switches, int[] stride, int[] padding, int[] dilation, "
                         "int groups, int steps, bool batch_stats, float momentum, float eps, float[] res_norm, "
-                        "int split_backward_bytes, bool recompute, int chunk_elements, int[] pool) "
-                        "-> (Tensor, Tensor)",
+                        "int split_backward_bytes, bool recompute, int chunk_elements, int[] pool, Tensor? v0=None, "
+                        "bool want_v_last=False) -> (Tensor, Tensor, Tensor)",
     "_kernels": "(str source, str defines, str kernels, int device) -> int[]",
     "_set": "(str key, int value) -> int",
 }
@@ -160,16 +165,19 @@ def _pool_backward_fake(gout, bits, shape, channels_last, kernel, stride, paddin
 @torch.library.register_fake("tfbench::norm_neuron_forward", lib=LIBRARY)
 def _norm_forward_fake(z, residual, weight, bias, running_mean, running_var, num_batches_tracked, learned, neuron,
                        constants, switches, batch_stats, momentum, eps, want_bits, res_weight=None, res_bias=None,
-                       res_running_mean=None, res_running_var=None, res_num_batches_tracked=None, res_norm=()):
+                       res_running_mean=None, res_running_var=None, res_num_batches_tracked=None, res_norm=(), v0=None,
+                       want_v_last=False):
     acc = _acc(z.dtype)
     ckpt = z.new_empty((ckpt_rows(z.shape[0]), *z.shape[1:]), dtype=acc)
     bits = z.new_empty(((z.numel() + 7) // 8 if want_bits else 0,), dtype=torch.uint8)
-    return z.new_empty(z.shape), ckpt, z.new_empty((8 if res_norm else 4, z.shape[2]), dtype=acc), bits
+    v_last = z.new_empty(z.shape[1:] if want_v_last else (0,), dtype=acc)
+    return z.new_empty(z.shape), ckpt, z.new_empty((8 if res_norm else 4, z.shape[2]), dtype=acc), bits, v_last
 
 
 @torch.library.register_fake("tfbench::norm_neuron_backward", lib=LIBRARY)
 def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants, switches, batch_stats, want_gz,
-                        want_gres, want_gaffine, gz_out, res_batch_stats=False, want_gres_affine=False):
+                        want_gres, want_gaffine, gz_out, res_batch_stats=False, want_gres_affine=False, gv_last=None,
+                        v0=None, want_gv0=False):
     acc = _acc(z.dtype)
     gz = z.new_empty(z.shape if want_gz and gz_out is None else (0,))   # into gz_out: none
     gres = z.new_empty(z.shape if want_gres else (0,))
@@ -177,18 +185,21 @@ def _norm_backward_fake(gs, ckpt, z, residual, stats, learned, neuron, constants
     gres_affine = [z.new_empty((z.shape[2],) if want_gres_affine and stats.shape[0] == 8 else (0,), dtype=acc)
                    for _ in range(2)]
     glearned = learned[0].new_empty(learned[0].shape) if learned else z.new_empty((0,), dtype=acc)
-    return gz, gres, *gaffine, glearned, *gres_affine
+    gv0 = z.new_empty(z.shape[1:] if want_gv0 else (0,), dtype=acc)
+    return gz, gres, *gaffine, glearned, *gres_affine, gv0
 
 
 @torch.library.register_fake("tfbench::conv_norm_neuron", lib=LIBRARY)
 def _conv_norm_fake(x, x_bits, conv_weight, weight, bias, residual, residual_bits, res_weight, res_bias, running_mean,
                     running_var, num_batches_tracked, res_running_mean, res_running_var, res_num_batches_tracked,
                     learned, neuron, constants, switches, stride, padding, dilation, groups, steps, batch_stats,
-                    momentum, eps, res_norm, split_backward_bytes, recompute, chunk_elements, pool):
+                    momentum, eps, res_norm, split_backward_bytes, recompute, chunk_elements, pool, v0=None,
+                    want_v_last=False):
     z = torch.nn.functional.conv2d(x, conv_weight, None, stride, padding, dilation, groups)
+    v_last = z.new_empty((z.numel() // steps if want_v_last else 0,), dtype=_acc(z.dtype))
     if pool:   # [kernel, stride, padding, dilation, out_hw], 2 each
-        return z.new_empty((*z.shape[:2], *pool[8:10])), z.new_empty((0,), dtype=torch.uint8)
-    return torch.empty_like(z), z.new_empty(((z.numel() + 7) // 8,), dtype=torch.uint8)
+        return z.new_empty((*z.shape[:2], *pool[8:10])), z.new_empty((0,), dtype=torch.uint8), v_last
+    return torch.empty_like(z), z.new_empty(((z.numel() + 7) // 8,), dtype=torch.uint8), v_last
 
 
 LIBRARY.impl("_kernels", jit.provide_kernels, "CompositeExplicitAutograd")

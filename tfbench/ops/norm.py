@@ -160,7 +160,7 @@ class _NormNeuron(torch.autograd.Function):
         batch, mean, var, batches, momentum = _statistics(bn)
         res_mean, res_var, res_batches, res_norm = (None, None, None, []) if residual_bn is None else \
             _residual_statistics(residual_bn)
-        s, ckpt, stats, _ = library.NORM_FORWARD(
+        s, ckpt, stats, _, _ = library.NORM_FORWARD(
             z, kept_res, weight, bias, mean, var, batches, list(learned), neuron, constants, switches, batch, momentum,
             float(bn.eps), False, res_weight, res_bias, res_mean, res_var, res_batches, res_norm)
         ctx.save_for_backward(z, kept_res, ckpt, stats, *learned)
@@ -178,7 +178,7 @@ class _NormNeuron(torch.autograd.Function):
         want_gres = ctx.has_residual and ctx.needs_input_grad[1]
         want_affine = ctx.affine and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
         want_res_affine = ctx.res_affine and (ctx.needs_input_grad[4] or ctx.needs_input_grad[5])
-        gz, gres, gweight, gbias, glearned, gres_weight, gres_bias = library.NORM_BACKWARD(
+        gz, gres, gweight, gbias, glearned, gres_weight, gres_bias, _ = library.NORM_BACKWARD(
             gs, ckpt, z, kept_res, stats, list(learned), ctx.neuron, ctx.constants, ctx.switches, ctx.batch,
             ctx.needs_input_grad[0], want_gres, want_affine, None, ctx.res_batch, want_res_affine)
         return (gz if ctx.needs_input_grad[0] else None, gres if want_gres else None,
@@ -258,7 +258,8 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
                      learned: Sequence[Tensor], steps: int, x_bits: Tensor | None = None,
                      residual: Tensor | None = None, residual_bits: Tensor | None = None,
                      pool: nn.MaxPool2d | None = None, recompute: bool | None = None,
-                     residual_bn: nn.modules.batchnorm._BatchNorm | None = None) -> Tensor:
+                     residual_bn: nn.modules.batchnorm._BatchNorm | None = None, v0: Tensor | None = None,
+                     return_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Spikes of ``neuron(bn(conv(x)) + residual)`` for x ``[T*B, C, H, W]``: a convolution, then
     ``norm_neuron``, as one autograd node.
 
@@ -275,7 +276,12 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     The node is C++ (``tfbench::conv_norm_neuron``). ``residual_bn``: a BatchNorm
     of the residual's channels applied to it first, folded in (its output never stored: the downsample's;
     up to ``FOLDED_RESIDUAL_BN_STEPS`` steps, applied as a module beyond). ``conv`` without bias, zero
-    padding given as numbers."""
+    padding given as numbers.
+
+    ``v0``: the membrane before the first step, ``[n]`` for the ``n = conv_neurons(conv, x, steps)`` neurons of a
+    step in the convolution output's memory order (float32; float64 for float64), or None (rest);
+    ``return_state``: also return the membrane after the last step, ``(spikes, v_T)`` with v_T ``[n]``. Gradients
+    flow through both: a layer's steps can be split across calls (the temporal pipeline's segments)."""
     reason = available()
     if reason is not None:
         raise RuntimeError(reason)
@@ -300,18 +306,28 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     pool_args = []
     if pool is not None:   # the output's [Ho, Wo] checked here (what kernels/spike_pool.cuh cannot pool: ValueError)
         pa = _pool_args(pool)
-        shape = [x.shape[0], conv.out_channels] + [
-            (x.shape[2 + d] + 2 * _pair(conv.padding)[d] - _pair(conv.dilation)[d] * (_pair(conv.kernel_size)[d] - 1)
-             - 1) // _pair(conv.stride)[d] + 1 for d in (0, 1)]
-        pool_args = [v for a in pa[:4] for v in _pair(a)] + _pool_out_hw(shape, pa)
-    s, s_bits = library.CONV_NORM_NEURON(
+        pool_args = [v for a in pa[:4] for v in _pair(a)] + _pool_out_hw(conv_output_shape(conv, x), pa)
+    s, s_bits, v_last = library.CONV_NORM_NEURON(
         x, x_bits, conv.weight, bn.weight, bn.bias, residual, residual_bits, rw, rb, mean, var, batches,
         *res_stats[:3], list(learned), p.name, constants, switches, list(conv.stride), list(conv.padding),
         list(conv.dilation), conv.groups, steps, batch, momentum, float(bn.eps), res_stats[3], SPLIT_BACKWARD_BYTES,
-        recompute, CONV_CHUNK_ELEMENTS, pool_args)
+        recompute, CONV_CHUNK_ELEMENTS, pool_args, v0, return_state)
     if pool is None:   # the next layer's pack_spikes(s) takes these
         _remember_bits(s, s_bits)
-    return s
+    return (s, v_last) if return_state else s
+
+
+def conv_output_shape(conv: nn.Conv2d, x: Tensor) -> list[int]:
+    """``[N, C_out, H_out, W_out]`` of ``conv(x)`` for x ``[N, C, H, W]`` (numeric padding), without running it."""
+    pad, dil, ker, st = (_pair(a) for a in (conv.padding, conv.dilation, conv.kernel_size, conv.stride))
+    return [x.shape[0], conv.out_channels] + [(x.shape[2 + d] + 2 * pad[d] - dil[d] * (ker[d] - 1) - 1) // st[d] + 1
+                                              for d in (0, 1)]
+
+
+def conv_neurons(conv: nn.Conv2d, x: Tensor, steps: int) -> int:
+    """The neurons of one step of ``conv_norm_neuron(conv, x, ..., steps)``: the length of its v0 and v_T."""
+    n, c, h, w = conv_output_shape(conv, x)
+    return n // steps * c * h * w
 
 
 class _SpikeConv(torch.autograd.Function):

@@ -36,6 +36,15 @@ class CarryLIF(nn.Module):
         s, self.v = segment_op.reference(x, self.v, self.params)
         return s
 
+    def norm_args(self) -> tuple[LIFParams, tuple[Tensor, ...]]:
+        """What a lean network's fused nodes take for this layer (``Spiking.fold_conv``)."""
+        return self.params, ()
+
+    def carry(self, run, x: Tensor, neurons: int) -> Tensor:
+        """A lean network's fused node, ``run(v0, return_state)``, started from the kept membrane; keeps its v_T."""
+        s, self.v = run(self.v, True)
+        return s
+
 
 def segmented_forward(model: nn.Module, x: Tensor, k: int, micro_batches: int = 1) -> Tensor:
     """Logits ``[B, classes]`` of ``model`` (built with ``CarryLIF`` neurons) on ``x`` ``[T, B, ...]``

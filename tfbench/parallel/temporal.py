@@ -104,6 +104,7 @@ class Link:
     timeout_s: float = tdist.DEFAULT_TIMEOUT_S
     micro_batches: int = 1
     micro: int = 0
+    handoffs: list = field(default_factory=list)   # the lean nodes' v_T in this forward (_Handoff's zeros)
     _sends: list = field(default_factory=list)
     _layers: int = 0
 
@@ -285,8 +286,51 @@ class PipelinedLIF(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return _PipelinedLIFFunction.apply(x, self)
 
+    def norm_args(self) -> tuple[LIFParams, tuple[Tensor, ...]]:
+        """What a lean network's fused nodes take for this layer (``Spiking.fold_conv``)."""
+        return self.params, ()
+
+    def carry(self, run, x: Tensor, neurons: int) -> Tensor:
+        """A lean network's fused conv -> BatchNorm -> LIF node, ``run(v0, return_state) -> (s, v_T)``, on this
+        rank's segment (``Spiking.fold_conv``; x its input, ``neurons`` its v0's length): v0 received from the
+        previous rank, v_T sent to the next; in backward dL/dv_T received before the node runs (a pre-hook on
+        it: ``_Handoff``) and dL/dv0 sent once computed (a hook on v0). The node's neurons run as one chunk."""
+        link, prev, nxt, micro, layer = self.link, self.link.prev, self.link.next, self.link.micro, self.index
+        dtype, grad = segment_op.membrane_dtype(x.dtype), torch.is_grad_enabled()
+        v0 = None
+        if prev is not None:
+            (item,) = link.post_recvs([torch.Size([neurons])], dtype, x.device, prev, layer, FORWARD, micro)
+            v0 = link.wait(item, prev, f"the membrane of layer {layer}")
+            if grad:
+                v0.requires_grad_(True)
+                v0.register_hook(lambda g: link.send(g.contiguous(), prev, layer, BACKWARD, 0, micro))
+        if nxt is None:
+            return run(v0, False)
+        s, v_last = run(v0, True)
+        link.send(v_last.detach(), nxt, layer, FORWARD, 0, micro)
+        if grad and v_last.requires_grad:
+            link.handoffs.append(_Handoff.apply(v_last, self, micro))
+        return s
+
     def extra_repr(self) -> str:
         return f"layer={self.index}, rank={self.link.rank} of {self.link.size}, chunks={self.link.chunks}"
+
+
+class _Handoff(torch.autograd.Function):
+    """A lean node's v_T, already sent to the next rank, as a zero scalar in the network's output
+    (``TemporalParallel`` adds ``link.handoffs`` to the logits): its backward receives dL/dv_T from the
+    next rank and gives it to the node, whose backward then runs with it."""
+
+    @staticmethod
+    def forward(ctx, v_last: Tensor, layer: "PipelinedLIF", micro: int) -> Tensor:  # type: ignore[override]
+        ctx.layer, ctx.micro, ctx.shape, ctx.dtype, ctx.device = layer, micro, v_last.shape, v_last.dtype, v_last.device
+        return v_last.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, _: Tensor):  # type: ignore[override]
+        link, layer = ctx.layer.link, ctx.layer.index
+        (item,) = link.post_recvs([ctx.shape], ctx.dtype, ctx.device, link.next, layer, BACKWARD, ctx.micro)
+        return link.wait(item, link.next, f"the membrane gradient of layer {layer}"), None, None
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -354,6 +398,9 @@ class TemporalParallel(nn.Module):
             logits.append(self.module(part))
         self.link.micro = 0
         partial = (logits[0] if len(logits) == 1 else torch.cat(logits, 0)) * ((hi - lo) / x.shape[0])
+        if self.link.handoffs:   # zeros, through which the lean nodes' dL/dv_T come back (_Handoff)
+            handoffs, self.link.handoffs = self.link.handoffs, []
+            partial = partial + torch.stack(handoffs).sum().to(partial.dtype)
         return _SumOverRanks.apply(partial, self)
 
     def reduce_gradients(self) -> None:
