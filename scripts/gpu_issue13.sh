@@ -13,7 +13,7 @@
 #    SpikingJelly, the ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such
 #    (MEMORY_LEAN_ONLY=1: the lean rows only);
 # 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4);
-# 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml);
+# 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml; CL=0 skips it);
 # 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step (NCHW and channels-last), into RESULTS/profiles;
 #    HOST=1 only: the host's time to issue a lean step (scripts/lean_host_time.py), into RESULTS/host_time.md.
 # MEMORY=0 skips 4 and 5.
@@ -49,7 +49,7 @@ if [ "${MEMORY:-1}" = 1 ] && ! past "T=4096 bf16"; then
   tf run --arch Spiking-ResNet18 --dataset CIFAR-10 --synthetic --batch-size 100 -T 4096 --epochs 1 --max-steps 2 \
     --device cuda --lean --precision bf16 --out "$res/memory" 2>&1 | tail -20 | tee -a "$res/issue13.log"
 fi
-if ! past "channels-last table"; then
+if [ "${CL:-1}" = 1 ] && ! past "channels-last table"; then
   tf compare --config configs/lean_channels_last.toml --device cuda --out "$res" 2>&1 | tail -20 \
     | tee "$res/lean_channels_last.log"
 fi

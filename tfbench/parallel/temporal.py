@@ -37,8 +37,14 @@ all T, as one process computes). After backward the parameter gradients, each ra
 summed over the ranks (all-reduce SUM) so that the optimizer step keeps the parameters identical.
 BatchNorm running statistics are averaged over the ranks before evaluation.
 
+Lean networks (``models.build(..., lean=True)``: conv -> BatchNorm -> LIF as one fused node) run the same
+protocol through ``PipelinedLIF.carry``: the node takes the received membrane as its ``v0`` and gives its
+``v_T``, whose gradient comes back from the next rank through ``_Handoff`` (a zero in the network's
+output); its neurons run as one chunk.
+
 ``reference.py`` holds the single-process computation this equals; tests/parallel compare every
-spike, the loss and every gradient. The op is called only through ``segment_op.py``.
+spike, the loss and every gradient. The op is called only through ``segment_op.py`` (a lean node through
+the model's ``Spiking.fold_conv``).
 """
 
 from __future__ import annotations
