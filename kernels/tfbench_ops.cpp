@@ -1539,7 +1539,8 @@ class ConvNormNeuronFunction : public torch::autograd::Function<ConvNormNeuronFu
     // Python key) a buffer of its own: inductor may give a recomputed z another layout, which a view written
     // through would not follow
     const bool over_z = !z4.key_set().has(c10::DispatchKey::Python);
-    const std::optional<Tensor> gv_last = grads.size() > 2 && grads[2].defined() ? given(grads[2]) : std::nullopt;
+    const std::optional<Tensor> gv_last =
+        grads.size() > 2 && grads[2].defined() && grads[2].numel() > 0 ? given(grads[2]) : std::nullopt;
     auto [gz_own, gres, gweight, gbias, glearned, gres_weight, gres_bias, gv0] = norm_backward.call(
         gs, ckpt, z4, given(kept_res), stats, learned, k.neuron, k.constants, k.switches, k.batch_stats, true,
         want_gres, want_affine, over_z ? std::optional<Tensor>(z4) : std::nullopt, st->res_batch, want_res_affine,

@@ -24,6 +24,11 @@ def test_lean_refuses_before_any_work(changes, words) -> None:
         normalize(RunConfig(lean=True, **{**TINY, **changes}))
 
 
+def test_lean_in_the_temporal_pipeline_is_accepted() -> None:
+    cfg = normalize(RunConfig(lean=True, **{**TINY, "parallel": "temporal", "world_size": 2, "T": 4}))
+    assert cfg.lean and cfg.parallel == "temporal" and cfg.chunks == 1
+
+
 def test_lean_with_a_backend_that_cannot_fold_is_na() -> None:
     rec = train(RunConfig(backend="torch", lean=True, **TINY))
     assert rec.status.startswith("n/a: lean folds BatchNorm into tfbench's neuron"), rec.status
@@ -37,8 +42,9 @@ def test_lean_is_in_the_key_only_when_set() -> None:
     assert lean.config()["lean"] is True and lean.key != plain.key
 
 
-def test_lean_trains_as_the_default_does() -> None:
-    """The same seed, data and network: the first step's loss agrees to fp32 rounding. (One step: Adam's first
+def test_lean_first_step_has_the_defaults_loss() -> None:
+    """The same seed, data and network through the harness: the first step's loss agrees to fp32 rounding, the
+    records say lean and checked, the parameter counts agree. (One step: Adam's first
     update is about lr times the sign of each gradient, so a gradient that is zero but for rounding moves its
     weight by +-lr either way, and the second step's loss then differs by more than rounding on some CPUs.
     That the gradients agree is tests/ops/test_norm.py's and tests/models'.)"""

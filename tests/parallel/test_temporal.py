@@ -19,12 +19,14 @@ from tfbench.parallel.temporal import chunk_bounds, segment
 from . import workers
 
 
-def reference(T: int, k: int, micro_batches: int = 1, batch: int = workers.BATCH) -> dict:
+def reference(T: int, k: int, micro_batches: int = 1, batch: int = workers.BATCH, frozen: tuple[str, ...] = ()) -> dict:
     """One process: the network on the k segments in turn (each micro-batch on its own). ``spikes[g]``
-    is what rank g's layers produce, in its call order: micro-batch by micro-batch, layer by layer."""
+    is what rank g's layers produce, in its call order: micro-batch by micro-batch, layer by layer.
+    ``frozen``: the parameters under these prefixes take no gradient (``workers.freeze``)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = models.build(workers.ARCH, lambda: CarryLIF(workers.PARAMS), num_classes=workers.CLASSES).double()
+    workers.freeze(model, frozen)
     spikes = []
     for m in model.modules():
         if isinstance(m, CarryLIF):
@@ -39,7 +41,7 @@ def reference(T: int, k: int, micro_batches: int = 1, batch: int = workers.BATCH
     calls = [spikes[i * layers:(i + 1) * layers] for i in range(k * micro)]
     return {"logits": logits.detach(), "loss": loss.detach(), "layers": layers,
             "spikes": [[s for m in range(micro) for s in calls[m * k + g]] for g in range(k)],
-            "grads": {n: p.grad.clone() for n, p in model.named_parameters()}}
+            "grads": {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}}
 
 
 def _check_network(results: list[dict], ref: dict, k: int, micro_batches: int = 1) -> None:
@@ -69,19 +71,22 @@ def test_network_equals_single_process(tmp_path, k, T, chunks):
     _check_network(results, ref, k)
 
 
-@pytest.mark.parametrize("micro_batches", [1, 2])
-def test_lean_network_equals_the_default_pipeline(tmp_path, micro_batches):
+@pytest.mark.parametrize("micro_batches, frozen", [(1, ()), (2, ()), (1, ("conv1", "bn1"))],
+                         ids=["whole-batch", "micro-batches", "frozen-stem"])
+def test_lean_network_equals_the_default_pipeline(tmp_path, micro_batches, frozen):
     """Lean (BatchNorm folded into the fused conv -> BN -> LIF nodes, v0 / v_T exchanged around each node):
     the reference's logits, loss and gradients, and after one step the default pipeline's parameters, BatchNorm
     statistics (averaged over the ranks) and evaluation logits (float64: to rounding, BatchNorm's sums are
-    made in another order)."""
+    made in another order). "frozen-stem": the stem takes no gradient, so no v_T before the first block
+    needs one, but the next rank still sends its dL/dv0."""
     k, T = 2, 4
-    ref = reference(T, k, micro_batches)
+    ref = reference(T, k, micro_batches, frozen=frozen)
     (tmp_path / "lean").mkdir()
     (tmp_path / "default").mkdir()
     lean = workers.spawn(workers.temporal_network, k, str(tmp_path / "lean"), T, 1, micro_batches, workers.BATCH,
-                         True)
-    default = workers.spawn(workers.temporal_network, k, str(tmp_path / "default"), T, 1, micro_batches)
+                         True, frozen)
+    default = workers.spawn(workers.temporal_network, k, str(tmp_path / "default"), T, 1, micro_batches,
+                            workers.BATCH, False, frozen)
     for g, (r, d) in enumerate(zip(lean, default)):
         torch.testing.assert_close(r["logits"], ref["logits"], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(r["loss"], ref["loss"], rtol=1e-12, atol=1e-12)

@@ -44,16 +44,24 @@ def _join(folder: str, rank: int, world: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
 
 
+def freeze(model: torch.nn.Module, prefixes: tuple[str, ...]) -> None:
+    """No gradient for the parameters whose names start with one of ``prefixes``."""
+    for name, p in model.named_parameters():
+        if name.startswith(prefixes):
+            p.requires_grad_(False)
+
+
 def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int, micro_batches: int = 1,
-                     batch: int = BATCH, lean: bool = False) -> None:
+                     batch: int = BATCH, lean: bool = False, frozen: tuple[str, ...] = ()) -> None:
     """Spiking-ResNet18 in the temporal pipeline: logits, loss, every layer's spikes (in call order:
     micro-batch by micro-batch, layer by layer; none when ``lean``: its fused nodes call no neuron module)
-    and every gradient."""
+    and every gradient (none for the ``frozen`` parameters: ``freeze``)."""
     _join(folder, rank, world)
     link = Link.world(chunks, micro_batches)
     torch.manual_seed(0)
     model = models.build(ARCH, lambda: PipelinedLIF(PARAMS, link), num_classes=CLASSES, lean=lean,
                          spike_input=lean).double()
+    freeze(model, frozen)
     spikes = []
     for m in model.modules():
         if isinstance(m, PipelinedLIF):
@@ -63,12 +71,13 @@ def temporal_network(rank: int, world: int, folder: str, T: int, chunks: int, mi
     logits = net(x)
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     train_spikes = list(spikes)
     # after one step every rank holds the same parameters; evaluation averages the BN statistics
     with torch.no_grad():
         for p in model.parameters():
-            p -= 0.01 * p.grad
+            if p.requires_grad:
+                p -= 0.01 * p.grad
     net.eval()
     with torch.no_grad():
         eval_logits = net(x)

@@ -290,6 +290,9 @@ def conv_norm_neuron(conv: nn.Conv2d, x: Tensor, bn: nn.modules.batchnorm._Batch
     if steps < 1 or x.dim() != 4 or x.shape[0] % steps:
         raise ValueError(f"conv_norm_neuron takes x of shape [T*B, C, H, W] with T = steps >= 1 dividing its first "
                          f"dimension, got shape {tuple(x.shape)} and steps {steps}")
+    if v0 is not None and (v0.dim() != 1 or v0.numel() != conv_neurons(conv, x, steps)):
+        raise ValueError(f"conv_norm_neuron's v0 is [n] for the n = {conv_neurons(conv, x, steps)} neurons of a step, "
+                         f"in the convolution output's memory order; got shape {tuple(v0.shape)}")
     recompute = x_bits is None if recompute is None else recompute
     if not recompute and x_bits is None:
         raise ValueError("conv_norm_neuron keeps the convolution's output only with its input's bits (x_bits): "

@@ -28,7 +28,9 @@ stream, on which the transfers run beside the kernels.
 Messages are told apart by tags (layer, direction, chunk, micro-batch) on gloo; NCCL ignores tags
 and pairs a rank's sends to a peer with the peer's receives in the order they were posted, which
 holds because every rank builds the same layers and runs them in the same order (autograd's
-backward order is the same on every rank: the graphs are the same).
+backward order is the same on every rank: the graphs are the same but for the first rank's missing
+v0 and the last's missing v_T, and the engine runs nodes in decreasing creation order, so a lean
+node's ``_Handoff``, made right after it, receives just before the node's backward on every rank).
 
 The loss: every rank's network output is the sum of its segment's logits over its steps, divided by
 the full T; ``TemporalParallel`` sums these over the ranks with an all-reduce whose backward is the
@@ -299,8 +301,10 @@ class PipelinedLIF(nn.Module):
     def carry(self, run, x: Tensor, neurons: int) -> Tensor:
         """A lean network's fused conv -> BatchNorm -> LIF node, ``run(v0, return_state) -> (s, v_T)``, on this
         rank's segment (``Spiking.fold_conv``; x its input, ``neurons`` its v0's length): v0 received from the
-        previous rank, v_T sent to the next; in backward dL/dv_T received before the node runs (a pre-hook on
-        it: ``_Handoff``) and dL/dv0 sent once computed (a hook on v0). The node's neurons run as one chunk."""
+        previous rank, v_T sent to the next; in backward dL/dv_T received before the node runs (``_Handoff``,
+        whose zero is in the network's output) and dL/dv0 sent once computed (a hook on v0, which autograd calls
+        in a full ``loss.backward()``: not under ``autograd.grad`` or ``backward(inputs=...)``, which would leave
+        the previous rank waiting). The node's neurons run as one chunk."""
         link, prev, nxt, micro, layer = self.link, self.link.prev, self.link.next, self.link.micro, self.index
         dtype, grad = segment_op.membrane_dtype(x.dtype), torch.is_grad_enabled()
         v0 = None
@@ -314,8 +318,9 @@ class PipelinedLIF(nn.Module):
             return run(v0, False)
         s, v_last = run(v0, True)
         link.send(v_last.detach(), nxt, layer, FORWARD, 0, micro)
-        if grad and v_last.requires_grad:
-            link.handoffs.append(_Handoff.apply(v_last, self, micro))
+        if grad:   # the next rank sends dL/dv0 whenever grad is on: received even where nothing before needs it
+            anchor = v_last if v_last.requires_grad else v_last.detach().requires_grad_(True)
+            link.handoffs.append(_Handoff.apply(anchor, self, micro))
         return s
 
     def extra_repr(self) -> str:
@@ -390,6 +395,7 @@ class TemporalParallel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         lo, hi = segment(x.shape[0], self.link.rank, self.link.size)
         self.link.flush()                   # the previous step's messages have all arrived
+        self.link.handoffs.clear()          # none of an earlier forward that did not finish
         if self.training:
             self._stats_stale = True
         elif self._stats_stale:
