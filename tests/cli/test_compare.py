@@ -135,6 +135,9 @@ def test_bad_sweep_file_and_missing_data(cli, tmp_path: Path) -> None:
         ("grid = 5\n", ("grid must be a list of tables",)),
         ("colour = 'red'\n", ("unknown top-level key 'colour'", "kind, description, defaults, grid")),
         ("[[grid]]\nmax_steps = 0\n", ("[[grid]] #1 max_steps must be >= 1", "got 0")),
+        # a value every field accepts but the entry's combination refuses (here, on a CPU): the entry named
+        ("[defaults]\nsynthetic = true\ndevice = 'cpu'\n[[grid]]\n[[grid]]\ncuda_graphs = true\n",
+         ("bad.toml': [[grid]] #2: cuda-graphs needs a CUDA device",)),
     ]:
         bad.write_text(text)
         assert_one_line_error(cli("compare", "--config", bad, "--out", tmp_path), *fragments, codes=(2,))

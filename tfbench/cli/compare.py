@@ -82,16 +82,17 @@ def _configs(fields: dict[str, Any], ann_floor: bool) -> list[RunConfig]:
     return spiking + twins
 
 
-def _normalized(configs: list[RunConfig]) -> list[RunConfig]:
-    """Each config checked (one line naming the first bad one), repeats dropped, first seen first."""
+def _normalized(configs: list[tuple[RunConfig, str]]) -> list[RunConfig]:
+    """Each config checked (one line naming the first bad one, after its ``where``: the sweep file's grid
+    entry it came from, or ""), repeats dropped, first seen first."""
     from ..bench.config import normalize
 
     seen: dict[RunConfig, RunConfig] = {}
-    for cfg in configs:
+    for cfg, where in configs:
         try:
             seen.setdefault(normalize(cfg), cfg)
         except ValueError as e:
-            fail(str(e))
+            fail(f"{where}{e}")
     return list(seen)
 
 
@@ -139,24 +140,25 @@ def plan(values: dict[str, Any], own: dict[str, Any], sweep: dict[str, Any] | No
     """The runs a compare makes, checked, and its baseline: ``values`` are the run fields given on the
     command line, ``own`` this command's options given there (baseline, ann_floor), ``sweep`` a sweep
     file's contents (``read_sweep``) or None. A one-line error names the first bad value."""
-    entries: list[tuple[dict, dict]] = []
+    entries: list[tuple[dict, dict, str]] = []
     if sweep is not None:
         where = sweep["where"] + ": "
         defaults = _sweep_values(sweep["defaults"], where + "[defaults] ")
         for i, entry in enumerate(sweep["grid"], 1):
             fields, opts = _sweep_values(entry, f"{where}[[grid]] #{i} ")
-            entries.append(({**defaults[0], **fields, **values}, {**defaults[1], **opts, **own}))
+            entries.append(({**defaults[0], **fields, **values}, {**defaults[1], **opts, **own},
+                            f"{where}[[grid]] #{i}: "))
     else:
-        entries.append((values, own))
+        entries.append((values, own, ""))
     from .. import models
 
     configs, baselines = [], []
-    for fields, opts in entries:
+    for fields, opts, where in entries:
         entry_configs = _configs(fields, bool(opts.get("ann_floor", False)))
         names = list(dict.fromkeys(c.backend for c in entry_configs if models.get(c.arch).spiking))
         default = DEFAULT_BASELINE if DEFAULT_BASELINE in names else (names[0] if names else DEFAULT_BASELINE)
         baselines.append(choose("baseline", opts.get("baseline") or default, names or [default]))
-        configs += entry_configs
+        configs += [(c, where) for c in entry_configs]
     return _normalized(configs), baselines[0]
 
 
