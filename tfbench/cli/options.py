@@ -76,7 +76,7 @@ def _parameter(name: str, grid: bool, defaults: dict[str, Any], config_file: boo
     if extra:
         help_text += " " + extra
     if _is_bool(name):
-        off_text = f" {_off(name, grid)} turns it off" + (" (a --config file's)." if config_file else ".")
+        off_text = f" {_off(name, grid)} turns it off{_whose(config_file)}"
         annotation: Any = Annotated[bool, typer.Option(*flags(name, grid), help=help_text + off_text)]
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
     # every value arrives as text and is parsed by the schema (strictly, with its one-line messages)
@@ -92,10 +92,15 @@ def _off(name: str, grid: bool) -> str:
     return "--no-" + [f for f in flags(name, grid) if f.startswith("--")][0][2:]
 
 
+def _whose(config_file: bool) -> str:
+    """How a flag's ``--no-`` help ends: a --config file's value is what it turns off, where the command reads one."""
+    return " (a --config file's)." if config_file else "."
+
+
 def _off_parameter(name: str, grid: bool, config_file: bool) -> inspect.Parameter:
     """The hidden ``--no-<flag>`` of boolean field ``name`` (hidden: --help names it in the flag's own
     help, without a second column of spellings that would narrow every option's help)."""
-    text = f"Turn {flags(name, grid)[-1]} off" + (" (a --config file's)." if config_file else ".")
+    text = f"Turn {flags(name, grid)[-1]} off{_whose(config_file)}"
     annotation = Annotated[bool, typer.Option(_off(name, grid), hidden=True, help=text)]
     return inspect.Parameter(OFF + name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=False)
 
