@@ -7,14 +7,16 @@
 # 1. the CUDA tests of the fused ops (the norm ops among them), 8 at once;
 # 2. one conv->BN->add->neuron stage per feature-map size, composed / lean / ANN (scripts/lean_layer_bench.py;
 #    LAYER=0 skips it), and the stem's max-pool of spikes three ways (scripts/spike_pool_bench.py);
-# 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean; what is
+# 3. the training-step table (configs/lean_step.toml): T=32, fp32/bf16, eager/graphs, default/lean, after the
+#    host probe (scripts/host_probe.py, into RESULTS/host_probe.txt); what is
 #    live at the lean step's peak (scripts/lean_memory_peak.py, bf16 and fp32);
 # 4. memory against T (fp32, T in MEMORY_T, default 4 .. 4096, 2 steps each): tfbench default and lean,
 #    SpikingJelly, the ANN twin, into RESULTS/memory (tfbench plot draws it); out-of-memory recorded as such
 #    (MEMORY_LEAN_ONLY=1: the lean rows only);
 # 5. Spiking-ResNet18 at T=4096, batch 100, lean bf16 (fp32 is in 4);
 # 6. the step table in channels-last memory without SpikingJelly (configs/lean_channels_last.toml; CL=0 skips it);
-# 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step (NCHW and channels-last), into RESULTS/profiles;
+# 7. PROFILE=1 only: `tfbench profile` of the lean fp32 step and the ANN twin's (NCHW and channels-last), into
+#    RESULTS/profiles;
 #    HOST=1 only: the host's time to issue a lean step (scripts/lean_host_time.py), into RESULTS/host_time.md.
 # MEMORY=0 skips 4 and 5.
 set -u
@@ -28,6 +30,7 @@ timeout 200 python -m pytest -q -p no:cacheprovider -n 8 tests/ops -k "cuda" -W 
 [ "${LAYER:-1}" = 1 ] && ! past layer && timeout 120 python scripts/lean_layer_bench.py --out "$res/lean_layer.md" 2>&1 | tail -30
 [ "${POOL:-1}" = 1 ] && ! past pool && timeout 100 python scripts/spike_pool_bench.py --out "$res/spike_pool.md" 2>&1 | tail -20
 if ! past step; then
+  python scripts/host_probe.py 2>&1 | tail -1 | tee "$res/host_probe.txt"   # the host's speed beside the table
   tf compare --config configs/lean_step.toml --device cuda --out "$res" 2>&1 | tee "$res/lean_step.log" | tail -30
   mv "$res/compare.csv" "$res/lean_step.csv" 2>/dev/null; mv "$res/compare.md" "$res/lean_step.md" 2>/dev/null
 fi
@@ -55,8 +58,10 @@ if [ "${CL:-1}" = 1 ] && ! past "channels-last table"; then
 fi
 for fmt in "" --channels-last; do
   [ "${PROFILE:-0}" = 1 ] && ! past "profile $fmt" || continue
-  tf profile --arch Spiking-ResNet18 --backend tfbench --lean --precision fp32 $fmt --dataset CIFAR-10 \
-    --batch-size 100 -T 32 --device cuda --out "$res/profiles" 2>&1 | tail -30 | tee -a "$res/issue13.log"
+  for model in "--arch Spiking-ResNet18 --backend tfbench --lean" "--arch ResNet18"; do
+    tf profile $model --precision fp32 $fmt --dataset CIFAR-10 --batch-size 100 -T 32 --device cuda \
+      --out "$res/profiles" 2>&1 | tail -30 | tee -a "$res/issue13.log"
+  done
 done
 [ "${HOST:-0}" = 1 ] && ! past "host time" && python scripts/lean_host_time.py --lean --out "$res/host_time.md" 2>&1 | tail -5
 echo "done in $(( $(date +%s) - start )) s" | tee -a "$res/issue13.log"
