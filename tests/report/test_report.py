@@ -76,6 +76,19 @@ def test_a_baseline_that_ran_both_ways_is_its_default_row(tmp_path: Path, lean_f
     assert t.loc[("tfbench", "lean"), "x_floor"] == pytest.approx(12.0 / 8.0)
 
 
+def test_a_pipeline_whose_ranks_shared_a_gpu_says_so(tmp_path: Path) -> None:
+    """TFBENCH_SHARE_GPUS=1 runs are told apart from the multi-GPU runs of the same options (their times are
+    not a multi-GPU run's)."""
+    s = Store(tmp_path)
+    base = dataclasses.replace(run("tfbench", 80.0), parallel="temporal", world_size=2, lean=True)
+    shared_env = {"device": "NVIDIA H200", "device_count": 1, "shared_gpus": True}
+    s.append(dataclasses.replace(base, env=shared_env))
+    s.append(dataclasses.replace(base, T=8, env={"device": "NVIDIA H200", "device_count": 2}))
+    t = tables.run_table(load(tmp_path, kind="run"), baseline="tfbench").set_index("T")
+    assert t.loc[4, "options"] == "lean, temporal x2 on 1 GPU"
+    assert t.loc[8, "options"] == "lean, temporal x2"
+
+
 def test_a_backend_without_differences_says_so() -> None:
     table = pd.DataFrame([{"backend": "spikingjelly", "status": "ok", "differences": "none (its Sigmoid is ours)"},
                           {"backend": "snntorch", "status": "ok", "differences": "reset late"}])

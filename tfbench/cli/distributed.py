@@ -38,10 +38,18 @@ def wants_processes(parallel: str, nproc: int | None) -> bool:
 
 
 def check_gpus(device_type: str, nproc: int) -> None:
-    """One-line error when a GPU run asks for more processes than this node has GPUs."""
-    if device_type == "cuda" and torch.cuda.device_count() < nproc:
-        fail(f"--nproc {nproc} needs {nproc} GPUs on this node, found {torch.cuda.device_count()}; "
-             f"choose --nproc <= {torch.cuda.device_count()} (or --device cpu)")
+    """One-line error when a GPU run asks for more processes than this node has GPUs (any GPU at all,
+    when the ranks share them: ``TFBENCH_SHARE_GPUS=1``)."""
+    if device_type != "cuda":
+        return
+    count = torch.cuda.device_count()
+    if tdist.shares_gpus():
+        if count == 0:
+            fail(f"{tdist.SHARE_GPUS_ENV}=1 shares this node's GPUs between the {nproc} processes, but it has "
+                 "none (or --device cpu)")
+    elif count < nproc:
+        fail(f"--nproc {nproc} needs {nproc} GPUs on this node, found {count}; choose --nproc <= {count} "
+             f"(or --device cpu, or {tdist.SHARE_GPUS_ENV}=1 to share them)")
 
 
 def launch_ranks(nproc: int, on_failure: Callable[[dict], None] | None = None) -> None:

@@ -30,6 +30,11 @@ DEFAULT_TIMEOUT_S = 600.0
 TIMEOUT_ENV = "TFBENCH_DIST_TIMEOUT_S"
 # Where a failing rank writes ``rank<R>.json`` for the process that launched it (tfbench run --nproc).
 FAILURE_DIR_ENV = "TFBENCH_FAILURE_DIR"
+# Set to 1: a node's ranks share its GPUs (rank r on cuda:(LOCAL_RANK mod GPUs)) in a gloo group, their
+# messages staged through host memory (temporal.Link): a pipeline run, and its memory per rank measured,
+# on fewer GPUs than ranks. Its times are not a multi-GPU run's (the ranks take turns on a GPU, and every
+# message crosses the host).
+SHARE_GPUS_ENV = "TFBENCH_SHARE_GPUS"
 
 
 def in_launcher() -> bool:
@@ -80,34 +85,47 @@ def timeout_s() -> float:
     return value
 
 
+def shares_gpus() -> bool:
+    """Whether this node's ranks share its GPUs (``TFBENCH_SHARE_GPUS=1``)."""
+    return os.environ.get(SHARE_GPUS_ENV, "").strip() == "1"
+
+
 def backend_for(device_type: str) -> str:
-    """``nccl`` for CUDA runs, ``gloo`` for CPU runs."""
+    """``nccl`` for CUDA runs (``gloo`` when the ranks share GPUs: NCCL takes one rank a GPU), ``gloo``
+    for CPU runs."""
     if device_type == "cuda":
-        return "nccl"
+        return "gloo" if shares_gpus() else "nccl"
     if device_type == "cpu":
         return "gloo"
     raise ValueError(f"no process-group backend for device type {device_type!r}; choose from: cuda, cpu")
 
 
 def init(device_type: str) -> torch.device:
-    """Join the launcher's process group; returns this rank's device (``cuda:LOCAL_RANK`` or ``cpu``).
+    """Join the launcher's process group; returns this rank's device (``cuda:LOCAL_RANK``, or
+    ``cuda:(LOCAL_RANK mod GPUs)`` when the ranks share GPUs, or ``cpu``).
 
-    Raises ValueError (one line) when this node has fewer GPUs than processes, or outside a launcher.
+    Raises ValueError (one line) when this node has fewer GPUs than processes (none, when sharing), or
+    outside a launcher.
     """
     if not in_launcher():
         raise ValueError("not started by torchrun: WORLD_SIZE is not set (use tfbench run --nproc N, or torchrun)")
     if device_type == "cuda":
         count = torch.cuda.device_count()
-        if local_rank() >= count:
+        if shares_gpus() and count == 0:
+            raise ValueError(f"{SHARE_GPUS_ENV}=1 shares this node's GPUs between its ranks, but it has none "
+                             "(or --device cpu)")
+        if local_rank() >= count and not shares_gpus():
             raise ValueError(f"{local_world_size()} processes on this node need {local_world_size()} GPUs, "
-                             f"found {count}; choose --nproc <= {count} (or --device cpu)")
-        device = torch.device("cuda", local_rank())
+                             f"found {count}; choose --nproc <= {count} (or --device cpu, or "
+                             f"{SHARE_GPUS_ENV}=1 to share them)")
+        device = torch.device("cuda", local_rank() % count)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        kwargs = {"device_id": device} if device.type == "cuda" else {}
-        dist.init_process_group(backend_for(device.type), timeout=timedelta(seconds=timeout_s()), **kwargs)
+        backend = backend_for(device.type)
+        kwargs = {"device_id": device} if backend == "nccl" else {}
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()), **kwargs)
     return device
 
 

@@ -149,19 +149,21 @@ def for_run(mode: str, world_size: int = 1, chunks: int = 1, micro_batches: int 
 
 def _combine(result: dict, global_batch: int) -> dict:
     """Times: the slowest rank's; peak memory: the largest rank's (per GPU); energy: the ranks' sum
-    (each rank its own GPU); losses and accuracies: the mean over ranks (identical on every rank for
-    the temporal pipeline)."""
+    (each rank its own GPU; none when they share GPUs); losses and accuracies: the mean over ranks
+    (identical on every rank for the temporal pipeline)."""
     out = dict(result)
     for name in ("train_time_s", "test_time_s"):
         out[name] = dist.max_over_ranks(list(result[name]))
     out["setup_time_s"] = dist.max_over_ranks([float(result["setup_time_s"])])[0]
     world = dist.world_size()
-    for name in ("train_energy_j",):
-        if result[name]:
-            out[name] = [world * v for v in dist.mean_over_ranks(list(result[name]))]
-    for name in ("energy_per_step_j", "avg_power_w"):
-        if result.get(name) is not None:
-            out[name] = world * dist.mean_over_ranks([float(result[name])])[0]
+    if dist.shares_gpus():   # ranks on one GPU read the same energy counter: their sum is no GPU's energy
+        out.update(train_energy_j=[], energy_per_step_j=None, avg_power_w=None)
+    else:
+        if result["train_energy_j"]:
+            out["train_energy_j"] = [world * v for v in dist.mean_over_ranks(list(result["train_energy_j"]))]
+        for name in ("energy_per_step_j", "avg_power_w"):
+            if result.get(name) is not None:
+                out[name] = world * dist.mean_over_ranks([float(result[name])])[0]
     for name in ("train_loss", "test_accuracy"):
         out[name] = dist.mean_over_ranks(list(result[name]))
     timed = ("step_ms", "step_p10_ms", "step_p90_ms")

@@ -147,19 +147,26 @@ class Link:
             raise ValueError(f"micro-batch {micro} of a link made for {self.micro_batches}")
         return ((layer * 2 + direction) * max(self.chunks, 1) + chunk) * max(self.micro_batches, 1) + micro
 
+    def _through_host(self, device: torch.device) -> bool:
+        """Whether a message of ``device``'s tensors goes through host memory: a gloo group (ranks
+        sharing GPUs, ``dist.SHARE_GPUS_ENV``) carries only CPU tensors between processes."""
+        return device.type == "cuda" and dist.get_backend(self.group) == "gloo"
+
     def post_recvs(self, shapes: Sequence[torch.Size], dtype: torch.dtype, device: torch.device, src: int,
-                   layer: int, direction: int, micro: int = 0) -> list[tuple[object, Tensor]]:
+                   layer: int, direction: int, micro: int = 0) -> list[tuple[object, Tensor, torch.device]]:
         """Post one receive per chunk from ``src``; each item is waited on with ``wait``."""
         out = []
+        into = torch.device("cpu") if self._through_host(device) else device
         for c, shape in enumerate(shapes):
-            buf = torch.empty(shape, dtype=dtype, device=device)
+            buf = torch.empty(shape, dtype=dtype, device=into)
             tag = self._tag(layer, direction, c, micro)
-            out.append((dist.irecv(buf, src=src, group=self.group, tag=tag), buf))
+            out.append((dist.irecv(buf, src=src, group=self.group, tag=tag), buf, device))
         return out
 
-    def wait(self, item: tuple[object, Tensor], src: int, what: str) -> Tensor:
-        """The received tensor of ``item``; PeerLost (one line naming both ranks) if it never comes."""
-        work, buf = item
+    def wait(self, item: tuple[object, Tensor, torch.device], src: int, what: str) -> Tensor:
+        """The received tensor of ``item``, on the device it was posted for; PeerLost (one line naming
+        both ranks) if it never comes."""
+        work, buf, device = item
         try:
             if buf.is_cuda:
                 work.wait()            # orders the streams; the host does not block
@@ -168,20 +175,22 @@ class Link:
         except Exception as e:  # noqa: BLE001 - gloo/NCCL raise several types for a lost peer
             raise PeerLost(f"rank {self.ranks[self.rank]}: {what} from rank {src} never came: "
                            f"{tdist.one_line(e)}") from None
-        return buf
+        return buf.to(device)          # itself, unless it came through the host
 
     def send(self, t: Tensor, dst: int, layer: int, direction: int, chunk: int, micro: int = 0) -> None:
-        """Send ``t`` to ``dst`` without waiting; ``t`` is kept alive until ``flush()``."""
-        self._sends = [(w, x) for w, x in self._sends if not w.is_completed()]
+        """Send ``t`` to ``dst`` without waiting; ``t`` is kept alive until ``flush()`` (through the host
+        too: a rank then holds on its GPU what it would hold with NCCL)."""
+        self._sends = [s for s in self._sends if not s[0].is_completed()]
         tag = self._tag(layer, direction, chunk, micro)
-        self._sends.append((dist.isend(t, dst=dst, group=self.group, tag=tag), t))
+        message = t.cpu() if self._through_host(t.device) else t
+        self._sends.append((dist.isend(message, dst=dst, group=self.group, tag=tag), message, t))
 
     def flush(self) -> None:
         """Wait for every send in flight (PeerLost if a neighbour stopped receiving)."""
         sends, self._sends = self._sends, []
-        for work, t in sends:
+        for work, message, _ in sends:
             try:
-                if t.is_cuda:
+                if message.is_cuda:
                     work.wait()
                 else:
                     work.wait(timedelta(seconds=self.timeout_s))

@@ -62,7 +62,8 @@ def _mean(v) -> float | None:
 
 def _options(r, lean: bool = True) -> str:
     """A run's speed options and parallelism as one word: "graphs+channels-last", "eager", "temporal x2",
-    "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches); "lean" among them unless ``lean=False``."""
+    "temporal x4 c16 m4" (16 neuron chunks, 4 micro-batches), "temporal x2 on 1 GPU" (its ranks sharing the
+    node's GPUs); "lean" among them unless ``lean=False``."""
     text = options_text(*(bool(_flag(r.get(f))) for f in ("compile", "cuda_graphs", "channels_last")),
                         lean and bool(_flag(r.get("lean"))))
     parallel = _text(r.get("parallel")) or "none"
@@ -71,6 +72,10 @@ def _options(r, lean: bool = True) -> str:
         split = "".join(f" {letter}{int(n)}" for letter, n in (("c", _num(r.get("chunks"))),
                                                               ("m", _num(r.get("micro_batches")))) if n and n > 1)
         text = f"{parallel} x{size}{split}" if text == "eager" else f"{text}, {parallel} x{size}{split}"
+        env = r.get("env")
+        if isinstance(env, dict) and env.get("shared_gpus"):   # TFBENCH_SHARE_GPUS=1: not a multi-GPU run's times
+            gpus = int(env.get("device_count") or 1)
+            text += f" on {gpus} GPU" + ("s" if gpus > 1 else "")
     return text
 
 
