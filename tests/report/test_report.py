@@ -81,8 +81,8 @@ def test_a_pipeline_whose_ranks_shared_a_gpu_says_so(tmp_path: Path) -> None:
     not a multi-GPU run's)."""
     s = Store(tmp_path)
     base = dataclasses.replace(run("tfbench", 80.0), parallel="temporal", world_size=2, lean=True)
-    shared_env = {"device": "NVIDIA H200", "device_count": 1, "shared_gpus": True}
-    s.append(dataclasses.replace(base, env=shared_env))
+    shared_env = {"device": "NVIDIA H200", "device_count": 1}
+    s.append(dataclasses.replace(base, shared_gpus=True, env=shared_env))
     s.append(dataclasses.replace(base, T=8, env={"device": "NVIDIA H200", "device_count": 2}))
     t = tables.run_table(load(tmp_path, kind="run"), baseline="tfbench").set_index("T")
     assert t.loc[4, "options"] == "lean, temporal x2 on 1 GPU"

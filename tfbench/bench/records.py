@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timezone
 
-from ..parallel import dist as pdist
 from ..results import environment
 from ..results.schema import RunConfig, RunRecord
 from .config import neuron_params, neuron_text, normalize
@@ -13,19 +12,18 @@ from .config import neuron_params, neuron_text, normalize
 _ENV_CACHE: dict[str, environment.Environment] = {}
 
 
-def capture_env(device, shared_gpus: bool = False) -> environment.Environment:
-    """``environment.capture(device, shared_gpus)``, once per device per process."""
-    key = f"{device} {shared_gpus}"
+def capture_env(device) -> environment.Environment:
+    """``environment.capture(device)``, once per device per process."""
+    key = str(device)
     if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = environment.capture(device, shared_gpus)
+        _ENV_CACHE[key] = environment.capture(device)
     return _ENV_CACHE[key]
 
 
 def pending_record(cfg: RunConfig) -> RunRecord:
     """The record ``cfg`` will produce, before it runs (status 'pending'): its ``key`` decides resume."""
     cfg = normalize(cfg)
-    env = capture_env(cfg.device, shared_gpus=cfg.world_size > 1 and str(cfg.device).startswith("cuda")
-                      and pdist.shares_gpus())
+    env = capture_env(cfg.device)
     values = {name: getattr(cfg, name) for name in (f.name for f in dataclasses.fields(RunConfig))}
     return RunRecord(**values, neuron_params=neuron_text(neuron_params(cfg)), device_name=env.device,
                      env=env.as_dict())

@@ -65,6 +65,13 @@ def launch_ranks(nproc: int, on_failure: Callable[[dict], None] | None = None) -
     fail(f"the {nproc} processes ended with exit code {result.returncode} (their output is above)", 1)
 
 
+def shares(device: str, world: int) -> bool:
+    """Whether a run on ``device`` of ``world`` processes puts two on one GPU of this node (TFBENCH_SHARE_GPUS=1):
+    the record's ``shared_gpus``."""
+    local = tdist.local_world_size() if tdist.in_launcher() else world
+    return world > 1 and tdist.gpus_shared(torch.device(device).type, local)
+
+
 def world_for(parallel: str, nproc: int | None) -> int:
     """The number of processes a run configures: the launcher's WORLD_SIZE inside one, else --nproc."""
     if tdist.in_launcher():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -45,8 +46,9 @@ def run(
 
     quick = not (set(values) - NOT_WORKLOAD)
     out = output_folder(out)
-    cfg = RunConfig(**{**(QUICK if quick else {}), **values,
-                       "world_size": distributed.world_for(values.get("parallel", "none"), nproc)})
+    world = distributed.world_for(values.get("parallel", "none"), nproc)
+    cfg = RunConfig(**{**(QUICK if quick else {}), **values, "world_size": world})
+    cfg = dataclasses.replace(cfg, shared_gpus=distributed.shares(cfg.device, world))
     try:
         cfg = normalize(cfg)
     except ValueError as e:

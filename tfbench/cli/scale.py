@@ -68,6 +68,9 @@ def scale(
     cfg = ScalingConfig(Ts=Ts, N=neurons, gpus=ks, chunks=cs, precision=precision, repeats=repeats, warmup=warmup,
                         unroll=unroll, modes=modes, runs=rs)
     if not tdist.in_launcher():
+        if tdist.gpus_shared(dev.type, nproc):
+            fail(f"tfbench scale times the hops between GPUs: {tdist.SHARE_GPUS_ENV}=1 would put {nproc} processes "
+                 f"on {torch.cuda.device_count()} GPU(s); unset it, or choose --gpus <= {torch.cuda.device_count()}")
         distributed.check_gpus(dev.type, nproc)
         what = [f"latency with chunks {','.join(map(str, cs))}"] if "latency" in modes else []
         what += [f"throughput of {','.join(map(str, rs))} runs"] if "throughput" in modes else []

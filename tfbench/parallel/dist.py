@@ -90,6 +90,13 @@ def shares_gpus() -> bool:
     return os.environ.get(SHARE_GPUS_ENV, "").strip() == "1"
 
 
+def gpus_shared(device_type: str, ranks: int | None = None) -> bool:
+    """Whether a ``device_type`` run of ``ranks`` processes on this node (default: the launcher's
+    LOCAL_WORLD_SIZE) puts two on one GPU: ``TFBENCH_SHARE_GPUS=1`` and fewer GPUs than processes."""
+    n = local_world_size() if ranks is None else ranks
+    return device_type == "cuda" and shares_gpus() and n > torch.cuda.device_count()
+
+
 def backend_for(device_type: str) -> str:
     """``nccl`` for CUDA runs (``gloo`` when the ranks share GPUs: NCCL takes one rank a GPU), ``gloo``
     for CPU runs."""

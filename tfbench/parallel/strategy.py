@@ -156,7 +156,7 @@ def _combine(result: dict, global_batch: int) -> dict:
         out[name] = dist.max_over_ranks(list(result[name]))
     out["setup_time_s"] = dist.max_over_ranks([float(result["setup_time_s"])])[0]
     world = dist.world_size()
-    if dist.shares_gpus():   # ranks on one GPU read the same energy counter: their sum is no GPU's energy
+    if dist.gpus_shared("cuda"):   # ranks on one GPU read the same energy counter: their sum is no GPU's energy
         out.update(train_energy_j=[], energy_per_step_j=None, avg_power_w=None)
     else:
         if result["train_energy_j"]:

@@ -72,9 +72,9 @@ def _options(r, lean: bool = True) -> str:
         split = "".join(f" {letter}{int(n)}" for letter, n in (("c", _num(r.get("chunks"))),
                                                               ("m", _num(r.get("micro_batches")))) if n and n > 1)
         text = f"{parallel} x{size}{split}" if text == "eager" else f"{text}, {parallel} x{size}{split}"
-        env = r.get("env")
-        if isinstance(env, dict) and env.get("shared_gpus"):   # TFBENCH_SHARE_GPUS=1: not a multi-GPU run's times
-            gpus = int(env.get("device_count") or 1)
+        if _flag(r.get("shared_gpus")):   # TFBENCH_SHARE_GPUS=1: not a multi-GPU run's times
+            env = r.get("env")
+            gpus = int((env.get("device_count") if isinstance(env, dict) else None) or 1)
             text += f" on {gpus} GPU" + ("s" if gpus > 1 else "")
     return text
 

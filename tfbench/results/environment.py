@@ -28,9 +28,6 @@ class Environment:
     git_commit: str | None
     libraries: dict[str, str] = field(default_factory=dict)
     device_memory_bytes: int | None = None   # the GPU's total memory (None on the CPU): where out-of-memory starts
-    # the run's ranks shared the node's GPUs (TFBENCH_SHARE_GPUS=1): its memory per rank is a GPU's each, its
-    # times are not a multi-GPU run's, and its energy is not recorded (the ranks read one GPU's counter)
-    shared_gpus: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,9 +58,8 @@ def _git_commit() -> str | None:
         return None
 
 
-def capture(device: torch.device | str = "cpu", shared_gpus: bool = False) -> Environment:
-    """Read the environment once; ``device`` names the device the measurement runs on, ``shared_gpus``
-    whether the run's ranks share the node's GPUs."""
+def capture(device: torch.device | str = "cpu") -> Environment:
+    """Read the environment once; ``device`` names the device the measurement runs on."""
     import tfbench
 
     device = torch.device(device)
@@ -84,4 +80,4 @@ def capture(device: torch.device | str = "cpu", shared_gpus: bool = False) -> En
                        cuda=torch.version.cuda, device=name, device_count=count,
                        driver=_driver_version() if device.type == "cuda" else None,
                        tfbench=tfbench.__version__, git_commit=_git_commit(), libraries=libraries,
-                       device_memory_bytes=memory, shared_gpus=shared_gpus)
+                       device_memory_bytes=memory)

@@ -151,6 +151,9 @@ class RunConfig:
         "temporal (T split into one contiguous segment per process, membranes passed between them; the tfbench "
         "backend, T divisible by the processes)."))
     world_size: int = _opt(1, minimum=1, key=KEY_IF_SET, cli=False, help="Processes of a parallel run.")
+    shared_gpus: bool = _opt(False, key=KEY_IF_SET, cli=False, help=(
+        "The run's processes shared fewer GPUs than there were processes (TFBENCH_SHARE_GPUS=1): its peak memory is "
+        "a process's each, its times are not a multi-GPU run's, and no energy is recorded."))
     chunks: int = _opt(1, minimum=1, key=KEY_IF_SET, help=(
         "--parallel temporal: neuron chunks per layer; a process starts a chunk as soon as the previous one "
         "has sent its membrane."))
