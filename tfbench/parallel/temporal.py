@@ -23,7 +23,9 @@ only where the value is needed, so the ranks work at once:
   segment with that micro-batch's statistics (and its running statistics take M updates a step):
   reference.py's ``segmented_forward(..., micro_batches=M)`` is what this equals.
 On a GPU nothing here blocks the host: a NCCL wait only orders the compute stream after NCCL's own
-stream, on which the transfers run beside the kernels.
+stream, on which the transfers run beside the kernels. (Ranks sharing GPUs, ``dist.SHARE_GPUS_ENV``,
+run in a gloo group instead, which carries CPU tensors only: there each message is copied through host
+memory, and a send and a wait block the host for it.)
 
 Messages are told apart by tags (layer, direction, chunk, micro-batch) on gloo; NCCL ignores tags
 and pairs a rank's sends to a peer with the peer's receives in the order they were posted, which
@@ -153,29 +155,31 @@ class Link:
         return device.type == "cuda" and dist.get_backend(self.group) == "gloo"
 
     def post_recvs(self, shapes: Sequence[torch.Size], dtype: torch.dtype, device: torch.device, src: int,
-                   layer: int, direction: int, micro: int = 0) -> list[tuple[object, Tensor, torch.device]]:
+                   layer: int, direction: int, micro: int = 0) -> list[tuple[object, Tensor, Tensor]]:
         """Post one receive per chunk from ``src``; each item is waited on with ``wait``."""
         out = []
-        into = torch.device("cpu") if self._through_host(device) else device
+        through_host = self._through_host(device)
         for c, shape in enumerate(shapes):
-            buf = torch.empty(shape, dtype=dtype, device=into)
+            # through the host the GPU buffer is made now too: a rank holds on its GPU what it would with NCCL
+            buf = torch.empty(shape, dtype=dtype, device=device)
+            message = torch.empty(shape, dtype=dtype) if through_host else buf
             tag = self._tag(layer, direction, c, micro)
-            out.append((dist.irecv(buf, src=src, group=self.group, tag=tag), buf, device))
+            out.append((dist.irecv(message, src=src, group=self.group, tag=tag), message, buf))
         return out
 
-    def wait(self, item: tuple[object, Tensor, torch.device], src: int, what: str) -> Tensor:
+    def wait(self, item: tuple[object, Tensor, Tensor], src: int, what: str) -> Tensor:
         """The received tensor of ``item``, on the device it was posted for; PeerLost (one line naming
         both ranks) if it never comes."""
-        work, buf, device = item
+        work, message, buf = item
         try:
-            if buf.is_cuda:
+            if message.is_cuda:
                 work.wait()            # orders the streams; the host does not block
             else:
                 work.wait(timedelta(seconds=self.timeout_s))
         except Exception as e:  # noqa: BLE001 - gloo/NCCL raise several types for a lost peer
             raise PeerLost(f"rank {self.ranks[self.rank]}: {what} from rank {src} never came: "
                            f"{tdist.one_line(e)}") from None
-        return buf.to(device)          # itself, unless it came through the host
+        return buf if message is buf else buf.copy_(message)
 
     def send(self, t: Tensor, dst: int, layer: int, direction: int, chunk: int, micro: int = 0) -> None:
         """Send ``t`` to ``dst`` without waiting; ``t`` is kept alive until ``flush()`` (through the host
